@@ -1,0 +1,45 @@
+"""``cpubench run|report|models|make-data|import-logs``: one small dispatcher; each command lives in its module.
+
+Each command module exposes ``add_arguments(parser)`` and ``main(args) -> int``. Modules are imported lazily so that
+``cpubench report`` does not pay for importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("cpubench.runner", "run the benchmark matrix of a config on this host"),
+    "report": ("cpubench.report", "merge host result folders into summary/summary.md, CSV, JSON and plots"),
+    "models": ("cpubench.models_table", "print the model table (input size, parameters, memory, multiply-adds)"),
+    "make-data": ("cpubench.make_data", "build ImageNet-format TFRecord shards from a folder of JPEGs"),
+    "import-logs": ("cpubench.import_logs", "turn legacy tf_cnn_benchmarks logs into cpubench run records"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="cpubench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    name = next((a for a in argv if not a.startswith("-")), None)
+    for cmd, (_module, help_) in COMMANDS.items():
+        p = sub.add_parser(cmd, help=help_, description=help_)
+        if cmd == name:
+            importlib.import_module(COMMANDS[cmd][0]).add_arguments(p)
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.main(args) or 0)
+    except KeyboardInterrupt:
+        print("cpubench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

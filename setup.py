@@ -1,0 +1,33 @@
+"""cpubench: a tf_cnn_benchmarks-compatible TensorFlow 2 engine and a suite that compares CPUs with it."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="cpubench",
+    version="0.1.0",
+    description="TensorFlow CNN benchmark suite: which CPU runs these networks fastest, and why",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tf_cnn_benchmarks", "tf_cnn_benchmarks.*", "cpubench", "cpubench.*"]),
+    include_package_data=True,
+    package_data={"cpubench": ["configs/*.yaml"]},
+    install_requires=[
+        "tensorflow-cpu==2.21.0",
+        "numpy",
+        "pandas",
+        "tabulate",
+        "pyyaml",
+        "py-cpuinfo",
+        "matplotlib",
+    ],
+    extras_require={
+        "test": ["pytest", "pytest-timeout", "ruff"],
+        "gpu": ["tensorflow[and-cuda]==2.21.0"],
+        "torch": ["torch==2.13.0"],
+    },
+    entry_points={
+        "console_scripts": [
+            "tf_cnn_benchmarks=tf_cnn_benchmarks.tf_cnn_benchmarks:main",
+            "cpubench=cpubench.cli:main",
+        ]
+    },
+)

@@ -1,0 +1,225 @@
+"""Every engine flag, once: name, type, default, help and validation.
+
+Why hand-rolled on argparse rather than absl: the upstream tool took absl-style flags (``--flag=value``,
+``--flag value``, ``--forward_only``, ``--forward_only=True``, ``--noforward_only``) and old scripts pass them in all
+those spellings; we accept them all, reject anything unknown with one clear line, and keep the spec as plain data so
+the runner, the result JSON and the docs can all read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class FlagError(Exception):
+    """A bad command line: the message is the one line the user sees."""
+
+
+@dataclass(frozen=True)
+class Flag:
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    # Set for flags that parse but whose feature is not built yet: using them with a non-default value fails.
+    not_supported: str | None = None
+    aliases: tuple[str, ...] = field(default_factory=tuple)
+
+
+FLAGS: tuple[Flag, ...] = (
+    # What to run
+    Flag("model", str, "trivial", "model name; see `cpubench models`"),
+    Flag("batch_size", int, 0, "batch size per device; 0 = the model's default"),
+    Flag("num_batches", int, 100, "number of timed steps"),
+    Flag("num_epochs", float, 0.0, "alternative to --num_batches for real data: epochs of the subset"),
+    Flag("num_warmup_batches", int, 10, "untimed steps run first (graph build, allocator, caches)"),
+    Flag("display_every", int, 10, "print a progress line every N timed steps"),
+    Flag("forward_only", bool, False, "inference only: no gradients, no variable updates"),
+    Flag("eval", bool, False, "alias of --forward_only kept for upstream scripts"),
+    Flag("input_only", bool, False, "time the input pipeline alone (no model)"),
+    Flag("seed", int, 1234, "random seed for weights and synthetic data"),
+    # Devices and numerics
+    Flag("device", str, "cpu", "device type that computes the model", choices=("cpu", "gpu")),
+    Flag("num_gpus", int, 1, "number of devices; with --device=cpu, logical CPU devices splitting the host"),
+    Flag("data_format", str, "", "NHWC or NCHW; default NHWC on cpu, NCHW on gpu", choices=("", "NHWC", "NCHW")),
+    Flag("use_fp16", bool, False, "half precision compute (bfloat16 on CPU, float16 on GPU), fp32 variables"),
+    Flag("precision", str, "", "fp32, fp16 or bf16; overrides --use_fp16", choices=("", "fp32", "fp16", "bf16")),
+    Flag("xla_compile", bool, False, "compile the step with XLA (tf.function(jit_compile=True))"),
+    Flag("xla", bool, False, "alias of --xla_compile"),
+    Flag("num_intra_threads", int, 0, "threads inside one op; 0 = TensorFlow's default (all cores)"),
+    Flag("num_inter_threads", int, 0, "ops run at once; 0 = TensorFlow's default"),
+    Flag("mkl", bool, False, "upstream's oneDNN switch: sets TF_ENABLE_ONEDNN_OPTS=1 for this run"),
+    Flag("kmp_blocktime", int, -1, "sets KMP_BLOCKTIME for OpenMP builds; -1 = leave the environment alone"),
+    Flag("kmp_affinity", str, "", "sets KMP_AFFINITY for OpenMP builds"),
+    Flag("kmp_settings", int, -1, "sets KMP_SETTINGS for OpenMP builds; -1 = leave alone"),
+    # Training
+    Flag("optimizer", str, "sgd", "optimizer", choices=("sgd", "momentum", "rmsprop")),
+    Flag("learning_rate", float, 0.005, "constant learning rate"),
+    Flag("momentum", float, 0.9, "momentum for --optimizer=momentum|rmsprop"),
+    Flag("weight_decay", float, 0.00004, "L2 weight decay added to the loss"),
+    # Several devices and variable updates
+    Flag(
+        "variable_update",
+        str,
+        "parameter_server",
+        "how gradients and variables move between devices",
+        choices=("parameter_server", "replicated", "independent", "distributed_replicated", "collective_all_reduce"),
+    ),
+    Flag("local_parameter_device", str, "cpu", "where parameter_server keeps the variables", choices=("cpu", "gpu")),
+    Flag("all_reduce_spec", str, "", "all-reduce for replicated: nccl, or empty for the default copy reduction"),
+    Flag("use_nccl", bool, False, "Lambda's alias: --use_nccl=true is --all_reduce_spec=nccl"),
+    Flag("job_name", str, "", "multi-worker: worker or ps", choices=("", "worker", "ps")),
+    Flag("worker_hosts", str, "", "multi-worker: comma-separated host:port of the workers"),
+    Flag("ps_hosts", str, "", "multi-worker: comma-separated host:port of the parameter servers"),
+    Flag("task_index", int, 0, "multi-worker: index of this task in its job"),
+    Flag("cluster_timeout", float, 60.0, "multi-worker: seconds to wait for every peer before failing"),
+    # Data
+    Flag("data_dir", str, "", "folder of ImageNet-format TFRecord shards; empty = synthetic data"),
+    Flag("data_name", str, "", "data set name; only imagenet is known", choices=("", "imagenet")),
+    Flag("data_subset", str, "train", "which shards to read", choices=("train", "validation")),
+    Flag("distortions", bool, False, "random flip and colour distortion on real data"),
+    Flag("datasets_num_private_threads", int, 0, "threads of a private pool for the input pipeline; 0 = shared"),
+    Flag("datasets_prefetch_buffer_size", int, 0, "batches prefetched to the devices; 0 = autotune"),
+    Flag("label_offset", int, 0, "added to the records' labels (use -1 for 1-based labels into a 0-based head)"),
+    # Output
+    Flag("result_json", str, "", "write the run (flags, per-step times, images/sec, status) as JSON here"),
+)
+
+_BY_NAME = {f.name: f for f in FLAGS}
+_TRUE = {"1", "true", "t", "yes", "y", "on"}
+_FALSE = {"0", "false", "f", "no", "n", "off"}
+
+
+def known_flags() -> list[str]:
+    return [f.name for f in FLAGS]
+
+
+def _parse_value(flag: Flag, raw: str) -> Any:
+    if flag.type is bool:
+        low = raw.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise FlagError(f"--{flag.name}={raw}: expected true or false")
+    try:
+        value = flag.type(raw)
+    except ValueError:
+        raise FlagError(f"--{flag.name}={raw}: expected {flag.type.__name__}") from None
+    if flag.choices is not None:
+        if flag.type is str and raw.upper() in flag.choices and raw not in flag.choices:
+            value = raw.upper()
+        elif flag.type is str and raw.lower() in flag.choices and raw not in flag.choices:
+            value = raw.lower()
+        if value not in flag.choices:
+            shown = ", ".join(c for c in flag.choices if c) if flag.type is str else flag.choices
+            raise FlagError(f"--{flag.name}={raw}: must be one of {shown}")
+    return value
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parse absl-style flags into a Namespace holding every flag (defaults filled in)."""
+    values: dict[str, Any] = {f.name: f.default for f in FLAGS}
+    explicit: set[str] = set()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-h", "--help", "--helpfull"):
+            print(usage())
+            raise SystemExit(0)
+        if not arg.startswith("-") or arg in ("-", "--"):
+            raise FlagError(f"unexpected argument {arg!r}: flags look like --name=value")
+        body = arg.lstrip("-")
+        name, eq, raw = body.partition("=")
+        flag = _BY_NAME.get(name)
+        if flag is None and name.startswith("no") and name[2:] in _BY_NAME and _BY_NAME[name[2:]].type is bool and not eq:
+            flag, raw, eq = _BY_NAME[name[2:]], "false", "="
+        if flag is None:
+            close = [n for n in _BY_NAME if name.replace("-", "_") == n or n.startswith(name[:6])][:3]
+            hint = f" (did you mean {', '.join('--' + c for c in close)}?)" if close else ""
+            raise FlagError(f"unknown flag --{name}{hint}; see --help for the flags this engine takes")
+        if not eq:
+            if flag.type is bool:
+                # --forward_only alone means true; --forward_only true (next token a bool word) is accepted too.
+                if i + 1 < len(argv) and argv[i + 1].lower() in _TRUE | _FALSE:
+                    raw = argv[i + 1]
+                    i += 1
+                else:
+                    raw = "true"
+            else:
+                if i + 1 >= len(argv):
+                    raise FlagError(f"--{name} needs a value")
+                raw = argv[i + 1]
+                i += 1
+        values[flag.name] = _parse_value(flag, raw)
+        explicit.add(flag.name)
+        i += 1
+    ns = argparse.Namespace(**values)
+    ns.explicit_flags = sorted(explicit)
+    _normalise(ns)
+    validate(ns)
+    return ns
+
+
+def _normalise(ns: argparse.Namespace) -> None:
+    """Fold aliases into their canonical flags so the engine reads one name for each thing."""
+    if ns.eval:
+        ns.forward_only = True
+    if ns.xla:
+        ns.xla_compile = True
+    if ns.use_nccl:
+        if ns.all_reduce_spec and ns.all_reduce_spec != "nccl":
+            raise FlagError(f"--use_nccl=true conflicts with --all_reduce_spec={ns.all_reduce_spec}; give only one")
+        ns.all_reduce_spec = "nccl"
+    if not ns.precision:
+        ns.precision = ("bf16" if ns.device == "cpu" else "fp16") if ns.use_fp16 else "fp32"
+    ns.use_fp16 = ns.precision != "fp32"
+    if not ns.data_format:
+        ns.data_format = "NHWC" if ns.device == "cpu" else "NCHW"
+    if ns.data_dir and not ns.data_name:
+        ns.data_name = "imagenet"
+
+
+def validate(ns: argparse.Namespace) -> None:
+    if ns.batch_size < 0:
+        raise FlagError(f"--batch_size={ns.batch_size}: must be at least 1 (0 picks the model's default)")
+    if ns.num_batches < 1 and ns.num_epochs <= 0:
+        raise FlagError(f"--num_batches={ns.num_batches}: must be at least 1")
+    if ns.num_warmup_batches < 0:
+        raise FlagError(f"--num_warmup_batches={ns.num_warmup_batches}: must be 0 or more")
+    if ns.display_every < 1:
+        raise FlagError(f"--display_every={ns.display_every}: must be at least 1")
+    if ns.num_gpus < 1:
+        raise FlagError(f"--num_gpus={ns.num_gpus}: must be at least 1")
+    if ns.num_intra_threads < 0 or ns.num_inter_threads < 0:
+        raise FlagError("--num_intra_threads and --num_inter_threads must be 0 (default) or more")
+    if ns.all_reduce_spec not in ("", "nccl", "xring", "pscpu", "psgpu"):
+        raise FlagError(f"--all_reduce_spec={ns.all_reduce_spec}: known specs are nccl, xring, pscpu, psgpu")
+    if ns.job_name and not ns.worker_hosts:
+        raise FlagError(f"--job_name={ns.job_name} needs --worker_hosts=host:port,...")
+    for f in FLAGS:
+        if f.not_supported and getattr(ns, f.name) != f.default:
+            raise FlagError(f"--{f.name}: not supported yet ({f.not_supported})")
+
+
+def usage() -> str:
+    lines = ["usage: python -m tf_cnn_benchmarks [--flag=value ...]", "", "flags:"]
+    for f in FLAGS:
+        default = f.default if f.default not in ("", None) else '""'
+        choices = f" [{'|'.join(c for c in f.choices if c)}]" if f.choices else ""
+        lines.append(f"  --{f.name}{choices}  (default {default})\n      {f.help}")
+    return "\n".join(lines)
+
+
+def as_dict(ns: argparse.Namespace) -> dict[str, Any]:
+    """Every flag with its effective value, for the result JSON."""
+    return {f.name: getattr(ns, f.name) for f in FLAGS}
+
+
+def main_error(msg: str) -> int:
+    print(f"tf_cnn_benchmarks: error: {msg}", file=sys.stderr)
+    return 2
