@@ -1,0 +1,178 @@
+"""Execute a model declaration (:class:`~tf_cnn_benchmarks.models.graph.Graph`) in TensorFlow.
+
+Why raw ``tf.nn`` ops and ``tf.Variable`` rather than Keras layers: the step is then exactly the ops we mean
+(fused batch norm, conv, matmul), with no per-layer Python or dtype-policy machinery inside the timed graph, and the
+variables are plain enough for every ``tf.distribute`` strategy. The DAG is walked once per trace, so Python costs
+nothing per step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from tf_cnn_benchmarks.models.graph import Graph, Node
+
+BN_EPSILON = 1e-3
+BN_MOMENTUM = 0.997
+
+
+class Network(tf.Module):
+    """Variables and forward pass of one declared model.
+
+    ``compute_dtype`` is the activation dtype (float32 or bfloat16/float16 for mixed precision): variables stay
+    float32 and are cast where used, so gradients and updates are float32 as in upstream's fp16 mode.
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        *,
+        data_format: str = "NHWC",
+        compute_dtype: tf.DType = tf.float32,
+        seed: int = 1234,
+    ) -> None:
+        super().__init__(name=graph.name.replace(".", "_"))
+        self.graph = graph
+        self.data_format = data_format
+        self.compute_dtype = compute_dtype
+        self._channel_axis = 3 if data_format == "NHWC" else 1
+        rng = np.random.default_rng(seed)
+        self.weights: dict[int, dict[str, tf.Variable]] = {}
+        self.decay_vars: list[tf.Variable] = []
+        self.moving_vars: list[tf.Variable] = []
+        for i, node in enumerate(graph.nodes):
+            made = self._make_vars(node, graph, rng)
+            if made:
+                self.weights[i] = made
+        self.trainable = [v for d in self.weights.values() for v in d.values() if v.trainable]
+
+    # -- variables ---------------------------------------------------------------------------------------------
+    def _make_vars(self, node: Node, graph: Graph, rng: np.random.Generator) -> dict[str, tf.Variable]:
+        def var(name: str, value: np.ndarray, *, decay: bool = False) -> tf.Variable:
+            v = tf.Variable(value.astype(np.float32), name=f"{node.name}/{name}")
+            if decay:
+                self.decay_vars.append(v)
+            return v
+
+        def moving(name: str, value: np.ndarray) -> tf.Variable:
+            # ON_READ + MEAN: each replica keeps its own running statistics (as upstream's towers did); a read
+            # outside the replicas averages them.
+            v = tf.Variable(
+                value.astype(np.float32),
+                name=f"{node.name}/{name}",
+                trainable=False,
+                synchronization=tf.VariableSynchronization.ON_READ,
+                aggregation=tf.VariableAggregation.MEAN,
+            )
+            self.moving_vars.append(v)
+            return v
+
+        src = graph.nodes[node.inputs[0]].shape if node.inputs else None
+        if node.op == "conv":
+            kh, kw = node.attrs["kernel"]
+            cin, cout = src[2], node.shape[2]
+            std = np.sqrt(2.0 / (kh * kw * cin))
+            out = {"kernel": var("kernel", rng.standard_normal((kh, kw, cin, cout), np.float32) * std, decay=True)}
+            if node.attrs["bias"]:
+                out["bias"] = var("bias", np.zeros(cout))
+            return out
+        if node.op == "dwconv":
+            kh, kw = node.attrs["kernel"]
+            c = src[2]
+            std = np.sqrt(2.0 / (kh * kw))
+            out = {"kernel": var("kernel", rng.standard_normal((kh, kw, c, 1), np.float32) * std, decay=True)}
+            if node.attrs["bias"]:
+                out["bias"] = var("bias", np.zeros(c))
+            return out
+        if node.op == "bn":
+            c = node.shape[2]
+            out = {"beta": var("beta", np.zeros(c))}
+            if node.attrs["scale"]:
+                out["gamma"] = var("gamma", np.ones(c))
+            out["mean"] = moving("moving_mean", np.zeros(c))
+            out["variance"] = moving("moving_variance", np.ones(c))
+            return out
+        if node.op == "dense":
+            fan_in, units = src[0] * src[1] * src[2], node.shape[2]
+            std = np.sqrt(1.0 / fan_in)
+            return {
+                "kernel": var("kernel", rng.standard_normal((fan_in, units), np.float32) * std, decay=True),
+                "bias": var("bias", np.zeros(units)),
+            }
+        return {}
+
+    # -- forward -----------------------------------------------------------------------------------------------
+    def __call__(self, images: tf.Tensor, training: bool) -> tf.Tensor:
+        """Logits (float32, ``[batch, classes]``) for ``images`` already in this network's data format."""
+        values: list[tf.Tensor | None] = [None] * len(self.graph.nodes)
+        for i, node in enumerate(self.graph.nodes):
+            args = [values[j] for j in node.inputs]
+            values[i] = self._apply(i, node, args, images, training)
+        return tf.cast(values[-1], tf.float32)
+
+    def _w(self, i: int, name: str) -> tf.Tensor:
+        return tf.cast(self.weights[i][name], self.compute_dtype)
+
+    def _apply(self, i: int, node: Node, args: list, images: tf.Tensor, training: bool) -> tf.Tensor:
+        op, a, df = node.op, node.attrs, self.data_format
+        x = args[0] if args else None
+        if op == "input":
+            return tf.cast(images, self.compute_dtype)
+        if op == "conv":
+            s = a["stride"]
+            y = tf.nn.conv2d(x, self._w(i, "kernel"), strides=s, padding=a["padding"], data_format=df)
+            return tf.nn.bias_add(y, self._w(i, "bias"), data_format=df) if a["bias"] else y
+        if op == "dwconv":
+            s = a["stride"]
+            strides = [1, s, s, 1] if df == "NHWC" else [1, 1, s, s]
+            y = tf.nn.depthwise_conv2d(x, self._w(i, "kernel"), strides, a["padding"], data_format=df)
+            return tf.nn.bias_add(y, self._w(i, "bias"), data_format=df) if a["bias"] else y
+        if op == "bn":
+            return self._batch_norm(i, x, training)
+        if op == "relu":
+            return tf.nn.relu(x)
+        if op == "relu6":
+            return tf.nn.relu6(x)
+        if op in ("maxpool", "avgpool"):
+            pool = tf.nn.max_pool2d if op == "maxpool" else tf.nn.avg_pool2d
+            return pool(x, a["kernel"], a["stride"], a["padding"], data_format=df)
+        if op == "gap":
+            axes = [1, 2] if df == "NHWC" else [2, 3]
+            return tf.reduce_mean(x, axis=axes)
+        if op == "lrn":
+            params = {k: a[k] for k in ("depth_radius", "bias", "alpha", "beta")}
+            if df == "NHWC":
+                return tf.nn.local_response_normalization(x, **params)
+            y = tf.nn.local_response_normalization(tf.transpose(x, [0, 2, 3, 1]), **params)
+            return tf.transpose(y, [0, 3, 1, 2])
+        if op == "flatten":
+            return tf.reshape(x, [tf.shape(x)[0], -1])
+        if op == "dense":
+            x2 = tf.reshape(x, [tf.shape(x)[0], -1]) if x.shape.rank != 2 else x
+            return tf.matmul(x2, self._w(i, "kernel")) + self._w(i, "bias")
+        if op == "dropout":
+            return tf.nn.dropout(x, rate=a["rate"]) if training else x
+        if op == "concat":
+            return tf.concat(args, axis=self._channel_axis)
+        if op == "add":
+            return args[0] + args[1]
+        raise NotImplementedError(f"op {op!r} of node {node.name} has no TensorFlow implementation")
+
+    def _batch_norm(self, i: int, x: tf.Tensor, training: bool) -> tf.Tensor:
+        w = self.weights[i]
+        c = w["beta"].shape[0]
+        gamma = w["gamma"] if "gamma" in w else tf.ones([c], tf.float32)
+        fmt = self.data_format
+        if training:
+            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                x, gamma, w["beta"], epsilon=BN_EPSILON, data_format=fmt, is_training=True
+            )
+            w["mean"].assign(w["mean"] * BN_MOMENTUM + mean * (1 - BN_MOMENTUM))
+            w["variance"].assign(w["variance"] * BN_MOMENTUM + variance * (1 - BN_MOMENTUM))
+            return y
+        y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            x, gamma, w["beta"], mean=w["mean"], variance=w["variance"], epsilon=BN_EPSILON, data_format=fmt,
+            is_training=False,
+        )
+        return y

@@ -1,0 +1,172 @@
+"""Devices and ``--variable_update`` modes, mapped onto TensorFlow's own ``tf.distribute`` strategies.
+
+=====================  =======================================================================================
+mode                   what it does here
+=====================  =======================================================================================
+parameter_server       ``CentralStorageStrategy``: one copy of the variables on ``--local_parameter_device``;
+                       every device computes its gradients, they are gathered (mean) there and applied once.
+replicated             ``MirroredStrategy``: a copy of the variables per device; gradients are all-reduced
+                       (``--all_reduce_spec=nccl`` -> NCCL, default -> reduce to one device and broadcast, or
+                       hierarchical copy on GPUs) and every copy applies the same update.
+independent            ``MirroredStrategy`` without aggregation: each device applies its own gradients to its
+                       own copy; nothing crosses devices (the copies drift apart, as upstream's did).
+collective_all_reduce  ``MultiWorkerMirroredStrategy`` over ``--worker_hosts`` (TF_CONFIG is built from the
+distributed_replicated flags): replicas on every worker, gradients all-reduced across all of them with
+                       TensorFlow's collective ops. ``distributed_replicated`` is the upstream name and runs
+                       the same way (its parameter-server hop is replaced by a collective all-reduce).
+=====================  =======================================================================================
+
+With ``--device=cpu --num_gpus=N`` the host CPU is split into N logical CPU devices, so every multi-device path runs
+and can be benchmarked without GPUs. TensorFlow's CPU devices share one intra-op thread pool, so the threads are
+shared rather than partitioned: ``--num_intra_threads`` sets the pool for all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from argparse import Namespace
+from dataclasses import dataclass, field
+
+import tensorflow as tf
+
+
+class StrategyError(Exception):
+    """A device or mode the host cannot run: the message is the one line the user sees."""
+
+
+@dataclass
+class Plan:
+    strategy: tf.distribute.Strategy
+    devices: list[str]  # upstream-style names: /cpu:0, /gpu:1 ...
+    variables: str  # header "Variables:" line
+    all_reduce: str | None  # header "AllReduce:" line, when it applies
+    aggregate: bool  # False for independent: no gradient reduction
+    num_workers: int = 1
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_replicas(self) -> int:
+        return self.strategy.num_replicas_in_sync
+
+
+def configure_devices(flags: Namespace) -> list[str]:
+    """Set up the physical/logical devices before TensorFlow initialises; return the device names to compute on."""
+    n = flags.num_gpus
+    if flags.device == "gpu":
+        gpus = tf.config.list_physical_devices("GPU")
+        if len(gpus) < n:
+            found = f"{len(gpus)} GPU(s)" if gpus else "no GPU"
+            raise StrategyError(
+                f"--device=gpu --num_gpus={n}: this host has {found} visible to TensorFlow; "
+                "use --device=cpu, or install the gpu extra (pip install -e .[gpu]) on a GPU host"
+            )
+        for g in gpus[:n]:
+            tf.config.experimental.set_memory_growth(g, True)
+        return [f"/gpu:{i}" for i in range(n)]
+    cpus = tf.config.list_physical_devices("CPU")
+    if n > 1:
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * n)
+    return [f"/cpu:{i}" for i in range(n)]
+
+
+def _tf_device(name: str) -> str:
+    kind, idx = name.strip("/").split(":")
+    return f"/device:{kind.upper()}:{idx}"
+
+
+def build_plan(flags: Namespace, devices: list[str]) -> Plan:
+    """Choose the strategy for ``--variable_update`` on ``devices``."""
+    mode = flags.variable_update
+    tf_devices = [_tf_device(d) for d in devices]
+    nccl = flags.all_reduce_spec == "nccl"
+    if nccl and flags.device == "cpu":
+        raise StrategyError(
+            "--all_reduce_spec=nccl (or --use_nccl=true) needs GPUs: NCCL cannot reduce between CPU devices; "
+            "drop it (the default copy reduction runs on CPU) or use --device=gpu"
+        )
+    if mode in ("distributed_replicated", "collective_all_reduce"):
+        return _multi_worker_plan(flags)
+    if flags.job_name:
+        raise StrategyError(
+            f"--job_name={flags.job_name} is for multi-worker runs; add --variable_update=collective_all_reduce "
+            "(or distributed_replicated)"
+        )
+    if mode == "parameter_server":
+        ps_device = "/device:CPU:0" if flags.local_parameter_device == "cpu" else tf_devices[0]
+        if flags.local_parameter_device == "gpu" and flags.device != "gpu":
+            raise StrategyError("--local_parameter_device=gpu needs --device=gpu; use --local_parameter_device=cpu")
+        if len(devices) == 1:
+            strategy = tf.distribute.OneDeviceStrategy(tf_devices[0])
+        else:
+            strategy = tf.distribute.experimental.CentralStorageStrategy(
+                compute_devices=tf_devices, parameter_device=ps_device
+            )
+        return Plan(strategy, devices, "parameter_server", None, aggregate=True)
+    if mode in ("replicated", "independent"):
+        if nccl:
+            cross = tf.distribute.NcclAllReduce()
+            reduce_name = "nccl"
+        elif flags.device == "gpu" and len(devices) > 1:
+            cross = tf.distribute.HierarchicalCopyAllReduce()
+            reduce_name = "hierarchical_copy"
+        else:
+            cross = tf.distribute.ReductionToOneDevice(reduce_to_device="/device:CPU:0")
+            reduce_name = "reduce_to_one_device"
+        strategy = tf.distribute.MirroredStrategy(devices=tf_devices, cross_device_ops=cross)
+        if mode == "independent":
+            return Plan(strategy, devices, "independent", None, aggregate=False)
+        return Plan(strategy, devices, "replicated", reduce_name if len(devices) > 1 or nccl else None, True)
+    raise StrategyError(f"--variable_update={mode}: unknown mode")
+
+
+def _multi_worker_plan(flags: Namespace) -> Plan:
+    workers = [h.strip() for h in flags.worker_hosts.split(",") if h.strip()]
+    if not workers:
+        raise StrategyError(
+            f"--variable_update={flags.variable_update} needs --worker_hosts=host:port,... and --task_index"
+        )
+    if flags.job_name == "ps" or flags.ps_hosts:
+        raise StrategyError(
+            "parameter-server tasks are not used: this engine runs multi-worker training as a collective "
+            "all-reduce between workers; drop --ps_hosts and start only the --job_name=worker tasks"
+        )
+    if not 0 <= flags.task_index < len(workers):
+        raise StrategyError(f"--task_index={flags.task_index}: must be below the {len(workers)} worker(s) given")
+    os.environ["TF_CONFIG"] = json.dumps(
+        {"cluster": {"worker": workers}, "task": {"type": "worker", "index": flags.task_index}}
+    )
+    options = tf.distribute.experimental.CommunicationOptions(
+        implementation=tf.distribute.experimental.CommunicationImplementation.RING,
+        timeout_seconds=flags.cluster_timeout,
+    )
+    # Creating the strategy starts this task's server; then every peer's port must answer within the timeout.
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    _wait_for_peers(workers, flags.task_index, flags.cluster_timeout)
+    devices = [f"/job:worker/task:{i}/cpu:0" for i in range(len(workers))]
+    return Plan(strategy, devices, flags.variable_update, "collective_ring", aggregate=True, num_workers=len(workers))
+
+
+def _wait_for_peers(workers: list[str], me: int, timeout: float) -> None:
+    """Fail within ``timeout`` seconds with a clear line when a peer never comes up, instead of hanging in gRPC.
+
+    A peer counts as up when its port accepts a TCP connection (its TensorFlow server listens before training).
+    """
+    deadline = time.monotonic() + timeout
+    pending = [w for i, w in enumerate(workers) if i != me]
+    while pending:
+        host, _, port = pending[0].rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=1.0):
+                pending.pop(0)
+                continue
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            raise StrategyError(
+                f"worker {pending[0]} did not answer within {timeout:.0f} s; start every --worker_hosts task, "
+                "check the addresses, or raise --cluster_timeout"
+            )
+        time.sleep(0.2)

@@ -1,0 +1,84 @@
+"""Command-line entry of the engine: ``python -m tf_cnn_benchmarks``, the ``tf_cnn_benchmarks`` console script, and
+``python tf_cnn_benchmarks/tf_cnn_benchmarks.py`` (how upstream's users call it) all land in :func:`main`.
+
+Flags are parsed and the speed-relevant environment is set before TensorFlow is imported, because TensorFlow reads
+TF_ENABLE_ONEDNN_OPTS and the OpenMP variables once, at import.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __name__ == "__main__" and not __package__:
+    # Run as a file: its folder would shadow the package of the same name; import from the repo root instead.
+    _here = os.path.dirname(os.path.abspath(__file__))
+    sys.path = [p for p in sys.path if os.path.abspath(p or ".") != _here]
+    sys.path.insert(0, os.path.dirname(_here))
+
+import time  # noqa: E402
+import traceback  # noqa: E402
+
+from tf_cnn_benchmarks import flags as flagdefs  # noqa: E402
+from tf_cnn_benchmarks.result import write_result  # noqa: E402
+
+
+def _set_environment(ns: flagdefs.argparse.Namespace) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    if ns.mkl:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
+    if ns.kmp_blocktime >= 0:
+        os.environ["KMP_BLOCKTIME"] = str(ns.kmp_blocktime)
+    if ns.kmp_affinity:
+        os.environ["KMP_AFFINITY"] = ns.kmp_affinity
+    if ns.kmp_settings >= 0:
+        os.environ["KMP_SETTINGS"] = str(ns.kmp_settings)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        ns = flagdefs.parse(argv)
+    except flagdefs.FlagError as e:
+        return flagdefs.main_error(str(e))
+    _set_environment(ns)
+    t0 = time.perf_counter()
+    result: dict = {"status": "failed", "flags": flagdefs.as_dict(ns), "model": ns.model}
+    code = 1
+    try:
+        from tf_cnn_benchmarks.benchmark import Benchmark, BenchmarkError
+
+        import_s = time.perf_counter() - t0
+        bench = Benchmark(ns)
+        bench.result["timings"]["import"] = import_s
+        result = bench.result
+        try:
+            result = bench.run()
+            code = 0
+        except BenchmarkError as e:
+            result["reason"] = str(e)
+        except MemoryError:
+            result["reason"] = f"out of memory: {ns.model} does not fit at this batch size; lower --batch_size"
+        except KeyboardInterrupt:
+            result["reason"] = "interrupted"
+            code = 130
+        except Exception as e:  # noqa: BLE001 - any crash becomes a failed result with its reason, never a 0
+            traceback.print_exc()
+            result["reason"] = _one_line(e)
+    except Exception as e:  # noqa: BLE001 - e.g. TensorFlow failing to import
+        traceback.print_exc()
+        result["reason"] = _one_line(e)
+    if code != 0 and result.get("reason"):
+        print(f"tf_cnn_benchmarks: error: {result['reason']}", file=sys.stderr, flush=True)
+    if ns.result_json:
+        write_result(ns.result_json, result)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
