@@ -1,0 +1,466 @@
+"""Host identity and metadata: a readable, collision-free host id and the facts that explain a CPU's speed.
+
+Why this matters: the classic scripts named a host by the 4th word of ``lscpu`` (so every EPYC was "EPYC", two
+identical boxes overwrote each other) and kept no metadata, so a slow result could not be told apart from a power
+governor, SMT, or oneDNN being off. Here:
+
+- the host id is short like the classic table columns (``i7-7820X``, ``EPYC-9654``, ``Xeon-8480``) and made unique
+  with a short stable suffix from :func:`machine_fingerprint` when asked, or when the results folder already holds
+  that id for another machine;
+- ``host.json`` records the CPU (py-cpuinfo, called once per host and then reused from ``host.json`` since it takes
+  seconds), topology from sysfs, memory, kernel, governor, TensorFlow build and oneDNN state, GPUs and the
+  environment variables that change speed.
+
+Everything here reads files or runs small programs; nothing imports TensorFlow into the runner's process (the probe
+runs in a child so the runner stays small while engines run).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from cpubench import __version__, store
+
+# Environment variables that change TensorFlow CPU speed; recorded per host.
+ENV_PREFIXES = ("OMP_", "KMP_", "TF_", "ONEDNN_", "MKL_", "DNNL_", "GOMP_", "OPENBLAS_", "CUDA_VISIBLE_DEVICES")
+# Skip the TensorFlow probe (machines without TensorFlow, and tests that run the runner many times).
+NO_TF_PROBE_ENV = "CPUBENCH_NO_TF_PROBE"
+
+_FLAG_PATTERNS = (
+    r"avx", r"avx2", r"fma", r"f16c", r"avx512.*", r"amx.*", r"avx_vnni.*", r"avx_ne_convert", r"sse4_2",
+    # Arm
+    r"asimd.*", r"sve.*", r"bf16", r"i8mm", r"sme\d?",
+)  # fmt: skip
+_CPUINFO_KEYS = ("cpu_brand", "cpu_vendor", "cpu_family", "cpu_model", "cpu_stepping", "cpu_hz_advertised", "caches")
+
+
+class HostIdError(Exception):
+    """A host id that cannot be used (bad characters, or a folder that belongs to another machine)."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cheap facts (files only)
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def _proc_cpuinfo() -> list[dict[str, str]]:
+    """``/proc/cpuinfo`` as one dict per logical CPU (empty off Linux)."""
+    text = _read("/proc/cpuinfo") or ""
+    cpus: list[dict[str, str]] = []
+    for block in text.split("\n\n"):
+        d = {}
+        for line in block.splitlines():
+            k, sep, v = line.partition(":")
+            if sep:
+                d[k.strip()] = v.strip()
+        if d:
+            cpus.append(d)
+    return cpus
+
+
+def cheap_brand() -> str:
+    """The CPU brand without py-cpuinfo: ``/proc/cpuinfo`` model name, else ``lscpu``, else the platform."""
+    for cpu in _proc_cpuinfo():
+        for key in ("model name", "Model Name", "cpu model", "Hardware"):
+            if cpu.get(key):
+                return cpu[key]
+    if shutil.which("lscpu"):
+        try:
+            out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+            m = re.search(r"^Model name:\s*(.+)$", out, re.M)
+            if m:
+                return m.group(1).strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def memory_bytes() -> int | None:
+    m = re.search(r"^MemTotal:\s+(\d+) kB", _read("/proc/meminfo") or "", re.M)
+    if m:
+        return int(m.group(1)) * 1024
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def machine_fingerprint() -> str:
+    """Stable per machine, different across identical machines: machine-id + CPU brand + memory size, hashed.
+
+    Used to tell two results folders claiming the same host id apart. Memory is rounded to GiB so a kernel update
+    that reserves a few more pages does not make a machine a stranger to its own folder.
+    """
+    mid = _read("/etc/machine-id") or _read("/var/lib/dbus/machine-id") or platform.node()
+    mem = memory_bytes() or 0
+    blob = f"{mid}|{cheap_brand()}|{round(mem / 2**30)}"
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+_VENDOR_WORDS = {"intel", "amd", "genuineintel", "authenticamd", "arm", "apple"}
+_DROP_WORDS = {"cpu", "processor", "core", "tm", "r", "platinum", "gold", "silver", "bronze", "w", "with", "radeon"}
+
+
+def short_cpu_name(brand: str) -> str:
+    """``Intel(R) Core(TM) i7-7820X CPU @ 3.60GHz`` -> ``i7-7820X``; ``AMD EPYC 9654 96-Core Processor`` ->
+    ``EPYC-9654``; ``Intel(R) Xeon(R) Platinum 8480+`` -> ``Xeon-8480``: the names the classic tables use."""
+    s = re.sub(r"\((R|TM|r|tm)\)", " ", brand)
+    s = re.sub(r"@.*$", " ", s)  # clock
+    s = re.sub(r"\b\d+-Cores?\b|\bw/.*$|\bwith\b.*$", " ", s, flags=re.I)
+    words = [w.strip("+,") for w in s.split()]
+    words = [w for w in words if w and w.lower() not in _VENDOR_WORDS and w.lower() not in _DROP_WORDS]
+    # "E5-2690 v4" -> "E5-2690v4"
+    joined: list[str] = []
+    for w in words:
+        if re.fullmatch(r"v\d+", w, re.I) and joined:
+            joined[-1] += w.lower()
+        else:
+            joined.append(w)
+    # Core i7-7820X: the model token alone says it all.
+    for w in joined:
+        if re.fullmatch(r"i[3579]-\w+", w, re.I):
+            return _sanitize(w)
+    if not joined:
+        return _sanitize(platform.machine() or "cpu")
+    # Family word + model number: "EPYC 9654", "Ryzen 9 7950X" -> Ryzen-7950X, "Threadripper PRO 5995WX".
+    family = next((w for w in joined if w.lower() == "threadripper"), joined[0])
+    numbers = [w for w in joined[1:] if re.search(r"\d", w) and len(w) >= 3]
+    name = f"{family}-{numbers[-1]}" if numbers else "-".join(joined[:3])
+    return _sanitize(name)
+
+
+def _sanitize(name: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
+    return name[:32] or "cpu"
+
+
+def validate_host_id(host_id: str) -> str:
+    """A host id becomes a folder name and a table column: letters, digits, ``._-`` only."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", host_id):
+        raise HostIdError(f"host id {host_id!r}: use letters, digits, '.', '_' and '-' (at most 64, no leading '.')")
+    return host_id
+
+
+def _folder_fingerprint(root: Path, host_id: str) -> str | None:
+    """The fingerprint recorded in ``root/host_id/host.json`` ("" when unreadable; None when there is none)."""
+    f = store.host_dir(root, host_id) / store.HOST_FILE
+    if not f.exists():
+        return None
+    try:
+        return str(json.loads(f.read_text()).get("machine_fingerprint") or "")
+    except (OSError, json.JSONDecodeError):
+        return ""
+
+
+def resolve_host_id(root: str | os.PathLike[str], requested: str | None = None, unique: bool = False) -> str:
+    """The host id to write under: ``--host-id`` as given, else the short CPU name, suffixed when needed.
+
+    The suffix is the first 4 hex digits of the machine fingerprint: stable for a machine, so re-running resumes in
+    the same folder. It is added when ``unique`` (identical machines whose folders will be merged later) or when the
+    folder for the plain name already belongs to another machine.
+    """
+    root = Path(root)
+    fp = machine_fingerprint()
+    if requested:
+        host_id = validate_host_id(requested)
+        other = _folder_fingerprint(root, host_id)
+        if other and other != fp:
+            raise HostIdError(
+                f"{store.host_dir(root, host_id)} holds results of another machine (fingerprint {other}, this one is "
+                f"{fp}); pick another --host-id or leave it out to get a unique one"
+            )
+        return host_id
+    base = short_cpu_name(cheap_brand())
+    suffixed = f"{base}-{fp[:4]}"
+    if unique:
+        return suffixed
+    other = _folder_fingerprint(root, base)
+    if other is None or other == fp:
+        return base
+    return suffixed
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Full metadata
+
+
+def _topology() -> dict[str, Any]:
+    cpus = _proc_cpuinfo()
+    logical = os.cpu_count() or len(cpus) or 1
+    sockets = {c.get("physical id") for c in cpus if "physical id" in c}
+    cores = {(c.get("physical id"), c.get("core id")) for c in cpus if "core id" in c}
+    if not cores:  # Arm and some VMs: sysfs topology
+        pairs = set()
+        for d in glob.glob("/sys/devices/system/cpu/cpu[0-9]*/topology"):
+            pairs.add((_read(f"{d}/physical_package_id"), _read(f"{d}/core_id")))
+            sockets.add(_read(f"{d}/physical_package_id"))
+        cores = pairs
+    physical = len(cores) or logical
+    smt_active = _read("/sys/devices/system/cpu/smt/active")
+    tpc = max(1, round(logical / physical)) if physical else 1
+    nodes = glob.glob("/sys/devices/system/node/node[0-9]*")
+    return {
+        "sockets": len(sockets) or 1,
+        "cores_physical": physical,
+        "cores_logical": logical,
+        "threads_per_core": tpc,
+        "smt": (smt_active == "1") if smt_active in ("0", "1") else tpc > 1,
+        "numa_nodes": len(nodes) or 1,
+    }
+
+
+def _flags_of_interest(cpuinfo_flags: list[str]) -> list[str]:
+    flags = set(cpuinfo_flags)
+    for cpu in _proc_cpuinfo()[:1]:
+        flags |= set((cpu.get("flags") or cpu.get("Features") or "").split())
+    pats = [re.compile(p) for p in _FLAG_PATTERNS]
+    return sorted(f for f in flags if any(p.fullmatch(f) for p in pats))
+
+
+def _sysfs_caches() -> dict[str, Any]:
+    """Per-core caches of cpu0 from sysfs (``L1d: 48K``...), with how many logical CPUs share each."""
+    out: dict[str, Any] = {}
+    for d in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index[0-9]*")):
+        level, kind, size = _read(f"{d}/level"), _read(f"{d}/type"), _read(f"{d}/size")
+        if not (level and size):
+            continue
+        suffix = {"Data": "d", "Instruction": "i"}.get(kind or "", "")
+        shared = _read(f"{d}/shared_cpu_list")
+        out[f"L{level}{suffix}"] = {"size": size, "shared_cpu_list": shared}
+    return out
+
+
+def _cpuinfo_facts() -> dict[str, Any]:
+    """The slow part (py-cpuinfo runs CPUID in a child process): brand, vendor, family/model, flags, caches."""
+    try:
+        import cpuinfo
+
+        info = cpuinfo.get_cpu_info()
+    except Exception as e:  # noqa: BLE001 - metadata must never stop a benchmark
+        info = {"error": f"py-cpuinfo failed: {e}"}
+    caches = _sysfs_caches()
+    if not caches:
+        caches = {k: info[k] for k in ("l1_data_cache_size", "l2_cache_size", "l3_cache_size") if k in info}
+    return {
+        "cpu_brand": info.get("brand_raw") or cheap_brand(),
+        "cpu_vendor": info.get("vendor_id_raw") or next((c.get("vendor_id") for c in _proc_cpuinfo()), None),
+        "cpu_family": info.get("family"),
+        "cpu_model": info.get("model"),
+        "cpu_stepping": info.get("stepping"),
+        "cpu_hz_advertised": (info.get("hz_advertised") or [None])[0],
+        "caches": caches,
+        "_cpuinfo_flags": info.get("flags") or [],
+    }
+
+
+def _os_name() -> str:
+    text = _read("/etc/os-release") or ""
+    m = re.search(r'^PRETTY_NAME="?([^"\n]*)"?', text, re.M)
+    return m.group(1) if m else f"{platform.system()} {platform.release()}"
+
+
+def governor() -> str | None:
+    """The cpufreq governor of cpu0 (``performance``, ``powersave``, ...); None in VMs without cpufreq."""
+    return _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+
+
+def speed_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    env = os.environ if environ is None else environ
+    return {k: v for k, v in sorted(env.items()) if k.startswith(ENV_PREFIXES)}
+
+
+def gpus() -> list[dict[str, Any]]:
+    """GPUs from ``nvidia-smi`` (name, memory, driver); [] when there is none."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return []
+    query = "index,name,memory.total,driver_version,pci.bus_id"
+    try:
+        out = subprocess.run(
+            [exe, f"--query-gpu={query}", "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    result = []
+    for line in out.stdout.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 5:
+            idx, name, mem, driver, bus = parts
+            mem_mib = int(mem) if mem.isdigit() else None
+            result.append({"index": int(idx) if idx.isdigit() else idx, "name": name, "memory_mib": mem_mib,
+                           "driver": driver, "pci_bus_id": bus})  # fmt: skip
+    return result
+
+
+def onednn_state(flags: list[str], environ: dict[str, str] | None = None, machine: str | None = None) -> dict[str, Any]:
+    """Whether TensorFlow's oneDNN ops are on, from ``TF_ENABLE_ONEDNN_OPTS`` or, unset, TF's platform default.
+
+    TF 2.9+ on Linux x86 turns oneDNN on by default only on CPUs with AVX512_VNNI, AVX512_BF16 or AMX (Cascade
+    Lake and newer); on Linux aarch64 it is on by default. ``TF_ENABLE_ONEDNN_OPTS=0|1`` overrides both.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get("TF_ENABLE_ONEDNN_OPTS")
+    machine = (machine or platform.machine()).lower()
+    if raw is not None and raw.strip().lower() in ("0", "1", "true", "false"):
+        return {"enabled": raw.strip().lower() in ("1", "true"), "source": "env", "env": raw}
+    if machine in ("x86_64", "amd64"):
+        trigger = sorted(f for f in flags if f in ("avx512_vnni", "avx512vnni", "avx512_bf16", "amx_bf16", "amx_tile"))
+        why = f"x86 default: on with {', '.join(trigger)}" if trigger else "x86 default: off (no AVX512_VNNI/BF16/AMX)"
+        return {"enabled": bool(trigger), "source": why, "env": raw}
+    if machine in ("aarch64", "arm64"):
+        return {"enabled": True, "source": "aarch64 default: on", "env": raw}
+    return {"enabled": None, "source": f"unknown default on {machine}", "env": raw}
+
+
+_TF_PROBE = r"""
+import json, sys
+out = {}
+try:
+    import tensorflow as tf
+    out["tf_version"] = tf.__version__
+    try:
+        out["build_info"] = {k: (v if isinstance(v, (bool, int, float, str)) else str(v))
+                             for k, v in dict(tf.sysconfig.get_build_info()).items()}
+    except Exception as e:
+        out["build_info"] = {"error": str(e)}
+    try:
+        from tensorflow.python.util import _pywrap_util_port as port
+        out["onednn_enabled_tf"] = bool(port.IsMklEnabled())
+    except Exception:
+        out["onednn_enabled_tf"] = None
+    out["compiler"] = getattr(tf.version, "COMPILER_VERSION", None)
+    out["git_version"] = getattr(tf.version, "GIT_VERSION", None)
+except Exception as e:
+    out["error"] = f"{type(e).__name__}: {e}"
+print("CPUBENCH_TF_PROBE " + json.dumps(out))
+"""
+
+
+def tf_version_installed() -> str | None:
+    """The installed TensorFlow version from package metadata (no import, milliseconds)."""
+    from importlib import metadata
+
+    for dist in ("tensorflow", "tensorflow-cpu", "tensorflow-intel", "tf-nightly", "tensorflow-macos"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def probe_tensorflow(python: str | None = None, timeout: float = 300) -> dict[str, Any]:
+    """Import TensorFlow in a child process and report its build; its startup log says whether oneDNN is on."""
+    if os.environ.get(NO_TF_PROBE_ENV):
+        return {"skipped": f"{NO_TF_PROBE_ENV} is set"}
+    try:
+        proc = subprocess.run(
+            [python or sys.executable, "-c", _TF_PROBE], capture_output=True, text=True, timeout=timeout
+        )
+    except (OSError, subprocess.SubprocessError) as e:
+        return {"error": f"TensorFlow probe failed: {e}"}
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("CPUBENCH_TF_PROBE ")), None)
+    if line is None:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"TensorFlow probe exited {proc.returncode}: {tail[:300]}"}
+    info: dict[str, Any] = json.loads(line.split(" ", 1)[1])
+    if "oneDNN custom operations are on" in proc.stderr:
+        info["onednn_log"] = "on"
+    elif info.get("tf_version"):
+        info["onednn_log"] = "no oneDNN message"
+    return info
+
+
+def collect_host(
+    host_id: str, previous: dict[str, Any] | None = None, python: str | None = None, probe_tf: bool = True
+) -> dict[str, Any]:
+    """The full ``host.json`` content; the slow parts (py-cpuinfo, TensorFlow probe) come from ``previous`` when
+    it was written by this same machine (and, for TensorFlow, the same version, Python and oneDNN env)."""
+    fp = machine_fingerprint()
+    same_machine = bool(previous) and previous.get("machine_fingerprint") == fp
+    if same_machine and all(k in previous for k in _CPUINFO_KEYS):
+        cpu = {k: previous[k] for k in _CPUINFO_KEYS}
+        cpu_flags = list(previous.get("cpu_flags_of_interest") or [])
+    else:
+        facts = _cpuinfo_facts()
+        cpu_flags = _flags_of_interest(facts.pop("_cpuinfo_flags"))
+        cpu = facts
+    env = speed_env()
+    tf_installed = tf_version_installed()
+    tf_key = {"tf_version": tf_installed, "python": python or sys.executable,
+              "onednn_env": env.get("TF_ENABLE_ONEDNN_OPTS")}  # fmt: skip
+    prev_build = (previous or {}).get("tf_build") or {}
+    if same_machine and prev_build.get("probe_key") == tf_key and "error" not in prev_build.get("probe", {}):
+        probe = prev_build["probe"]
+    elif probe_tf:
+        probe = probe_tensorflow(python)
+    else:
+        probe = {"skipped": "not requested"}
+    onednn = onednn_state(cpu_flags)
+    # What TensorFlow itself says beats the deduction from flags and env.
+    if isinstance(probe.get("onednn_enabled_tf"), bool):
+        onednn = {**onednn, "deduced": onednn["enabled"], "enabled": probe["onednn_enabled_tf"],
+                  "confirmed_by": "TensorFlow IsMklEnabled() in a child process"}  # fmt: skip
+    elif probe.get("onednn_log") == "on":
+        onednn = {**onednn, "deduced": onednn["enabled"], "enabled": True, "confirmed_by": "TensorFlow startup log"}
+    host = {
+        "schema": store.HOST_SCHEMA,
+        "host_id": host_id,
+        **cpu,
+        "cpu_flags_of_interest": cpu_flags,
+        **_topology(),
+        "memory_bytes": memory_bytes(),
+        "kernel": platform.release(),
+        "os": _os_name(),
+        "arch": platform.machine(),
+        "hostname": platform.node(),
+        "governor": governor(),
+        "tf_version": probe.get("tf_version") or tf_installed,
+        "tf_build": {"onednn": onednn, "probe": probe, "probe_key": tf_key},
+        "python": platform.python_version(),
+        "python_executable": python or sys.executable,
+        "gpus": gpus(),
+        "env": env,
+        "machine_fingerprint": fp,
+        "collected": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpubench_version": __version__,
+    }
+    return host
+
+
+def read_previous(root: str | os.PathLike[str], host_id: str) -> dict[str, Any] | None:
+    """The host.json already in the folder, or None (unreadable counts as none: it will be rewritten)."""
+    try:
+        return json.loads((store.host_dir(root, host_id) / store.HOST_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def main() -> int:
+    """``python -m cpubench.sysinfo``: print this host's id and metadata (no file written)."""
+    t0 = time.monotonic()
+    host = collect_host(resolve_host_id("data"))
+    print(json.dumps(host, indent=2, sort_keys=True))
+    print(f"collected in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
