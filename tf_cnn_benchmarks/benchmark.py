@@ -274,10 +274,10 @@ class Benchmark:
             forward = tf.function(forward, jit_compile=True)
 
         def apply(strat: tf.distribute.Strategy, grads: list) -> None:
-            pairs = list(zip(grads, net.trainable))
+            pairs = list(zip(grads, net.trainable, strict=True))
             if plan.aggregate:
                 grads = strat.extended.batch_reduce_to(tf.distribute.ReduceOp.MEAN, pairs)
-            for v, g, slots in zip(net.trainable, grads, opt.slots):
+            for v, g, slots in zip(net.trainable, grads, opt.slots, strict=True):
                 strat.extended.update(v, opt.update, args=(g, *slots), group=True)
 
         def replica_step(images: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:

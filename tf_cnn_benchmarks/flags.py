@@ -136,8 +136,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         body = arg.lstrip("-")
         name, eq, raw = body.partition("=")
         flag = _BY_NAME.get(name)
-        if flag is None and name.startswith("no") and name[2:] in _BY_NAME and _BY_NAME[name[2:]].type is bool and not eq:
-            flag, raw, eq = _BY_NAME[name[2:]], "false", "="
+        negated = _BY_NAME.get(name[2:]) if name.startswith("no") and not eq else None
+        if flag is None and negated is not None and negated.type is bool:
+            flag, raw, eq = negated, "false", "="
         if flag is None:
             close = [n for n in _BY_NAME if name.replace("-", "_") == n or n.startswith(name[:6])][:3]
             hint = f" (did you mean {', '.join('--' + c for c in close)}?)" if close else ""

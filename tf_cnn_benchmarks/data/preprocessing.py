@@ -95,7 +95,10 @@ def _parse(record: tf.Tensor, shard: tf.Tensor, label_offset: int, num_classes: 
 
 def _decode_and_crop(encoded: tf.Tensor, boxes: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """Decode only the sampled crop window of a JPEG: uint8 [h, w, 3]. Raises on an undecodable image."""
-    shape = tf.image.extract_jpeg_shape(encoded)
+    # Refuse non-JPEG bytes before libjpeg sees them (it would print "Not a JPEG file" for each one).
+    check = tf.debugging.Assert(tf.io.is_jpeg(encoded), ["not a JPEG"])
+    with tf.control_dependencies([check]):
+        shape = tf.image.extract_jpeg_shape(encoded)
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
         shape,
         tf.reshape(boxes, [1, -1, 4]),

@@ -105,7 +105,14 @@ class Graph:
         return self.act(t, act)
 
     def dwconv(
-        self, x: T, kernel: int = 3, stride: int = 1, padding: str = "SAME", *, bn: bool = True, act: str | None = "relu"
+        self,
+        x: T,
+        kernel: int = 3,
+        stride: int = 1,
+        padding: str = "SAME",
+        *,
+        bn: bool = True,
+        act: str | None = "relu",
     ) -> T:
         """Depthwise convolution (multiplier 1), as in MobileNet."""
         kh, kw = _pair(kernel)
