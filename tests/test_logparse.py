@@ -148,7 +148,17 @@ def test_several_totals_keep_the_last() -> None:
         ),
         (
             "inception3-real-parameter_server-distortions-1gpus-32-2.log",
-            ("inception3", "real", "parameter_server", False, True, 1, 32, 2, "real-parameter_server-distortions-1gpus"),
+            (
+                "inception3",
+                "real",
+                "parameter_server",
+                False,
+                True,
+                1,
+                32,
+                2,
+                "real-parameter_server-distortions-1gpus",
+            ),
         ),
         (
             "resnet50_v1.5-real-replicated-nccl-distortions-8gpus-128-10.log",
@@ -163,7 +173,9 @@ def test_classic_names(name: str, expected: tuple[object, ...]) -> None:
     assert (*got, n.setting) == expected
 
 
-@pytest.mark.parametrize("name", ["resnet50.log", "resnet50-syn-replicated-4cpus-64-1.log", "x-syn-replicated-1gpus-1.log"])
+@pytest.mark.parametrize(
+    "name", ["resnet50.log", "resnet50-syn-replicated-4cpus-64-1.log", "x-syn-replicated-1gpus-1.log"]
+)
 def test_not_classic_names(name: str) -> None:
     assert parse_log_name(name) is None
 
