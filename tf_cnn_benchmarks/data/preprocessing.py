@@ -75,9 +75,9 @@ def _parse(record: tf.Tensor, shard: tf.Tensor, label_offset: int, num_classes: 
             imagenet.MARKER,
             "label ",
             tf.strings.as_string(raw),
-            f" + label_offset {label_offset} of image '",
+            f" + label_offset {label_offset} of image ",
             parsed[imagenet.KEY_FILENAME],
-            "' in ",
+            " in ",
             shard,
             f" is outside [0, {num_classes - 1}]; fix the labels when making the shards or set --label_offset",
         ]

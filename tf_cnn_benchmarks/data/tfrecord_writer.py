@@ -7,7 +7,7 @@ deliberately bad ones) without going through ``cpubench make-data``.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import tensorflow as tf
@@ -68,14 +68,21 @@ def shard_names(subset: str, num_shards: int) -> list[str]:
     return [f"{subset}-{i:05d}-of-{num_shards:05d}" for i in range(num_shards)]
 
 
-def write_shard(path: str, records: Sequence[ImageRecord]) -> None:
+def write_shard(path: str, records: Iterable[ImageRecord]) -> int:
     """Write one shard atomically (``.tmp`` then rename), so an interrupted run never leaves a half shard that
-    the reader would pick up."""
+    the reader would pick up. Returns the record count; writes no file when there are none (an empty file would
+    be a bad shard to the reader)."""
     tmp = path + ".tmp"
+    count = 0
     with tf.io.TFRecordWriter(tmp) as writer:
         for rec in records:
             writer.write(make_example(rec).SerializeToString())
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+            count += 1
+    if count:
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    else:
+        tf.io.gfile.remove(tmp)
+    return count
 
 
 def split_into_shards(records: Sequence[ImageRecord], num_shards: int) -> list[list[ImageRecord]]:
