@@ -185,3 +185,14 @@ def test_setting_name_matches_the_store_examples() -> None:
     assert setting_name("syn", "parameter_server", False, False, 1, "cpu", True) == (
         "syn-parameter_server-1cpus-inference"
     )
+
+
+def test_setting_name_agrees_with_the_runner() -> None:
+    config = pytest.importorskip("cpubench.config")
+    for data, vu, nccl, dist, n, device, fwd in [
+        ("syn", "replicated", True, False, 4, "gpu", False),
+        ("real", "parameter_server", False, True, 2, "cpu", True),
+    ]:
+        params = {"data": data, "variable_update": vu, "nccl": nccl, "distortions": dist, "num_devices": n}
+        params |= {"device": device, "forward_only": fwd, "precision": "fp32"}
+        assert setting_name(data, vu, nccl, dist, n, device, fwd) == config.setting_name(params)

@@ -1,0 +1,52 @@
+"""Grouped bar charts for the report: one PNG per setting, models x hosts.
+
+Why matplotlib with the Agg backend: the report runs on headless machines (CI, servers over ssh) and must never try
+to open a window. Failed, timed-out and missing cells get no bar but a short label, so a gap is never read as 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+# value: median images/sec or None; label: what to print instead of a bar ("failed", "timeout", "not run")
+Cell = tuple[float | None, str]
+
+
+def grouped_bars(
+    title: str, rows: Sequence[str], hosts: Sequence[str], cells: dict[tuple[str, str], Cell], path: Path
+) -> Path:
+    """Draw ``rows`` (models) as groups with one bar per host; write ``path`` (PNG) and return it."""
+    n_rows, n_hosts = max(len(rows), 1), max(len(hosts), 1)
+    width = 0.8 / n_hosts
+    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 1.2 + n_rows * (0.5 + 0.3 * n_hosts))), 4.2), dpi=100)
+    top = max((v for v, _ in cells.values() if v is not None), default=1.0)
+    for j, host in enumerate(hosts):
+        xs, ys = [], []
+        for i, row in enumerate(rows):
+            value, label = cells.get((row, host), (None, "not run"))
+            x = i - 0.4 + width * (j + 0.5)
+            if value is None:
+                ax.text(x, top * 0.01, label, rotation=90, ha="center", va="bottom", fontsize=7, color="0.35")
+            else:
+                xs.append(x)
+                ys.append(value)
+        ax.bar(xs, ys, width=width * 0.95, label=host, color=f"C{j % 10}")
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(rows, rotation=30 if n_rows > 4 else 0, ha="right" if n_rows > 4 else "center", fontsize=8)
+    ax.set_ylabel("images/sec (median of repeats)")
+    ax.set_title(title, fontsize=10)
+    ax.set_ylim(0, top * 1.1)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncol=min(n_hosts, 5), loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return path

@@ -1,0 +1,666 @@
+"""``cpubench report DATA_DIR... [-o summary/] [--baseline HOST] [--docs DIR]``: many hosts into one comparison.
+
+Why: the product a user publishes is the merged comparison, one table per setting (models as rows, hosts as
+columns), copied into their docs. Classic reports showed a failed run as 0 or a blank, or averaged a failed repeat in
+as half the value; here every cell says what happened:
+
+- ``12.34``        median images/sec of the ok repeats (two decimals)
+- ``12.34 ~[n]``   the ok repeats spread more than 5% (coefficient of variation, sample std / mean): see note n
+- ``12.34 *[n]``   some repeats failed or timed out; the value is the median of the ok ones only: see note n
+- ``failed [n]`` / ``timeout [n]``  no repeat succeeded; note n gives the reason
+- ``—``            never run (``— [n]`` when the runner skipped it, with its reason)
+
+Merging checks its inputs: records of an unknown schema (reported by ``cpubench.store``), two folders that claim the
+same host id with different machine fingerprints (an error: exit 2), and the same run recorded twice with status ok
+(a warning; the earliest record is kept) all show up on stderr and in the Warnings section of ``summary.md``.
+
+Outputs (under ``-o``, default ``summary/``): ``summary.md``, ``results.csv`` (tidy: one row per host x setting x
+model x batch x repeat), ``results.json`` and ``plots/<setting>.png``. TensorFlow is imported only for the model
+table (``cpubench.models_table``), lazily; ``--no-model-table`` skips it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import shutil
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cpubench import store, tables
+
+CV_LIMIT = 0.05
+PLOTS_DIR = "plots"
+
+# Classic order first (as in the classic summary.md), then other known models; unknown models after, alphabetically.
+MODEL_ORDER = (
+    "resnet50",
+    "resnet152",
+    "inception3",
+    "inception4",
+    "vgg16",
+    "alexnet",
+    "ssd300",
+    "resnet50_v1.5",
+    "resnet101",
+    "vgg11",
+    "vgg19",
+    "googlenet",
+    "overfeat",
+    "mobilenet",
+    "nasnet",
+    "densenet121",
+    "lenet",
+    "trivial",
+)
+VARIABLE_UPDATE_ORDER = (
+    "parameter_server",
+    "replicated",
+    "independent",
+    "distributed_replicated",
+    "collective_all_reduce",
+)
+_DEVICES_TOKEN = re.compile(r"^(\d+)(gpus|cpus)$")
+
+ModelRows = Callable[[], list[dict[str, Any]]]
+
+
+class MergeError(Exception):
+    """Inputs that cannot be merged without guessing (one clear line: what, where, and the fix)."""
+
+
+@dataclass
+class Merged:
+    """Host folders merged: hosts in column order, deduplicated run records, and every warning raised."""
+
+    hosts: list[dict[str, Any]]  # host.json contents plus "folders": [paths]
+    runs: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+    store_warnings: list[str] = field(default_factory=list)  # the subset cpubench.store raised (and printed)
+
+    @property
+    def host_ids(self) -> list[str]:
+        return [h["host_id"] for h in self.hosts]
+
+
+@dataclass
+class Cell:
+    """One table cell: a host's result for one model (and batch size) in one setting."""
+
+    setting: str
+    row: str
+    model: str
+    batch_size: int | None
+    host_id: str
+    status: str  # "ok" (at least one ok repeat), "failed", "timeout", "skipped", "missing"
+    value: float | None = None  # median images/sec of the ok repeats
+    n_ok: int = 0
+    n_runs: int = 0  # ok + failed + timeout
+    cv: float | None = None
+    low: float | None = None
+    high: float | None = None
+    note: str | None = None  # footnote text, when the cell needs one
+    note_id: int | None = None
+
+    @property
+    def unstable(self) -> bool:
+        return self.cv is not None and self.cv > CV_LIMIT
+
+    @property
+    def partial(self) -> bool:
+        return self.status == "ok" and self.n_ok < self.n_runs
+
+    def text(self) -> str:
+        ref = f"[{self.note_id}]" if self.note_id is not None else ""
+        if self.status == "ok":
+            marks = ("~" if self.unstable else "") + ("*" if self.partial else "")
+            return f"{tables.fmt_ips(self.value)} {marks}{ref}".rstrip()
+        if self.status in ("failed", "timeout"):
+            return f"{self.status} {ref}".rstrip()
+        return f"{tables.MISSING} {ref}".rstrip()
+
+
+# ----------------------------------------------------------------------------------------------------------- merge
+
+
+def merge(paths: Iterable[str | Path]) -> Merged:
+    """Read host folders (or folders of them) and merge them; raise MergeError on a host id clash."""
+    warnings: list[str] = []
+    store_warnings: list[str] = []
+    hosts: dict[str, dict[str, Any]] = {}
+    runs: list[dict[str, Any]] = []
+    for d in store.find_host_dirs(paths):
+        hr = store.load_host(d)
+        warnings.extend(hr.warnings)
+        store_warnings.extend(hr.warnings)
+        hid = hr.host_id
+        fp = hr.host.get("machine_fingerprint")
+        if hid in hosts:
+            first = hosts[hid]
+            if first.get("machine_fingerprint") != fp:
+                raise MergeError(
+                    f"host id {hid!r} is claimed by {first['folders'][0]} and {d}, which are different machines "
+                    f"(fingerprints {first.get('machine_fingerprint')!r} and {fp!r}); give one of them another id "
+                    f"(rename the folder and its host_id, or re-run with --host-id) and report again"
+                )
+            first["folders"].append(str(d))
+        else:
+            hosts[hid] = {**hr.host, "host_id": hid, "folders": [str(d)]}
+        for rec in hr.runs:
+            if rec.get("host_id") != hid:
+                warnings.append(f"{d}: a record says host {rec.get('host_id')!r}; filed under the folder's {hid!r}")
+            missing = [k for k in ("setting", "model", "status") if not rec.get(k)]
+            if missing:
+                warnings.append(f"{d}: a record lacks {', '.join(missing)}; skipped")
+                continue
+            runs.append({**rec, "host_id": hid, "folder": str(d)})
+    kept = dedupe(runs, warnings)
+    return Merged(hosts=list(hosts.values()), runs=kept, warnings=warnings, store_warnings=store_warnings)
+
+
+def _run_key(r: dict[str, Any]) -> tuple[Any, ...]:
+    return (r["host_id"], r["setting"], r["model"], r.get("batch_size"), r.get("repeat"), r.get("config_hash"))
+
+
+def dedupe(runs: list[dict[str, Any]], warnings: list[str]) -> list[dict[str, Any]]:
+    """One record per host x setting x model x batch x repeat x config_hash.
+
+    Two ok records of the same run are the same run recorded twice (a folder copied twice, a log imported twice):
+    warn and keep the earliest. One ok record beside failed ones is a retry that succeeded: keep the ok one.
+    Only failures: keep the latest, it says why the run fails now.
+    """
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault(_run_key(r), []).append(r)
+    out: list[dict[str, Any]] = []
+    for key, recs in groups.items():
+        if len(recs) == 1:
+            out.append(recs[0])
+            continue
+        oks = sorted((r for r in recs if r["status"] == "ok"), key=lambda r: str(r.get("started") or "~"))
+        if len(oks) > 1:
+            host, setting, model, bs, repeat, chash = key
+            where = ", ".join(sorted({r["folder"] for r in oks}))
+            warnings.append(
+                f"{host} {setting} {model} bs {bs} repeat {repeat} (config {chash}) recorded {len(oks)} times "
+                f"with status ok (in {where}); kept the one started {oks[0].get('started') or 'first'}, "
+                f"dropped {len(oks) - 1}"
+            )
+        if oks:
+            out.append(oks[0])
+        else:
+            out.append(max(recs, key=lambda r: str(r.get("started") or "")))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------- ordering
+
+
+def setting_sort_key(setting: str) -> tuple[Any, ...]:
+    """Classic order: syn before real, parameter_server before replicated, without nccl before nccl, without
+    distortions before distortions, then device count; then training before inference, then the rest by name."""
+    tokens = setting.split("-")
+    if len(tokens) < 2 or tokens[0] not in ("syn", "real"):
+        return (1, setting)
+    vu = VARIABLE_UPDATE_ORDER.index(tokens[1]) if tokens[1] in VARIABLE_UPDATE_ORDER else len(VARIABLE_UPDATE_ORDER)
+    count, kind = 0, ""
+    rest: list[str] = []
+    for t in tokens[2:]:
+        m = _DEVICES_TOKEN.match(t)
+        if m:
+            count, kind = int(m.group(1)), m.group(2)
+        elif t not in ("nccl", "distortions"):
+            rest.append(t)
+    return (
+        0,
+        tokens[0] != "syn",
+        vu,
+        tokens[1],
+        "nccl" in tokens,
+        "distortions" in tokens,
+        kind,
+        count,
+        "inference" in rest,
+        tuple(rest),
+        setting,
+    )
+
+
+def model_sort_key(model: str) -> tuple[int, int, str]:
+    return (0, MODEL_ORDER.index(model), model) if model in MODEL_ORDER else (1, 0, model)
+
+
+# ----------------------------------------------------------------------------------------------------------- cells
+
+
+def runs_frame(merged: Merged) -> pd.DataFrame:
+    """The tidy table of every kept run: one row per host x setting x model x batch x repeat, in report order."""
+    brands = {h["host_id"]: h.get("cpu_brand") for h in merged.hosts}
+    order = {hid: i for i, hid in enumerate(merged.host_ids)}
+    rows = []
+    for r in merged.runs:
+        params = r.get("params") or {}
+        rows.append(
+            {
+                "host_id": r["host_id"],
+                "cpu_brand": brands.get(r["host_id"]),
+                "setting": r["setting"],
+                "model": r["model"],
+                "batch_size": r.get("batch_size"),
+                "num_devices": r.get("num_devices"),
+                "repeat": r.get("repeat"),
+                "status": r["status"],
+                "images_per_sec": r.get("images_per_sec") if r["status"] == "ok" else None,
+                "reason": r.get("reason"),
+                "started": r.get("started"),
+                "duration": r.get("duration"),
+                "config_name": r.get("config_name"),
+                "config_hash": r.get("config_hash"),
+                "engine_version": r.get("engine_version"),
+                "source": r.get("source", "run"),
+                "log": r.get("log"),
+                "folder": r.get("folder"),
+                **{f"param_{k}": v for k, v in sorted(params.items()) if not isinstance(v, (dict, list))},
+            }
+        )
+    rows.sort(
+        key=lambda r: (
+            setting_sort_key(r["setting"]),
+            model_sort_key(r["model"]),
+            r["batch_size"] if isinstance(r["batch_size"], int) else -1,
+            order.get(r["host_id"], len(order)),
+            r["repeat"] if isinstance(r["repeat"], int) else -1,
+        )
+    )
+    return pd.DataFrame(rows)
+
+
+def build_cells(df: pd.DataFrame, hosts: Sequence[str]) -> dict[str, tuple[list[str], dict[tuple[str, str], Cell]]]:
+    """Per setting (in classic order): its row labels and its cells keyed by (row, host_id)."""
+    out: dict[str, tuple[list[str], dict[tuple[str, str], Cell]]] = {}
+    if df.empty:
+        return out
+    for setting in sorted(df["setting"].unique(), key=setting_sort_key):
+        sdf = df[df["setting"] == setting]
+        labels: list[tuple[str, int | None, str]] = []
+        for model in sorted(sdf["model"].unique(), key=model_sort_key):
+            sizes = sorted({int(b) for b in sdf.loc[sdf["model"] == model, "batch_size"].dropna()})
+            if len(sizes) > 1:
+                labels.extend((model, b, f"{model} (bs {b})") for b in sizes)
+            else:
+                labels.append((model, sizes[0] if sizes else None, model))
+        cells: dict[tuple[str, str], Cell] = {}
+        for model, bs, label in labels:
+            mdf = sdf[sdf["model"] == model]
+            if bs is not None and label != model:
+                mdf = mdf[mdf["batch_size"] == bs]
+            for host in hosts:
+                cells[(label, host)] = _cell(setting, label, model, bs, host, mdf[mdf["host_id"] == host])
+        out[setting] = ([lab for _, _, lab in labels], cells)
+    return out
+
+
+def _reasons(runs: pd.DataFrame) -> str:
+    seen: list[str] = []
+    for r in runs["reason"]:
+        text = str(r) if isinstance(r, str) and r.strip() else "no reason recorded"
+        if text not in seen:
+            seen.append(text)
+    return "; ".join(seen)
+
+
+def _cell(setting: str, row: str, model: str, bs: int | None, host: str, runs: pd.DataFrame) -> Cell:
+    cell = Cell(setting=setting, row=row, model=model, batch_size=bs, host_id=host, status="missing")
+    where = f"{row} on {host}"
+    made = runs[runs["status"].isin(["ok", "failed", "timeout"])]
+    if made.empty:
+        skipped = runs[runs["status"] == "skipped"]
+        if not skipped.empty:
+            cell.status = "skipped"
+            cell.note = f"{where}: skipped: {_reasons(skipped)}"
+        return cell
+    ok = made[made["status"] == "ok"]
+    bad = made[made["status"] != "ok"]
+    cell.n_runs, cell.n_ok = len(made), len(ok)
+    if ok.empty:
+        n_timeout = int((bad["status"] == "timeout").sum())
+        cell.status = "timeout" if n_timeout == len(bad) else "failed"
+        verb = "timed out" if cell.status == "timeout" else "failed"
+        what = f"{len(bad)} of {len(bad)} repeats {verb}" if len(bad) > 1 else verb
+        if cell.status == "failed" and n_timeout:
+            what = f"{len(bad) - n_timeout} repeats failed and {n_timeout} timed out"
+        cell.note = f"{where}: {what}: {_reasons(bad)}"
+        return cell
+    values = ok["images_per_sec"].astype(float)
+    cell.status = "ok"
+    cell.value = float(values.median())
+    cell.low, cell.high = float(values.min()), float(values.max())
+    if len(values) >= 2 and values.mean() > 0:
+        cell.cv = float(values.std(ddof=1) / values.mean())
+    parts = []
+    if cell.unstable:
+        parts.append(
+            f"the {len(values)} ok repeats spread {cell.low:.2f}\u2013{cell.high:.2f} images/sec "
+            f"(CV {100 * (cell.cv or 0):.1f}% > {100 * CV_LIMIT:.0f}%)"
+        )
+    if cell.partial:
+        kinds = bad["status"].value_counts()
+        what = " and ".join(f"{n} {'timed out' if s == 'timeout' else 'failed'}" for s, n in kinds.items())
+        parts.append(f"{what} of {cell.n_runs} repeats ({_reasons(bad)}); the value is the median of the ok ones")
+    if parts:
+        cell.note = f"{where}: " + "; ".join(parts)
+    return cell
+
+
+def number_notes(settings: dict[str, tuple[list[str], dict[tuple[str, str], Cell]]], hosts: Sequence[str]) -> None:
+    """Give notes global numbers in page order: setting, then row, then host column."""
+    n = 0
+    for rows, cells in settings.values():
+        for row in rows:
+            for host in hosts:
+                c = cells[(row, host)]
+                if c.note:
+                    n += 1
+                    c.note_id = n
+
+
+# ---------------------------------------------------------------------------------------------------------- render
+
+
+def _gpus(value: Any) -> str:
+    if not value:
+        return "none" if isinstance(value, list) else tables.MISSING
+    items = value if isinstance(value, list) else [value]
+    names = [str(g.get("name") or g.get("model") or g) if isinstance(g, dict) else str(g) for g in items]
+    counts: dict[str, int] = {}
+    for n in names:
+        counts[n] = counts.get(n, 0) + 1
+    return ", ".join(f"{c}\u00d7 {n}" if c > 1 else n for n, c in counts.items())
+
+
+def _topology(h: dict[str, Any]) -> str:
+    parts = [h.get("sockets"), h.get("cores_physical"), h.get("cores_logical")]
+    return tables.MISSING if all(p is None for p in parts) else "/".join(tables.escape(p) for p in parts)
+
+
+def _dates(host: dict[str, Any], df: pd.DataFrame) -> str:
+    started = (
+        sorted(str(s)[:10] for s in df.loc[df["host_id"] == host["host_id"], "started"].dropna()) if len(df) else []
+    )
+    if started:
+        return started[0] if started[0] == started[-1] else f"{started[0]} to {started[-1]}"
+    collected = host.get("collected")
+    return str(collected)[:10] if collected else tables.MISSING
+
+
+def hosts_table(merged: Merged, df: pd.DataFrame) -> str:
+    rows = [
+        [
+            h["host_id"],
+            h.get("cpu_brand"),
+            _topology(h),
+            tables.fmt_bytes_gib(h.get("memory_bytes")),
+            h.get("tf_version"),
+            _gpus(h.get("gpus")),
+            _dates(h, df),
+        ]
+        for h in merged.hosts
+    ]
+    headers = ["host", "CPU", "sockets/cores/threads", "memory", "TensorFlow", "GPUs", "runs dated"]
+    return tables.markdown_table(headers, rows)
+
+
+def default_model_rows() -> list[dict[str, Any]]:
+    """The engine's model declarations (imports TensorFlow: the only place the report does)."""
+    from cpubench.models_table import model_table_rows  # lazy: pulls in TensorFlow
+
+    return model_table_rows()
+
+
+def _model_note() -> str | None:
+    """The engine's note on how the model figures are counted, when it has one."""
+    try:
+        from cpubench.models_table import NOTE
+    except Exception:  # noqa: BLE001 - the note is optional
+        return None
+    return str(NOTE)
+
+
+def models_section(models: Sequence[str], model_rows: ModelRows | None) -> list[str]:
+    """The model table for the models in the results, or one line saying why it is not there."""
+    if model_rows is None:
+        return ["Model table left out (--no-model-table)."]
+    try:
+        table = {str(r["model"]): r for r in model_rows()}
+    except Exception as e:  # noqa: BLE001 - any failure of the engine's table must not cost the rest of the report
+        return [f"Model table not available ({type(e).__name__}: {' '.join(str(e).split())[:200]})."]
+    rows = []
+    for m in sorted(models, key=model_sort_key):
+        r = table.get(m)
+        if r is None:
+            continue
+        size = r.get("input_size")
+        size_text = f"{size}\u00d7{size}" if isinstance(size, int) else tables.escape(size)
+        rows.append(
+            [
+                m,
+                size_text,
+                tables.fmt_count_millions(r.get("params")),
+                tables.fmt_float(r.get("param_mb"), 1),
+                tables.fmt_float(r.get("feature_mb"), 1),
+                tables.fmt_float(r.get("gmacs"), 2),
+            ]
+        )
+    headers = ["model", "input", "parameters", "parameter memory (MB)", "feature memory, batch 1 (MB)", "G mult-adds"]
+    out = [tables.markdown_table(headers, rows, ["left", "right", "right", "right", "right", "right"])] if rows else []
+    unknown = sorted((m for m in models if m not in table), key=model_sort_key)
+    if unknown:
+        out.append(f"Not in the model declarations: {', '.join(unknown)}.")
+    note = _model_note() if model_rows is default_model_rows else None
+    out.append(
+        (note + " " if note else "")
+        + "Published top-1/top-5 errors are left out: we show no figure whose source we cannot name."
+    )
+    return out
+
+
+def setting_table(rows: list[str], cells: dict[tuple[str, str], Cell], hosts: Sequence[str]) -> str:
+    body = [[row, *(cells[(row, h)].text() for h in hosts)] for row in rows]
+    return tables.markdown_table(["model", *hosts], body, ["left", *["right"] * len(hosts)])
+
+
+def relative_table(rows: list[str], cells: dict[tuple[str, str], Cell], hosts: Sequence[str], baseline: str) -> str:
+    body = []
+    for row in rows:
+        base = cells[(row, baseline)]
+        line: list[str] = [row]
+        for h in hosts:
+            c = cells[(row, h)]
+            if c.status in ("failed", "timeout"):
+                line.append(c.status)
+            elif c.value is None or base.value is None or base.value <= 0:
+                line.append(tables.MISSING)
+            else:
+                line.append(tables.fmt_ratio(c.value / base.value))
+        body.append(line)
+    return tables.markdown_table(["model", *hosts], body, ["left", *["right"] * len(hosts)])
+
+
+def plot_name(setting: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", setting) + ".png"
+
+
+def render_markdown(
+    merged: Merged,
+    df: pd.DataFrame,
+    settings: dict[str, tuple[list[str], dict[tuple[str, str], Cell]]],
+    baseline: str,
+    model_lines: list[str],
+    plots: dict[str, str],
+) -> str:
+    hosts = merged.host_ids
+    out = [
+        "# CPU benchmark summary",
+        "",
+        "Images/sec: median of the ok repeats, two decimals. `~` marks repeats that spread more than 5% "
+        "(coefficient of variation), `*` a value from fewer repeats than were run; `failed` and `timeout` mean no "
+        f"repeat succeeded; `{tables.MISSING}` means never run. Numbers in brackets point to the notes under each "
+        "table.",
+        "",
+        "## Hosts",
+        "",
+        hosts_table(merged, df),
+        "",
+        "## Models",
+        "",
+    ]
+    for line in model_lines:
+        out += [line, ""]
+    out += ["## Images/sec", ""]
+    for setting, (rows, cells) in settings.items():
+        out += [f"**{setting}**", "", setting_table(rows, cells, hosts), ""]
+        notes = [cells[(r, h)] for r in rows for h in hosts if cells[(r, h)].note]
+        if notes:
+            out += [f"- [{c.note_id}] {tables.escape(c.note)}" for c in notes] + [""]
+        if setting in plots:
+            out += [f"![{setting}]({plots[setting]})", ""]
+    if len(hosts) > 1:
+        out += ["## Relative to " + baseline, "", f"Median images/sec divided by {baseline}'s (= 1.00).", ""]
+        for setting, (rows, cells) in settings.items():
+            out += [f"**{setting}**", "", relative_table(rows, cells, hosts, baseline), ""]
+    if merged.warnings:
+        out += ["## Warnings", ""] + [f"- {tables.escape(w)}" for w in merged.warnings] + [""]
+    out += ["Made with `cpubench report`; tidy data in `results.csv` and `results.json`.", ""]
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------------------------------------ main
+
+
+@dataclass
+class ReportFiles:
+    summary: Path
+    csv: Path
+    json: Path
+    plots: list[Path]
+
+
+def build_report(
+    paths: Sequence[str | Path],
+    out_dir: str | Path,
+    baseline: str | None = None,
+    model_rows: ModelRows | None = default_model_rows,
+    plots: bool = True,
+) -> tuple[ReportFiles, Merged]:
+    """Merge ``paths`` and write summary.md, results.csv, results.json and the plots under ``out_dir``.
+
+    Raises MergeError / store.StoreError for inputs that cannot be merged and ValueError for a bad baseline.
+    """
+    merged = merge(paths)
+    if not merged.hosts:
+        raise MergeError(f"no host folders (with host.json) in {', '.join(str(p) for p in paths)}")
+    hosts = merged.host_ids
+    baseline = baseline or hosts[0]
+    if baseline not in hosts:
+        raise ValueError(f"--baseline {baseline!r} is not one of the hosts: {', '.join(hosts)}")
+    df = runs_frame(merged)
+    settings = build_cells(df, hosts)
+    number_notes(settings, hosts)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_dir = out / PLOTS_DIR
+    written: list[Path] = []
+    plot_links: dict[str, str] = {}
+    if plots and settings:
+        from cpubench.plots import grouped_bars  # lazy: matplotlib only when plots are drawn
+
+        for old in plot_dir.glob("*.png") if plot_dir.is_dir() else []:
+            old.unlink()  # stale plots of settings no longer in the data
+        for setting, (rows, cells) in settings.items():
+            name = plot_name(setting)
+            bars = {
+                k: (c.value, c.status if c.status in ("failed", "timeout") else "not run") for k, c in cells.items()
+            }
+            written.append(grouped_bars(setting, rows, hosts, bars, plot_dir / name))
+            plot_links[setting] = f"{PLOTS_DIR}/{name}"
+    models = sorted(df["model"].unique()) if len(df) else []
+    md = render_markdown(merged, df, settings, baseline, models_section(models, model_rows), plot_links)
+    files = ReportFiles(out / "summary.md", out / "results.csv", out / "results.json", written)
+    files.summary.write_text(md, encoding="utf-8")
+    df.to_csv(files.csv, index=False)
+    doc = {
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "baseline": baseline,
+        "hosts": merged.hosts,
+        "settings": list(settings),
+        "cells": [vars(c) | {"text": c.text()} for _, cells in settings.values() for c in cells.values()],
+        "runs": merged.runs,
+        "warnings": merged.warnings,
+    }
+    files.json.write_text(json.dumps(_clean(doc), indent=1, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    return files, merged
+
+
+def _clean(value: Any) -> Any:
+    """JSON without NaN (not valid JSON): NaN and inf become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def copy_to_docs(files: ReportFiles, docs: str | Path) -> Path:
+    """Copy summary.md and its plots into ``docs`` keeping the relative image paths working."""
+    target = Path(docs)
+    (target / PLOTS_DIR).mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(files.summary, target / "summary.md")
+    for p in files.plots:
+        shutil.copyfile(p, target / PLOTS_DIR / p.name)
+    return target / "summary.md"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", nargs="+", help="host folders (with host.json and runs.jsonl) or folders of them")
+    parser.add_argument("-o", "--out", default="summary", help="output folder (default: summary)")
+    parser.add_argument("--baseline", default=None, help="host id the relative table divides by (default: the first)")
+    parser.add_argument("--docs", default=None, help="also copy summary.md and its plots into this folder")
+    parser.add_argument("--no-model-table", action="store_true", help="skip the model table (no TensorFlow import)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        files, merged = build_report(
+            args.data,
+            args.out,
+            baseline=args.baseline,
+            model_rows=None if args.no_model_table else default_model_rows,
+            plots=not args.no_plots,
+        )
+    except (MergeError, store.StoreError, ValueError) as e:
+        print(f"cpubench report: error: {e}", file=sys.stderr)
+        return 2
+    for w in merged.warnings:
+        if w in merged.store_warnings:
+            continue  # cpubench.store printed it already while reading
+        print(f"cpubench report: warning: {w}", file=sys.stderr)
+    if args.docs:
+        copied = copy_to_docs(files, args.docs)
+        print(f"copied summary.md and {len(files.plots)} plot(s) to {copied.parent}")
+    print(
+        f"wrote {files.summary} ({len(merged.hosts)} host(s), {len(merged.runs)} runs), {files.csv.name}, "
+        f"{files.json.name}, {len(files.plots)} plot(s)"
+        + (f"; {len(merged.warnings)} warning(s), see the Warnings section" if merged.warnings else "")
+    )
+    return 0

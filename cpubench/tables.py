@@ -1,0 +1,55 @@
+"""The one place that renders tables (markdown via tabulate) and formats the numbers in them.
+
+Why one place: the report's tables are copied into users' docs and compared across years, so a number must look the
+same everywhere (two decimals for images/sec, the same dash for a run never made) and a cell must never break the
+markdown (a ``|`` inside a failure reason would split the row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tabulate import tabulate
+
+MISSING = "\u2014"  # em dash: a run never made
+
+
+def escape(cell: object) -> str:
+    """Text safe inside a markdown pipe table cell (no pipes, no newlines)."""
+    text = MISSING if cell is None else str(cell)
+    return " ".join(text.replace("|", "\\|").split())
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], align: Sequence[str] | None = None) -> str:
+    """A GitHub pipe table. Cells are pre-formatted strings: tabulate must not re-parse "12.30" into 12.3."""
+    return tabulate(
+        [[escape(c) for c in row] for row in rows],
+        headers=[escape(h) for h in headers],
+        tablefmt="pipe",
+        disable_numparse=True,
+        colalign=tuple(align) if align else None,
+    )
+
+
+def fmt_ips(value: float | None) -> str:
+    """Images/sec with exactly two decimals; None is a run never made (never 0)."""
+    return MISSING if value is None else f"{value:.2f}"
+
+
+def fmt_ratio(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.2f}"
+
+
+def fmt_bytes_gib(value: float | int | None) -> str:
+    if value is None:
+        return MISSING
+    gib = float(value) / 2**30
+    return f"{gib:.0f} GiB" if gib >= 10 else f"{gib:.1f} GiB"
+
+
+def fmt_count_millions(value: float | int | None) -> str:
+    return MISSING if value is None else f"{float(value) / 1e6:.2f} M"
+
+
+def fmt_float(value: float | int | None, digits: int = 2) -> str:
+    return MISSING if value is None else f"{float(value):.{digits}f}"
