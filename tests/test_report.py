@@ -445,3 +445,19 @@ def test_report_does_not_import_tensorflow(tmp_path: Path) -> None:
         "assert 'tensorflow' not in sys.modules, 'report imported tensorflow'; sys.exit(rc)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
+
+
+def test_cpu_report_script(tmp_path: Path) -> None:
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    if not (repo / ".venv" / ".cpubench-installed").is_file():
+        pytest.skip("scripts/cpu_report.sh would install the venv first")
+    root = tmp_path / "data"
+    store.write_host(root, {"host_id": "a", "machine_fingerprint": "x"})
+    store.append_run(root, _record("a", "syn-replicated-2cpus", "resnet50", 0, "ok", 5.0))
+    cmd = ["bash", str(repo / "scripts" / "cpu_report.sh"), "data", "-o", "out", "--docs", "docs", "--no-model-table"]
+    subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    assert (tmp_path / "out" / "summary.md").is_file() and (tmp_path / "out" / "results.csv").is_file()
+    assert (tmp_path / "docs" / "summary.md").read_text() == (tmp_path / "out" / "summary.md").read_text()
+    assert (tmp_path / "docs" / "plots" / "syn-replicated-2cpus.png").is_file()
