@@ -18,6 +18,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,10 +93,15 @@ class ConfigError(Exception):
 
 @dataclass
 class GenerateData:
-    """``generate_data: {count: N, size: S}``: build N synthetic JPEG records of SxS pixels when data_dir is empty."""
+    """``generate_data: {count: N, size: S}``: N synthetic JPEGs (S = WxH or one side; default make-data's 500x375,
+    the size of an average ImageNet photo, so decoding costs what it does on real data), written as TFRecords."""
 
     count: int
-    size: int = 64
+    size: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.count}x{self.size or 'default'}"
 
 
 @dataclass
@@ -321,10 +327,12 @@ class _Validator:
                     raise self.unknown(key, ("generate_data",), ("count", "size"), "key")
             if "count" not in g:
                 raise self.error(("generate_data",), "missing `count` (number of images to generate)")
-            c.generate_data = GenerateData(
-                count=self.int_(g["count"], ("generate_data", "count"), 1),
-                size=self.int_(g.get("size", 64), ("generate_data", "size"), 8),
-            )
+            size = g.get("size", "")
+            if isinstance(size, int) and not isinstance(size, bool):
+                size = str(self.int_(size, ("generate_data", "size"), 8))
+            elif not isinstance(size, str) or (size and not re.fullmatch(r"\d+x\d+", size)):
+                raise self.error(("generate_data", "size"), f"expected pixels (64) or WxH (500x375), got {size!r}")
+            c.generate_data = GenerateData(count=self.int_(g["count"], ("generate_data", "count"), 1), size=size)
         c.models = self.models(top["models"])
         c.matrix = self.matrix(top.get("matrix") or {})
         c.exclude = self.exclude(top.get("exclude") or [], set(c.models))

@@ -1,0 +1,468 @@
+"""``cpubench run`` end to end, in real subprocesses with real files.
+
+Most tests drive a fake engine (a small Python script, via ``CPUBENCH_ENGINE``) whose behaviour depends on the model
+name, so crashes, hangs and slow runs are deterministic and fast. One test runs the real engine on the trivial model,
+kills the runner with SIGKILL mid-sweep and resumes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cpubench import runner, store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Model -> behaviour: trivial ok (sleeps FAKE_SLEEP), lenet fails with a result JSON (OOM), alexnet hangs (timeout),
+# vgg16 dies of SIGSEGV without a result JSON, googlenet claims ok with 0 images/sec.
+FAKE_ENGINE = textwrap.dedent(
+    r'''
+    import json, os, signal, sys, time
+    args = dict(a[2:].split("=", 1) for a in sys.argv[1:])
+    model, bs = args["model"], int(args["batch_size"])
+    key = "/".join([args["variable_update"], args.get("data_dir", "syn"), model, str(bs)])
+    calls = os.environ.get("FAKE_CALLS")
+    def note(event):
+        if calls:
+            with open(calls, "a") as f:
+                f.write(json.dumps({"event": event, "pid": os.getpid(), "key": key, "argv": sys.argv[1:]}) + "\n")
+    note("start")
+    def result(**kw):
+        base = {"schema": 1, "engine_version": "fake-1", "model": model, "batch_size": bs, "step_times": [],
+                "timings": {"import": 0.01, "build": 0.02, "warmup": 0.03, "measured": 0.04}}
+        base.update(kw)
+        with open(args["result_json"] + ".tmp", "w") as f:
+            json.dump(base, f)
+        os.replace(args["result_json"] + ".tmp", args["result_json"])
+    print("TensorFlow:  fake")
+    print("Model:       " + model)
+    if model == "trivial":
+        time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
+        print("total images/sec: %.2f" % (100.0 + bs))
+        result(status="ok", reason=None, images_per_sec=100.0 + bs, step_times=[0.01, 0.02])
+    elif model == "lenet":
+        print("Traceback (most recent call last):", file=sys.stderr)
+        print("tensorflow.python.framework.errors_impl.ResourceExhaustedError: OOM when allocating tensor",
+              file=sys.stderr)
+        result(status="failed", reason="out of memory: OOM when allocating tensor of shape [64,3,224,224]",
+               images_per_sec=None)
+        sys.exit(1)
+    elif model == "alexnet":
+        print("Running warm up", flush=True)
+        time.sleep(120)
+    elif model == "vgg16":
+        sys.stdout.flush()
+        print("Fatal Python error: Segmentation fault", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif model == "googlenet":
+        result(status="ok", reason=None, images_per_sec=0.0)
+    note("done")
+    '''
+)
+
+EXTRA_KEYS = ("params", "config_name", "log", "timings", "command", "exit_code", "signal")
+PARAM_KEYS = {
+    "data", "variable_update", "nccl", "distortions", "forward_only", "device", "num_devices", "num_intra_threads",
+    "num_inter_threads", "precision", "xla_compile", "data_generated",
+}  # fmt: skip
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """Environment for a runner subprocess using the fake engine; calls are logged to ``tmp_path/calls.jsonl``."""
+    engine = tmp_path / "fake_engine.py"
+    engine.write_text(FAKE_ENGINE)
+    e = dict(os.environ)
+    e.update(
+        {
+            runner.ENGINE_ENV: f"{sys.executable} {engine}",
+            "CPUBENCH_NO_TF_PROBE": "1",
+            "FAKE_CALLS": str(tmp_path / "calls.jsonl"),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    return e
+
+
+def write_config(path: Path, models: dict[str, int], **extra: Any) -> Path:
+    cfg = {
+        "name": "test",
+        "device": "cpu",
+        "num_gpus": [1],
+        "repeats": 1,
+        "num_batches": 2,
+        "num_warmup_batches": 1,
+        "timeout": 30,
+        "models": models,
+        "matrix": {"variable_update": ["replicated"]},
+    }
+    cfg.update(extra)
+    path.write_text(json.dumps(cfg))  # JSON is YAML
+    return path
+
+
+def cpubench_run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cpubench", "run", *args], env=env, cwd=cwd, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def calls(tmp_path: Path) -> list[dict[str, Any]]:
+    f = tmp_path / "calls.jsonl"
+    return [json.loads(ln) for ln in f.read_text().splitlines()] if f.exists() else []
+
+
+def records(out: Path, host: str = "h1") -> list[dict[str, Any]]:
+    return list(store.iter_runs(out / host))
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purpose.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))
+
+
+def wait_for(cond: Any, timeout: float, what: str) -> None:
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_crash_timeout_and_ok_are_recorded_with_reasons(tmp_path: Path, env: dict[str, str]) -> None:
+    models = {"trivial": 8, "lenet": 16, "alexnet": 4, "vgg16": 2, "googlenet": 4}
+    cfg = write_config(tmp_path / "c.yaml", models, timeout=3)
+    out = tmp_path / "data"
+    t0 = time.monotonic()
+    p = cpubench_run(["--config", str(cfg), "--out", str(out), "--host-id", "h1"], env, tmp_path)
+    assert time.monotonic() - t0 < 60
+    assert p.returncode == 1, p.stderr
+    recs = {r["model"]: r for r in records(out)}
+    assert set(recs) == set(models)
+    for r in recs.values():
+        assert all(k in r for k in (*store.RUN_KEYS, *EXTRA_KEYS)), sorted(r)
+        assert set(r["params"]) == PARAM_KEYS
+        assert r["setting"] == "syn-replicated-1cpus" and r["config_name"] == "test"
+        assert (out / "h1" / r["log"]).is_file()
+        assert r["command"][-1].startswith("--result_json=") and "--model=" + r["model"] in r["command"]
+        assert len(r["load_avg_before"]) == 3 and r["duration"] > 0
+        if r["status"] != "ok":
+            assert r["images_per_sec"] is None and r["step_times"] == [] and "\n" not in r["reason"]
+
+    ok = recs["trivial"]
+    assert ok["status"] == "ok" and ok["images_per_sec"] == 108.0 and ok["reason"] is None
+    assert ok["exit_code"] == 0 and ok["signal"] is None and ok["engine_version"] == "fake-1"
+    assert ok["timings"] == {"import": 0.01, "build": 0.02, "warmup": 0.03, "measured": 0.04}
+    assert ok["log"] == "logs/syn-replicated-1cpus/trivial-bs8-r0.log"
+
+    oom = recs["lenet"]
+    assert oom["status"] == "failed" and oom["exit_code"] == 1
+    assert oom["reason"].startswith("exit code 1: out of memory")
+
+    hang = recs["alexnet"]
+    assert hang["status"] == "timeout" and hang["reason"] == "timeout after 3 s" and hang["signal"] == "SIGKILL"
+    assert 3 <= hang["duration"] < 20
+    # The hung engine was killed with its process group, not left running.
+    hang_pid = next(c["pid"] for c in calls(tmp_path) if c["key"].endswith("/alexnet/4"))
+    assert not pid_alive(hang_pid)
+
+    segv = recs["vgg16"]
+    assert segv["status"] == "failed" and segv["signal"] == "SIGSEGV" and segv["exit_code"] is None
+    assert segv["reason"] == "killed by SIGSEGV: Fatal Python error: Segmentation fault"
+
+    zero = recs["googlenet"]
+    assert zero["status"] == "failed" and zero["images_per_sec"] is None and "images_per_sec is 0.0" in zero["reason"]
+
+    # The full stdout and stderr are in the log.
+    log = (out / "h1" / oom["log"]).read_text()
+    assert "Model:       lenet" in log and "ResourceExhaustedError: OOM" in log
+    # The closing lines: counts, overhead breakdown, where the results are.
+    assert "1 ok, 3 failed, 1 timeout" in p.stdout
+    assert "overhead" in p.stdout and "measured 0.0 s" in p.stdout
+    assert p.stdout.strip().splitlines()[-1] == f"results: {out / 'h1'}"
+    # Not a tty: no per-run progress lines.
+    assert "[1/5]" not in p.stdout
+    host = json.loads((out / "h1" / "host.json").read_text())
+    assert host["host_id"] == "h1" and host["schema"] == store.HOST_SCHEMA
+
+
+def test_resume_skips_done_and_retry_failed_reruns_only_failures(tmp_path: Path, env: dict[str, str]) -> None:
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8, "lenet": 16}, repeats=2)
+    out = tmp_path / "data"
+    args = ["--config", str(cfg), "--out", str(out), "--host-id", "h1", "--progress", "always"]
+    first = cpubench_run(args, env, tmp_path)
+    assert first.returncode == 1
+    assert "[1/4] syn-replicated-1cpus trivial bs8 r0: ok 108.00 img/s" in first.stdout
+    assert "[2/4] syn-replicated-1cpus lenet bs16 r0: FAILED (exit code 1: out of memory" in first.stdout
+    assert "3 left, ETA" in first.stdout
+    n_calls = len(calls(tmp_path))
+    assert n_calls == 6  # 2 ok (start+done) + 2 failed (start only)
+
+    again = cpubench_run(args, env, tmp_path)
+    assert again.returncode == 0 and "0 ok, 0 failed, 0 timeout" in again.stdout and "4 already done" in again.stdout
+    assert len(calls(tmp_path)) == n_calls
+
+    retry = cpubench_run([*args, "--retry-failed"], env, tmp_path)
+    assert retry.returncode == 1
+    new = calls(tmp_path)[n_calls:]
+    assert [c["key"].split("/")[2] for c in new] == ["lenet", "lenet"]
+    recs = records(out)
+    assert Counter((r["model"], r["repeat"], r["status"]) for r in recs) == Counter(
+        {("trivial", 0, "ok"): 1, ("trivial", 1, "ok"): 1, ("lenet", 0, "failed"): 2, ("lenet", 1, "failed"): 2}
+    )
+
+
+def test_changed_config_reruns_only_what_changed(tmp_path: Path, env: dict[str, str]) -> None:
+    out = tmp_path / "data"
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8})
+    args = ["--config", str(cfg), "--out", str(out), "--host-id", "h1"]
+    assert cpubench_run(args, env, tmp_path).returncode == 0
+    write_config(cfg, {"trivial": 8, "googlenet": 4}, timeout=60, name="renamed")  # new model; timeout/name differ
+    cpubench_run(args, env, tmp_path)
+    assert [c["key"].split("/")[2] for c in calls(tmp_path) if c["event"] == "start"] == ["trivial", "googlenet"]
+    write_config(cfg, {"trivial": 8}, num_batches=5)  # the measurement changes: rerun
+    assert cpubench_run(args, env, tmp_path).returncode == 0
+    starts = [c for c in calls(tmp_path) if c["event"] == "start"]
+    assert len(starts) == 3 and "--num_batches=5" in starts[-1]["argv"]
+    hashes = {r["config_hash"] for r in records(out) if r["model"] == "trivial"}
+    assert len(hashes) == 2
+
+
+def test_sigkill_mid_sweep_loses_only_the_run_in_flight(tmp_path: Path, env: dict[str, str]) -> None:
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8}, repeats=3,
+                       matrix={"variable_update": ["parameter_server", "replicated"]})  # fmt: skip
+    out = tmp_path / "data"
+    args = ["--config", str(cfg), "--out", str(out), "--host-id", "h1"]
+    env = {**env, "FAKE_SLEEP": "0.4"}
+    proc = subprocess.Popen([sys.executable, "-m", "cpubench", "run", *args], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        # Kill while the third run is in flight (two recorded, a third engine started).
+        wait_for(lambda: len(records(out)) >= 2 and sum(c["event"] == "start" for c in calls(tmp_path)) >= 3, 60,
+                 "two records and a third run started")  # fmt: skip
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    before = records(out)
+    assert len(before) in (2, 3)
+    in_flight = [c for c in calls(tmp_path) if c["event"] == "start"][-1]
+    # The engine in flight dies with the runner (no orphan measuring under the next run).
+    wait_for(lambda: not pid_alive(in_flight["pid"]), 10, "the orphaned engine to die")
+
+    # Simulate the worst moment: the kill landed mid-write of a record.
+    with open(out / "h1" / store.RUNS_FILE, "a") as f:
+        f.write('{"schema": 1, "host_id": "h1", "setting": "syn-repl')
+    resume = cpubench_run(args, env, tmp_path)
+    assert resume.returncode == 0, resume.stderr
+    assert "dropped a half-written record" in resume.stderr
+    recs = records(out)
+    assert len(recs) == 6 and all(r["status"] == "ok" for r in recs)
+    assert len({(r["setting"], r["repeat"]) for r in recs}) == 6  # nothing recorded twice
+    assert recs[: len(before)] == before  # nothing lost
+    done = Counter(c["key"] + str(c["argv"]) for c in calls(tmp_path) if c["event"] == "done")
+    assert max(done.values()) == 1  # no completed run was run again
+    assert sum(done.values()) == 6
+
+
+def test_ctrl_c_kills_the_engine_and_prints_one_summary_line(tmp_path: Path, env: dict[str, str]) -> None:
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8}, repeats=2)
+    out = tmp_path / "data"
+    env = {**env, "FAKE_SLEEP": "60"}
+    proc = subprocess.Popen([sys.executable, "-m", "cpubench", "run", "--config", str(cfg), "--out", str(out),
+                             "--host-id", "h1"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        wait_for(lambda: bool(calls(tmp_path)), 30, "the engine to start")
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert time.monotonic() - t0 < 10
+    lines = stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cpubench: interrupted by SIGINT") and "0 ok" in lines[0]
+    assert not pid_alive(calls(tmp_path)[0]["pid"])
+    assert records(out) == []
+
+
+def test_dry_run_lists_commands_and_writes_nothing(tmp_path: Path, env: dict[str, str]) -> None:
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8, "lenet": [16, 32]}, repeats=2)
+    out = tmp_path / "data"
+    p = cpubench_run(["--config", str(cfg), "--out", str(out), "--host-id", "h1", "--dry-run", "--only", "lenet"],
+                     env, tmp_path)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert len(lines) == 5 and lines[-1].startswith("cpubench: 4 runs to do, 0 already done")
+    assert lines[0].startswith("syn-replicated-1cpus  lenet  bs16  r0  ")
+    assert "--model=lenet --batch_size=16" in lines[0] and "--result_json=" in lines[0]
+    assert lines[3].startswith("syn-replicated-1cpus  lenet  bs32  r1  ")
+    assert not out.exists() and calls(tmp_path) == []
+
+
+def test_real_data_without_data_fails_with_reason_and_syn_still_runs(tmp_path: Path, env: dict[str, str]) -> None:
+    empty = tmp_path / "nodata"
+    empty.mkdir()
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8}, data_dir=str(empty),
+                       matrix={"data": ["syn", "real"], "variable_update": "replicated"})  # fmt: skip
+    out = tmp_path / "data"
+    p = cpubench_run(["--config", str(cfg), "--out", str(out), "--host-id", "h1"], env, tmp_path)
+    assert p.returncode == 1
+    recs = {r["setting"]: r for r in records(out)}
+    assert recs["syn-replicated-1cpus"]["status"] == "ok"
+    real = recs["real-replicated-1cpus"]
+    assert real["status"] == "failed" and real["params"]["data"] == "real"
+    assert real["reason"].startswith("real data unavailable") and "no train-* TFRecords" in real["reason"]
+    assert len(calls(tmp_path)) == 2  # only the synthetic run started an engine
+
+
+def test_real_data_dir_is_passed_to_the_engine(tmp_path: Path, env: dict[str, str]) -> None:
+    data = tmp_path / "imagenet"
+    data.mkdir()
+    (data / "train-00000-of-00001").write_bytes(b"")
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8}, data_dir=str(data),
+                       matrix={"data": "real", "distortions": [False, True]})  # fmt: skip
+    out = tmp_path / "data"
+    p = cpubench_run(["--config", str(cfg), "--out", str(out), "--host-id", "h1"], env, tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    recs = {r["setting"]: r for r in records(out)}
+    assert set(recs) == {"real-parameter_server-1cpus", "real-parameter_server-distortions-1cpus"}
+    for r in recs.values():
+        assert f"--data_dir={data}" in r["command"] and "--data_name=imagenet" in r["command"]
+        assert r["params"]["data_generated"] is False
+    assert "--distortions=true" in recs["real-parameter_server-distortions-1cpus"]["command"]
+
+
+def test_second_runner_on_the_same_folder_is_refused(tmp_path: Path, env: dict[str, str]) -> None:
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8})
+    out = tmp_path / "data"
+    (out / "h1").mkdir(parents=True)
+    with open(out / "h1" / runner.LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        p = cpubench_run(["--config", str(cfg), "--out", str(out), "--host-id", "h1"], env, tmp_path)
+    assert p.returncode == 2 and "another cpubench run is writing to" in p.stderr
+    assert calls(tmp_path) == []
+
+
+def test_print_host_dir_and_bad_config_exit_codes(tmp_path: Path, env: dict[str, str]) -> None:
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8})
+    p = cpubench_run(["--config", str(cfg), "--out", str(tmp_path / "d"), "--host-id", "box", "--print-host-dir"],
+                     env, tmp_path)  # fmt: skip
+    assert p.returncode == 0 and p.stdout.strip() == str(tmp_path / "d" / "box")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodels: {trivial: 8}\nmatrix:\n  data: [syn, reall]\n")
+    p = cpubench_run(["--config", str(bad)], env, tmp_path)
+    assert p.returncode == 2
+    assert p.stderr.strip() == (
+        f"cpubench run: error: {bad}:4: matrix.data[1]: 'reall' is not one of syn, real (did you mean real?)"
+    )
+
+
+def test_interpret_prefers_the_result_json_and_never_records_zero(tmp_path: Path) -> None:
+    log = tmp_path / "x.log"
+    log.write_text("# cpubench command: x\nsome output\nERROR: CUDA_ERROR_OUT_OF_MEMORY: out of memory\nbye\n")
+    o = runner.interpret(-9, False, 10, None, log, 1.0)
+    assert o.status == "failed" and o.signal == "SIGKILL" and o.exit_code is None
+    assert o.reason == "killed by SIGKILL: ERROR: CUDA_ERROR_OUT_OF_MEMORY: out of memory"
+    o = runner.interpret(0, False, 10, None, log, 1.0)
+    assert o.status == "failed" and o.reason.startswith("exit code 0: no result JSON written")
+    o = runner.interpret(0, False, 10, {"status": "ok", "images_per_sec": float("nan")}, log, 1.0)
+    assert o.status == "failed" and o.images_per_sec is None
+    o = runner.interpret(3, False, 10, {"status": "failed", "reason": "bad flag\nmore"}, log, 1.0)
+    assert o.reason == "exit code 3: bad flag"
+    o = runner.interpret(None, True, 7.5, {"status": "ok", "images_per_sec": 5.0}, log, 7.6)
+    assert o.status == "timeout" and o.reason == "timeout after 7.5 s" and o.images_per_sec is None
+
+
+def test_overhead_breakdown() -> None:
+    recs = [
+        {"duration": 10.0, "timings": {"import": 3.0, "build": 1.0, "warmup": 1.0, "measured": 4.0}},
+        {"duration": 2.0, "timings": None, "status": "failed"},  # a crash: all of it is process time
+        {"duration": 0.0, "timings": {"measured": 9.0}, "status": "timeout"},  # measured nothing usable
+    ]
+    b = runner.overhead_breakdown(recs, wall=13.0)
+    assert b["process"] == pytest.approx(3.0) and b["runner"] == pytest.approx(1.0)
+    assert b["overhead_pct"] == pytest.approx(100 * (13.0 - 4.0 - 3.0 - 1.0) / 13.0)
+    assert "overhead 38.5%" in runner.format_overhead(b)
+
+
+ENGINE_READY = (ROOT / "tf_cnn_benchmarks" / "__main__.py").exists()
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.skipif(not ENGINE_READY, reason="the engine (python -m tf_cnn_benchmarks) is not in this checkout yet")
+def test_real_engine_tiny_sweep_survives_sigkill_and_resumes(tmp_path: Path) -> None:
+    """The trivial model for real, 2 settings x 2 repeats; SIGKILL the runner during the second run; resume."""
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(
+        textwrap.dedent(
+            """\
+            name: tiny-real
+            device: cpu
+            num_gpus: [1]
+            repeats: 2
+            num_batches: 3
+            num_warmup_batches: 1
+            timeout: 240
+            models: {trivial: 8}
+            matrix:
+              variable_update: [parameter_server, replicated]
+            flags: {display_every: 1}
+            """
+        )
+    )
+    out = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k != runner.ENGINE_ENV}
+    env.update({"CPUBENCH_NO_TF_PROBE": "1", "PYTHONPATH": str(ROOT)})
+    args = ["--config", str(cfg), "--out", str(out), "--host-id", "real"]
+    proc = subprocess.Popen([sys.executable, "-m", "cpubench", "run", *args], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    second_log = store.log_path(out, "real", "syn-replicated-1cpus", "trivial", 8, 0)
+    try:
+        wait_for(lambda: len(records(out, "real")) == 1 and second_log.exists(), 200, "the first run and a second")
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    before = records(out, "real")
+    assert len(before) == 1 and before[0]["status"] == "ok", before
+    resume = cpubench_run(args, env, tmp_path, timeout=360)
+    assert resume.returncode == 0, resume.stdout + resume.stderr
+    assert "3 ok, 0 failed, 0 timeout" in resume.stdout and "1 already done" in resume.stdout
+    recs = records(out, "real")
+    assert recs[0] == before[0]
+    assert sorted((r["setting"], r["repeat"]) for r in recs) == [
+        ("syn-parameter_server-1cpus", 0), ("syn-parameter_server-1cpus", 1),
+        ("syn-replicated-1cpus", 0), ("syn-replicated-1cpus", 1),
+    ]  # fmt: skip
+    for r in recs:
+        assert r["status"] == "ok" and r["images_per_sec"] > 0 and len(r["step_times"]) == 3
+        assert set(r["timings"]) >= {"import", "build", "warmup", "measured"}
+        assert "total images/sec:" in (out / "real" / r["log"]).read_text()
+    host = json.loads((out / "real" / "host.json").read_text())
+    assert host["cores_logical"] == os.cpu_count()
