@@ -167,7 +167,8 @@ def resolve_config(name_or_path: str | None) -> Path:
         return p
     stem = p.name[:-5] if p.name.endswith(".yaml") else p.name
     packaged = PACKAGE_CONFIGS / f"{stem}.yaml"
-    if packaged.is_file() and (p.parent == Path(".") or not p.parent.exists() or p.parent.name == "configs"):
+    # A bare name or configs/NAME.yaml (as in the repo, from any folder) falls back to the shipped copy.
+    if packaged.is_file() and p.parent in (Path("."), Path("configs")):
         return packaged
     raise ConfigError(f"{name_or_path}: no such config file; shipped configs: {', '.join(packaged_configs())}")
 
