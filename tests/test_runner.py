@@ -466,3 +466,15 @@ def test_real_engine_tiny_sweep_survives_sigkill_and_resumes(tmp_path: Path) -> 
         assert "total images/sec:" in (out / "real" / r["log"]).read_text()
     host = json.loads((out / "real" / "host.json").read_text())
     assert host["cores_logical"] == os.cpu_count()
+
+
+@pytest.mark.skipif(not (ROOT / ".venv" / ".cpubench-installed").is_file(), reason="the script would install the venv")
+def test_cpu_benchmark_script_runs_then_reports_and_keeps_the_run_status(tmp_path: Path, env: dict[str, str]) -> None:
+    write_config(tmp_path / "c.yaml", {"trivial": 8, "lenet": 4})
+    script = ROOT / "scripts" / "cpu_benchmark.sh"
+    p = subprocess.run(["bash", str(script), "c.yaml", "--out", "out", "--host-id", "h1"], env=env, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert p.returncode == 1, p.stdout + p.stderr  # lenet failed: the run's status survives the report
+    assert [r["status"] for r in records(tmp_path / "out")] == ["ok", "failed"]
+    assert (tmp_path / "out" / "h1" / "summary" / "summary.md").is_file()
+    assert f"report: {tmp_path / 'out' / 'h1' / 'summary' / 'summary.md'}" in p.stdout
