@@ -214,6 +214,12 @@ def test_undecodable_images_are_skipped_and_counted(tmp_path):
     assert skipped_count() >= 2  # two per pass over the data; the pipeline ran ahead by an unknown amount
 
 
+def test_undecodable_image_without_skipping_names_shard_and_image(tmp_path):
+    paths = write_set(tmp_path, n=6, shards=2, bad=lambda i: b"nope" if i == 4 else None)
+    err = str(run_error(str(tmp_path), n=10, skip_bad_images=False))
+    assert err.startswith(paths[1] + ": undecodable image img4.jpg")
+
+
 def test_all_images_undecodable_fails_instead_of_hanging(tmp_path):
     write_set(tmp_path, n=5, shards=2, bad=lambda i: b"nope")
     err = run_error(str(tmp_path))

@@ -202,6 +202,18 @@ def _check_parse(path: str) -> str | None:
     return None
 
 
+def _check_decode(path: str) -> str | None:
+    """Decode every image of a shard; return "image NAME: reason" for the first that fails, or None."""
+    spec = feature_spec()
+    for raw in tf.data.TFRecordDataset(path):
+        ex = tf.io.parse_single_example(raw, spec)
+        try:
+            tf.io.decode_jpeg(ex[KEY_ENCODED], channels=3)
+        except tf.errors.OpError as e:
+            return f"image {ex[KEY_FILENAME].numpy().decode(errors='replace')}: {_first_line(e)}"
+    return None
+
+
 def diagnose_error(data_dir: str, subset: str, exc: BaseException) -> DataError:
     """Turn an error raised while iterating ``make_dataset`` into a DataError whose one line names the shard.
 
@@ -210,7 +222,8 @@ def diagnose_error(data_dir: str, subset: str, exc: BaseException) -> DataError:
     shards, cheapest check first, and stops at the first bad one: (1) messages our in-graph checks made (bad label,
     no decodable image) are returned as they are; (2) every record header of every shard (seeks only); (3) the data
     CRCs, starting with the shards big enough to hold the offset TensorFlow reported; (4) for parse errors, every
-    record parsed with the reader's spec. Costs a read of the data set at worst, paid only once the run has failed.
+    record parsed with the reader's spec; (5) for decode errors (``skip_bad_images=False``), every image decoded.
+    Costs a read of the data set at worst, paid only once the run has failed.
     """
     if isinstance(exc, DataError):
         return exc
@@ -242,4 +255,9 @@ def diagnose_error(data_dir: str, subset: str, exc: BaseException) -> DataError:
             err = _check_parse(path)
             if err:
                 return DataError(f"{path}: not an ImageNet-format record ({err}); {_REMAKE}")
+        if "jpeg" in line.lower() or "image" in line.lower():
+            for path in shards:
+                err = _check_decode(path)
+                if err:
+                    return DataError(f"{path}: undecodable {err}; {_REMAKE}")
     return DataError(f"reading the {subset} shards in {data_dir} failed: {line}")

@@ -186,6 +186,7 @@ def make_dataset(
     shard_index: int = 0,
     num_classes: int = 1001,
     shuffle_buffer: int = SHUFFLE_BUFFER,
+    skip_bad_images: bool = True,
 ) -> tf.data.Dataset:
     """An endless dataset of (images [batch, size, size, 3] NHWC in [-1, 1] as ``dtype``, labels int32 [batch]).
 
@@ -194,6 +195,9 @@ def make_dataset(
     them to ``diagnose_error(data_dir, subset, exc)`` for the one-line message. ``num_shards``/``shard_index``
     split the input between workers: by shard file when there are at least as many files as workers, else by
     record. ``prefetch`` 0 = AUTOTUNE; ``num_private_threads`` > 0 gives the pipeline its own thread pool.
+    ``skip_bad_images=False`` decodes in a plain parallel map instead of the per-image nested dataset: an
+    undecodable image then stops the run (``diagnose_error`` names it); kept as an A/B switch should the nested
+    dataset's overhead ever show in the input-only rate.
     """
     files = imagenet.find_shards(data_dir, subset)
     if batch_size < 1 or image_size < 1:
@@ -228,10 +232,17 @@ def make_dataset(
     # Two int64 per image: one seeds the crop, the other the distortions; fresh draws every epoch.
     rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2, drop_remainder=True)
     ds = tf.data.Dataset.zip((ds, rand)).map(lambda x, s: (*x, tf.stack([s, s + 1])))
-    ds = ds.interleave(
-        _safe_decode, cycle_length=autotune, block_length=1, num_parallel_calls=autotune, deterministic=False
-    )
-    ds = ds.filter(_keep)
+    if skip_bad_images:
+        ds = ds.interleave(
+            _safe_decode, cycle_length=autotune, block_length=1, num_parallel_calls=autotune, deterministic=False
+        )
+        ds = ds.filter(_keep)
+    else:
+        ds = ds.map(
+            lambda e, lab, b, s: (_decode_and_crop(e, b, s[0]), lab, s[1], tf.constant(True)),
+            num_parallel_calls=autotune,
+            deterministic=False,
+        )
     ds = ds.map(
         lambda image, label, s, ok: (_finish(image, s, image_size, distortions, dtype), label),
         num_parallel_calls=autotune,
