@@ -340,6 +340,7 @@ class Runner:
         self.host_dir = store.host_dir(root, host_id)
         self._child: subprocess.Popen[bytes] | None = None
         self._interrupted: int | None = None
+        self._writing = False  # while a record is written, a signal waits so the line is never cut
 
     # -- planning
 
@@ -398,7 +399,8 @@ class Runner:
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self._interrupted = signum
         self._kill_child()
-        raise Interrupted(signum)
+        if not self._writing:
+            raise Interrupted(signum)
 
     def _kill_child(self) -> None:
         child = self._child
@@ -518,7 +520,7 @@ class Runner:
             wall = time.monotonic() - t_start
             c = summary.counts
             print(
-                f"cpubench: interrupted by {e}: the run in flight was killed and not recorded; {c['ok']} ok, "
+                f"cpubench: interrupted by {e}: any run in flight was killed and not recorded; {c['ok']} ok, "
                 f"{c['failed']} failed, {c['timeout']} timeout in {_hms(wall)}; run the same command to resume "
                 f"-> {self.host_dir}",
                 file=out,
@@ -569,7 +571,13 @@ class Runner:
             else:
                 outcome = self._execute(run, cmd, log, result_json, env)
                 rec = self._record(run, run_hash, cmd, log, outcome, started, load, data)
-            store.append_run(self.root, rec)
+            self._writing = True
+            try:
+                store.append_run(self.root, rec)
+            finally:
+                self._writing = False
+            if self._interrupted is not None:  # arrived while writing: the finished run is recorded, then stop
+                raise Interrupted(self._interrupted)
             summary.counts[rec["status"]] += 1
             summary.records.append(rec)
             durations.setdefault((run.setting.name, run.model), []).append(rec["duration"])
