@@ -39,10 +39,22 @@ ENV_PREFIXES = ("OMP_", "KMP_", "TF_", "ONEDNN_", "MKL_", "DNNL_", "GOMP_", "OPE
 NO_TF_PROBE_ENV = "CPUBENCH_NO_TF_PROBE"
 
 _FLAG_PATTERNS = (
-    r"avx", r"avx2", r"fma", r"f16c", r"avx512.*", r"amx.*", r"avx_vnni.*", r"avx_ne_convert", r"sse4_2",
+    r"avx",
+    r"avx2",
+    r"fma",
+    r"f16c",
+    r"avx512.*",
+    r"amx.*",
+    r"avx_vnni.*",
+    r"avx_ne_convert",
+    r"sse4_2",
     # Arm
-    r"asimd.*", r"sve.*", r"bf16", r"i8mm", r"sme\d?",
-)  # fmt: skip
+    r"asimd.*",
+    r"sve.*",
+    r"bf16",
+    r"i8mm",
+    r"sme\d?",
+)
 _CPUINFO_KEYS = ("cpu_brand", "cpu_vendor", "cpu_family", "cpu_model", "cpu_stepping", "cpu_hz_advertised", "caches")
 
 
@@ -305,8 +317,15 @@ def gpus() -> list[dict[str, Any]]:
         if len(parts) == 5:
             idx, name, mem, driver, bus = parts
             mem_mib = int(mem) if mem.isdigit() else None
-            result.append({"index": int(idx) if idx.isdigit() else idx, "name": name, "memory_mib": mem_mib,
-                           "driver": driver, "pci_bus_id": bus})  # fmt: skip
+            result.append(
+                {
+                    "index": int(idx) if idx.isdigit() else idx,
+                    "name": name,
+                    "memory_mib": mem_mib,
+                    "driver": driver,
+                    "pci_bus_id": bus,
+                }
+            )
     return result
 
 
@@ -404,8 +423,11 @@ def collect_host(
         cpu = facts
     env = speed_env()
     tf_installed = tf_version_installed()
-    tf_key = {"tf_version": tf_installed, "python": python or sys.executable,
-              "onednn_env": env.get("TF_ENABLE_ONEDNN_OPTS")}  # fmt: skip
+    tf_key = {
+        "tf_version": tf_installed,
+        "python": python or sys.executable,
+        "onednn_env": env.get("TF_ENABLE_ONEDNN_OPTS"),
+    }
     prev_build = (previous or {}).get("tf_build") or {}
     if same_machine and prev_build.get("probe_key") == tf_key and "error" not in prev_build.get("probe", {}):
         probe = prev_build["probe"]
@@ -416,8 +438,12 @@ def collect_host(
     onednn = onednn_state(cpu_flags)
     # What TensorFlow itself says beats the deduction from flags and env.
     if isinstance(probe.get("onednn_enabled_tf"), bool):
-        onednn = {**onednn, "deduced": onednn["enabled"], "enabled": probe["onednn_enabled_tf"],
-                  "confirmed_by": "TensorFlow IsMklEnabled() in a child process"}  # fmt: skip
+        onednn = {
+            **onednn,
+            "deduced": onednn["enabled"],
+            "enabled": probe["onednn_enabled_tf"],
+            "confirmed_by": "TensorFlow IsMklEnabled() in a child process",
+        }
     elif probe.get("onednn_log") == "on":
         onednn = {**onednn, "deduced": onednn["enabled"], "enabled": True, "confirmed_by": "TensorFlow startup log"}
     host = {
