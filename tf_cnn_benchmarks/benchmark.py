@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import statistics
 import sys
 import time
@@ -25,7 +26,7 @@ import tf_cnn_benchmarks
 from tf_cnn_benchmarks import flags as flagdefs
 from tf_cnn_benchmarks import models
 from tf_cnn_benchmarks.models.network import Network
-from tf_cnn_benchmarks.strategies import Plan, StrategyError, build_plan, configure_devices
+from tf_cnn_benchmarks.strategies import Plan, StrategyError, build_plan, cluster_ready, configure_devices
 
 IMAGENET_EXAMPLES = {"train": 1281167, "validation": 50000}
 DASHES = "-" * 64
@@ -72,7 +73,7 @@ def check_data_format(flags: Namespace, device: str) -> None:
             y = tf.nn.max_pool2d(y, 2, 2, "VALID", data_format="NCHW")
             tf.compat.v1.nn.fused_batch_norm(y, tf.ones([4]), tf.zeros([4]), data_format="NCHW")[0].numpy()
     except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError, tf.errors.NotFoundError) as e:
-        first = str(e).strip().splitlines()[0][:160]
+        first = re.sub(r"\{\{[^}]*\}\}\s*", "", str(e).strip().splitlines()[0])[:160]
         raise BenchmarkError(
             f"--data_format=NCHW: this TensorFlow build cannot run NCHW convolutions on CPU ({first}); "
             "use --data_format=NHWC"
@@ -180,10 +181,15 @@ class Benchmark:
 
         self.log("Running warm up")
         t_warm = time.perf_counter()
-        for _ in range(f.num_warmup_batches):
+        for k in range(f.num_warmup_batches):
             s = time.perf_counter()
             self._run_step(step, inputs)
             self.result["warmup_times"].append(time.perf_counter() - s)
+            if k == 0:
+                # The first step traces, optimises and compiles the graph: that is build, not warm-up.
+                self.result["timings"]["build"] = time.perf_counter() - t_build
+                t_warm = time.perf_counter()
+                cluster_ready()
         self.result["timings"]["warmup"] = time.perf_counter() - t_warm
         self.log("Done warm up")
         self.log("Step\tImg/sec\ttotal_loss")
@@ -205,6 +211,13 @@ class Benchmark:
         self.result["timings"]["measured"] = measured
         self.result["timings"]["total_in_engine"] = time.perf_counter() - t0
         ips = global_batch * num_batches / sum(self.result["step_times"])
+        if f.data_dir:
+            from tf_cnn_benchmarks import data as realdata
+
+            skipped = realdata.skipped_count()
+            self.result["skipped_images"] = skipped
+            if skipped:
+                self.log(f"skipped {skipped} undecodable images (counted, not trained on)")
         self.log(DASHES)
         self.log(f"total images/sec: {ips:.2f}")
         self.log(DASHES)
@@ -301,14 +314,18 @@ class Benchmark:
             return step, (iterator,)
 
         # Synthetic data: one random batch per device, made once and kept on the device (as upstream did), so
-        # the step measures the model and the variable updates, not an input pipeline.
+        # the step measures the model and the variable updates, not an input pipeline. The global batch is drawn
+        # from the seed and each replica takes its slice, so N devices see exactly what 1 device sees at N x batch.
         shape = [batch, 3, size, size] if nchw else [batch, size, size, 3]
+        global_shape = [batch * plan.num_replicas, *shape[1:]]
 
         def make_inputs(ctx: tf.distribute.experimental.ValueContext) -> tuple[tf.Tensor, tf.Tensor]:
-            seed = f.seed + ctx.replica_id_in_sync_group
-            images = tf.random.stateless_truncated_normal(shape, seed=[seed, 1], dtype=tf.float32)
-            labels = tf.random.stateless_uniform([batch], seed=[seed, 2], minval=1, maxval=1001, dtype=tf.int32)
-            return tf.cast(images, dtype), labels
+            i = ctx.replica_id_in_sync_group
+            images = tf.random.stateless_truncated_normal(global_shape, seed=[f.seed, 1], dtype=tf.float32)
+            labels = tf.random.stateless_uniform(
+                [global_shape[0]], seed=[f.seed, 2], minval=1, maxval=1001, dtype=tf.int32
+            )
+            return tf.cast(images[i * batch : (i + 1) * batch], dtype), labels[i * batch : (i + 1) * batch]
 
         inputs = strategy.experimental_distribute_values_from_function(make_inputs)
 

@@ -33,7 +33,7 @@ class Flag:
 FLAGS: tuple[Flag, ...] = (
     # What to run
     Flag("model", str, "trivial", "model name; see `cpubench models`"),
-    Flag("batch_size", int, 0, "batch size per device; 0 = the model's default"),
+    Flag("batch_size", int, 0, "batch size per device; left out = the model's default"),
     Flag("num_batches", int, 100, "number of timed steps"),
     Flag("num_epochs", float, 0.0, "alternative to --num_batches for real data: epochs of the subset"),
     Flag("num_warmup_batches", int, 10, "untimed steps run first (graph build, allocator, caches)"),
@@ -52,7 +52,13 @@ FLAGS: tuple[Flag, ...] = (
     Flag("xla", bool, False, "alias of --xla_compile"),
     Flag("num_intra_threads", int, 0, "threads inside one op; 0 = TensorFlow's default (all cores)"),
     Flag("num_inter_threads", int, 0, "ops run at once; 0 = TensorFlow's default"),
-    Flag("mkl", bool, False, "upstream's oneDNN switch: sets TF_ENABLE_ONEDNN_OPTS=1 for this run"),
+    Flag(
+        "mkl",
+        bool,
+        True,
+        "oneDNN CPU kernels (TF_ENABLE_ONEDNN_OPTS=1, default on every x86 host); --mkl=false turns them off. "
+        "Without the flag, a TF_ENABLE_ONEDNN_OPTS already in the environment is respected",
+    ),
     Flag("kmp_blocktime", int, -1, "sets KMP_BLOCKTIME for OpenMP builds; -1 = leave the environment alone"),
     Flag("kmp_affinity", str, "", "sets KMP_AFFINITY for OpenMP builds"),
     Flag("kmp_settings", int, -1, "sets KMP_SETTINGS for OpenMP builds; -1 = leave alone"),
@@ -186,8 +192,8 @@ def _normalise(ns: argparse.Namespace) -> None:
 
 
 def validate(ns: argparse.Namespace) -> None:
-    if ns.batch_size < 0:
-        raise FlagError(f"--batch_size={ns.batch_size}: must be at least 1 (0 picks the model's default)")
+    if ns.batch_size < 0 or (ns.batch_size == 0 and "batch_size" in getattr(ns, "explicit_flags", ())):
+        raise FlagError(f"--batch_size={ns.batch_size}: must be at least 1 (leave it out for the model's default)")
     if ns.num_batches < 1 and ns.num_epochs <= 0:
         raise FlagError(f"--num_batches={ns.num_batches}: must be at least 1")
     if ns.num_warmup_batches < 0:

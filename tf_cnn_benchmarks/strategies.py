@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import time
+import subprocess
+import sys
 from argparse import Namespace
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import tensorflow as tf
@@ -142,31 +143,51 @@ def _multi_worker_plan(flags: Namespace) -> Plan:
         implementation=tf.distribute.experimental.CommunicationImplementation.RING,
         timeout_seconds=flags.cluster_timeout,
     )
-    # Creating the strategy starts this task's server; then every peer's port must answer within the timeout.
+    # Creating the strategy starts this task's server and blocks until every worker has joined; the first step
+    # blocks on the first collective. A peer that never comes would hang both inside TensorFlow's C++ runtime,
+    # where no exception reaches us, so a watchdog ends the process with a clear line instead.
+    _start_watchdog(
+        flags.cluster_timeout,
+        f"the cluster {','.join(workers)} did not come together within {flags.cluster_timeout:.0f} s; start every "
+        "--worker_hosts task, check the addresses, or raise --cluster_timeout",
+    )
     strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
-    _wait_for_peers(workers, flags.task_index, flags.cluster_timeout)
     devices = [f"/job:worker/task:{i}/cpu:0" for i in range(len(workers))]
     return Plan(strategy, devices, flags.variable_update, "collective_ring", aggregate=True, num_workers=len(workers))
 
 
-def _wait_for_peers(workers: list[str], me: int, timeout: float) -> None:
-    """Fail within ``timeout`` seconds with a clear line when a peer never comes up, instead of hanging in gRPC.
+_watchdog: subprocess.Popen | None = None
+on_fatal: Callable[[str], None] | None = None  # set by the engine: record the reason before a blocking call
 
-    A peer counts as up when its port accepts a TCP connection (its TensorFlow server listens before training).
-    """
-    deadline = time.monotonic() + timeout
-    pending = [w for i, w in enumerate(workers) if i != me]
-    while pending:
-        host, _, port = pending[0].rpartition(":")
-        try:
-            with socket.create_connection((host, int(port)), timeout=1.0):
-                pending.pop(0)
-                continue
-        except (OSError, ValueError):
-            pass
-        if time.monotonic() > deadline:
-            raise StrategyError(
-                f"worker {pending[0]} did not answer within {timeout:.0f} s; start every --worker_hosts task, "
-                "check the addresses, or raise --cluster_timeout"
-            )
-        time.sleep(0.2)
+# A separate process, because TensorFlow blocks inside C++ holding the GIL (no Python thread or signal handler
+# runs) and catches SIGTERM; the watchdog prints the reason and ends us with SIGKILL unless cancelled first.
+_WATCHDOG = """
+import os, signal, sys, time
+pid, timeout, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+deadline = time.monotonic() + timeout
+while time.monotonic() < deadline:
+    time.sleep(0.2)
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit(0)
+sys.stderr.write("tf_cnn_benchmarks: error: " + message + "\\n")
+sys.stderr.flush()
+os.kill(pid, signal.SIGKILL)
+"""
+
+
+def _start_watchdog(timeout: float, message: str) -> None:
+    global _watchdog
+    if on_fatal is not None:
+        on_fatal(message)  # the result JSON says why, should the watchdog have to fire
+    _watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout), message])
+
+
+def cluster_ready() -> None:
+    """The first step has run across every worker: the cluster is up, stop the watchdog."""
+    global _watchdog
+    if _watchdog is not None:
+        _watchdog.kill()
+        _watchdog.wait()
+        _watchdog = None

@@ -25,8 +25,11 @@ from tf_cnn_benchmarks.result import write_result  # noqa: E402
 
 def _set_environment(ns: flagdefs.argparse.Namespace) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    if ns.mkl:
-        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
+    # oneDNN kernels on by default, on every x86 host alike (TensorFlow itself turns them on only for CPUs with
+    # AVX512-VNNI/BF16 or AMX), so hosts are compared on one kernel library. An explicit --mkl wins over the
+    # environment; otherwise a TF_ENABLE_ONEDNN_OPTS already set is respected.
+    if "mkl" in ns.explicit_flags or "TF_ENABLE_ONEDNN_OPTS" not in os.environ:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if ns.mkl else "0"
     if ns.kmp_blocktime >= 0:
         os.environ["KMP_BLOCKTIME"] = str(ns.kmp_blocktime)
     if ns.kmp_affinity:
@@ -57,6 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         bench = Benchmark(ns)
         bench.result["timings"]["import"] = import_s
         result = bench.result
+
+        def fatal(reason: str) -> None:  # before a call that a watchdog may have to end: record why
+            if ns.result_json:
+                write_result(ns.result_json, {**result, "reason": reason})
+
+        from tf_cnn_benchmarks import strategies
+
+        strategies.on_fatal = fatal
         try:
             result = bench.run()
             code = 0
