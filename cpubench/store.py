@@ -73,7 +73,9 @@ def host_dir(root: str | os.PathLike[str], host_id: str) -> Path:
     return Path(root) / host_id
 
 
-def log_path(root: str | os.PathLike[str], host_id: str, setting: str, model: str, batch_size: int, repeat: int) -> Path:
+def log_path(
+    root: str | os.PathLike[str], host_id: str, setting: str, model: str, batch_size: int, repeat: int
+) -> Path:
     """``<root>/<host-id>/logs/<setting>/<model>-bs<k>-r<i>.log``: the full stdout+stderr of one engine process."""
     return host_dir(root, host_id) / LOGS_DIR / setting / f"{model}-bs{batch_size}-r{repeat}.log"
 
@@ -99,7 +101,8 @@ def read_host(path: str | os.PathLike[str]) -> dict[str, Any]:
     except json.JSONDecodeError as e:
         raise StoreError(f"{f}: not valid JSON ({e.msg} at line {e.lineno}); restore it from the host's copy") from e
     if host.get("schema") != HOST_SCHEMA:
-        raise StoreError(f"{f}: host schema {host.get('schema')!r}, this cpubench reads {HOST_SCHEMA}; upgrade cpubench")
+        schema = host.get("schema")
+        raise StoreError(f"{f}: host schema {schema!r}, this cpubench reads {HOST_SCHEMA}; upgrade cpubench")
     return host
 
 

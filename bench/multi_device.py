@@ -1,0 +1,71 @@
+"""Training images/sec on 1 device against 2 logical CPU devices under each ``--variable_update`` mode.
+
+The same global batch everywhere (``--batch`` on 1 device, half of it per device on 2), so the figures differ only by
+how gradients and variables move between devices; the overhead of a mode is its rate relative to 1 device. Each run
+is a fresh engine process, one at a time, interleaved across repeats; medians with min-max and the load average.
+
+    .venv/bin/python bench/multi_device.py [--model resnet50] [--batch 32] [--steps 5] [--repeats 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_engine(flags: list[str]) -> float:
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "r.json"
+        proc = subprocess.run([sys.executable, "-m", "tf_cnn_benchmarks", *flags, f"--result_json={out}"],
+                              capture_output=True, text=True, cwd=ROOT)
+        res = json.loads(out.read_text()) if out.exists() else {"reason": proc.stderr[-300:]}
+        if res.get("status") != "ok":
+            raise RuntimeError(f"{' '.join(flags)}: {res.get('reason')}")
+        return float(res["images_per_sec"])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="resnet50")
+    p.add_argument("--batch", type=int, default=32, help="global batch")
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="lenet, 2 steps, 1 repeat: checks the script runs")
+    a = p.parse_args()
+    if a.quick:
+        a.model, a.steps, a.warmup, a.repeats = "lenet", 2, 1, 1
+    common = [f"--model={a.model}", f"--num_batches={a.steps}", f"--num_warmup_batches={a.warmup}"]
+    half = [f"--batch_size={a.batch // 2}", "--num_gpus=2"]
+    cases = {"1 device": [f"--batch_size={a.batch}", "--num_gpus=1"]}
+    for mode in ("parameter_server", "replicated", "independent"):
+        cases[f"2 cpus {mode}"] = [*half, f"--variable_update={mode}"]
+    rates: dict[str, list[float]] = {k: [] for k in cases}
+    loads: list[float] = []
+    for r in range(a.repeats):
+        for name, flags in cases.items():
+            loads.append(os.getloadavg()[0])
+            rates[name].append(run_engine(common + flags))
+            print(f"  repeat {r + 1}/{a.repeats} {name:26s} {rates[name][-1]:8.2f} (load {loads[-1]:.2f})",
+                  file=sys.stderr, flush=True)
+    base = statistics.median(rates["1 device"])
+    print(f"{a.model} training, global batch {a.batch}, {a.steps} steps x {a.repeats} repeats; median [min-max]; "
+          f"1-min load average {min(loads):.2f}-{max(loads):.2f}")
+    print("| setting | images/sec | relative to 1 device | overhead |\n|---|---|---|---|")
+    for name, xs in rates.items():
+        med = statistics.median(xs)
+        spread = f"{min(xs):.2f}-{max(xs):.2f}"
+        print(f"| {name} | {med:.2f} [{spread}] | {med / base:.2f}x | {100 * (1 - med / base):+.1f}% |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
