@@ -80,6 +80,50 @@ def check_data_format(flags: Namespace, device: str) -> None:
         ) from None
 
 
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: MemAvailable, capped by an address-space limit (``ulimit -v``)."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/status") as fh:
+                vm = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
+            left = max(0, soft - vm)
+            avail = left if avail is None else min(avail, left)
+    except (OSError, ValueError, StopIteration):
+        return avail
+    return avail
+
+
+def check_memory(spec: models.ModelSpec, batch: int, local_replicas: int, training: bool) -> None:
+    """Refuse a run that cannot fit, before it starts.
+
+    Why: with oneDNN's allocator an allocation failure can crash the process (SIGSEGV) instead of raising
+    ResourceExhaustedError, so the clear "lower --batch_size" line would never be printed. The estimate is a lower
+    bound from the model declaration: training keeps every layer's output for the backward pass; inference needs at
+    least a layer's input and output at once; the variables (with gradients and a slot when training) come on top.
+    """
+    avail = available_memory()
+    if avail is None:
+        return
+    g = spec.graph()
+    outputs = [math.prod(n.shape) for n in g.nodes if n.op not in ("input", "flatten")]
+    act = (sum(outputs) if training else 2 * max(outputs)) * batch * 4
+    params = g.summary()["params"] * 4 * (3 if training else 1)
+    need = (act + params) * local_replicas
+    if need > avail:
+        raise BenchmarkError(
+            f"out of memory: {spec.name} at batch {batch} per device needs at least {need / 2**30:.1f} GiB, "
+            f"{avail / 2**30:.1f} GiB is available; lower --batch_size"
+        )
+
+
 def compute_dtype(flags: Namespace) -> tf.DType:
     return {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}[flags.precision]
 
@@ -174,6 +218,7 @@ class Benchmark:
             all_reduce=plan.all_reduce,
         )
         self._header(f, spec, batch, global_batch, num_batches, plan)
+        check_memory(spec, batch, replicas // plan.num_workers, training=not (f.forward_only or f.input_only))
 
         t_build = time.perf_counter()
         step, inputs = self._build(spec, plan, batch)

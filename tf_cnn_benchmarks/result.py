@@ -2,7 +2,8 @@
 
 The runner reads nothing else from a run (besides keeping its log), so legacy logs and new runs enter the store the
 same way. Written once at the end of the process, to a temporary file renamed into place: a file that exists is
-whole. A run that fails after flags parse still writes it, with ``status: "failed"`` and a one-line ``reason``.
+whole. A run that fails (a bad command line included, when --result_json can be found in it) still writes it,
+with ``status: "failed"`` and a one-line ``reason``.
 
 Keys:
   schema            RESULT_SCHEMA

@@ -38,6 +38,15 @@ def _set_environment(ns: flagdefs.argparse.Namespace) -> None:
         os.environ["KMP_SETTINGS"] = str(ns.kmp_settings)
 
 
+def _result_json_arg(argv: list[str]) -> str:
+    """``--result_json`` from a command line that did not parse (either spelling), or ''."""
+    for i, arg in enumerate(argv):
+        name, eq, value = arg.lstrip("-").partition("=")
+        if name == "result_json":
+            return value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+    return ""
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
@@ -48,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ns = flagdefs.parse(argv)
     except flagdefs.FlagError as e:
+        # The runner reads the result JSON: give it the reason even when the command line itself is wrong.
+        path = _result_json_arg(argv)
+        if path:
+            write_result(path, {"status": "failed", "reason": str(e), "argv": argv, "images_per_sec": None})
         return flagdefs.main_error(str(e))
     _set_environment(ns)
     t0 = time.perf_counter()
