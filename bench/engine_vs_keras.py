@@ -6,6 +6,8 @@ fresh process, run one at a time, interleaved across repeats so drift in the mac
 figures are medians with their min-max spread, and the load average is printed with each.
 
     .venv/bin/python bench/engine_vs_keras.py [--batch 32] [--repeats 3] [--steps 10] [--threads 0] [--quick]
+
+Both sides run with oneDNN on (the engine's default); ``BENCH_ONEDNN=0`` runs both with it off.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _worker(kind: str, batch: int, steps: int, warmup: int, threads: int) -> None:
     """Run one Keras or matmul measurement in this (fresh) process and print its figure as JSON."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The same kernels as our engine, which turns oneDNN on by default: compare models, not kernel libraries.
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = os.environ.get("BENCH_ONEDNN", "1")
     import tensorflow as tf
 
     if threads:
@@ -87,6 +91,7 @@ def _ours(forward_only: bool, batch: int, steps: int, warmup: int, threads: int,
             sys.executable, "-m", "tf_cnn_benchmarks", "--model=resnet50", f"--batch_size={batch}",
             f"--num_batches={steps}", f"--num_warmup_batches={warmup}", f"--forward_only={forward_only}",
             f"--num_intra_threads={threads}", f"--precision={precision}", f"--result_json={out}",
+            f"--mkl={os.environ.get('BENCH_ONEDNN', '1') == '1'}",
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         res = json.loads(out.read_text()) if out.exists() else {"reason": proc.stderr[-300:]}
