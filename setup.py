@@ -26,7 +26,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "tf_cnn_benchmarks=tf_cnn_benchmarks.tf_cnn_benchmarks:main",
+            "tf_cnn_benchmarks=tf_cnn_benchmarks.tf_cnn_benchmarks:cli",
             "cpubench=cpubench.cli:main",
         ]
     },

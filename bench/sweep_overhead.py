@@ -46,13 +46,15 @@ def main(argv: list[str] | None = None) -> int:
         print("no records selected", file=sys.stderr)
         return 1
     print(format_overhead(overhead_breakdown(records, wall_of(records))))
-    print(f"\n{'model':<16}{'runs':>5}{'process':>9}{'import':>8}{'build':>8}{'warmup':>8}{'measured':>9}{'total':>8}")
+    print(f"\n{'model':<16}{'runs':>5}{'process':>9}{'import':>8}{'setup':>8}{'build':>8}{'warmup':>8}{'measured':>9}"
+          f"{'total':>8}")
     models = sorted({r["model"] for r in records})
     for m in models:
         rs = [r for r in records if r["model"] == m]
         b = overhead_breakdown(rs, sum(float(r.get("duration") or 0.0) for r in rs))
-        cols = [b[k] for k in ("process", "import", "build", "warmup", "measured", "wall")]
-        print(f"{m:<16}{len(rs):>5}" + "".join(f"{c:>{w}.1f}" for c, w in zip(cols, (9, 8, 8, 8, 9, 8), strict=True)))
+        cols = [b[k] for k in ("process", "import", "setup", "build", "warmup", "measured", "wall")]
+        widths = (9, 8, 8, 8, 8, 9, 8)
+        print(f"{m:<16}{len(rs):>5}" + "".join(f"{c:>{w}.1f}" for c, w in zip(cols, widths, strict=True)))
     statuses = {s: sum(r["status"] == s for r in records) for s in store.STATUSES}
     print("\n" + ", ".join(f"{n} {s}" for s, n in statuses.items() if n))
     return 0

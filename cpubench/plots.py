@@ -26,23 +26,40 @@ def grouped_bars(
     n_rows, n_hosts = max(len(rows), 1), max(len(hosts), 1)
     width = 0.8 / n_hosts
     fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 1.2 + n_rows * (0.5 + 0.3 * n_hosts))), 4.2), dpi=100)
-    top = max((v for v, _ in cells.values() if v is not None), default=1.0)
+    values = [v for v, _ in cells.values() if v]
+    top = max(values, default=1.0)
+    low = min(values, default=1.0)
+    log = top / low > 50  # trivial next to resnet50: a linear axis would hide the slow models
+    floor = low / 2 if log else 0.0
     for j, host in enumerate(hosts):
         xs, ys = [], []
         for i, row in enumerate(rows):
             value, label = cells.get((row, host), (None, "not run"))
             x = i - 0.4 + width * (j + 0.5)
             if value is None:
-                ax.text(x, top * 0.01, label, rotation=90, ha="center", va="bottom", fontsize=7, color="0.35")
+                ax.text(
+                    x,
+                    max(floor * 1.1, top * 0.01),
+                    label,
+                    rotation=90,
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    color="0.35",
+                )
             else:
                 xs.append(x)
                 ys.append(value)
         ax.bar(xs, ys, width=width * 0.95, label=host, color=f"C{j % 10}")
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels(rows, rotation=30 if n_rows > 4 else 0, ha="right" if n_rows > 4 else "center", fontsize=8)
-    ax.set_ylabel("images/sec (median of repeats)")
+    ax.set_ylabel("images/sec (median of repeats)" + (", log scale" if log else ""))
     ax.set_title(title, fontsize=10)
-    ax.set_ylim(0, top * 1.1)
+    if log:
+        ax.set_yscale("log")
+        ax.set_ylim(floor, top * 2)
+    else:
+        ax.set_ylim(0, top * 1.1)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncol=min(n_hosts, 5), loc="upper right")
     fig.tight_layout()

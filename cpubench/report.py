@@ -526,7 +526,21 @@ def render_markdown(
         out += [line, ""]
     out += ["## Images/sec", ""]
     for setting, (rows, cells) in settings.items():
-        out += [f"**{setting}**", "", setting_table(rows, cells, hosts), ""]
+        out += [f"**{setting}**", ""]
+        generated = sorted(
+            {
+                r["host_id"]
+                for r in merged.runs
+                if r.get("setting") == setting and (r.get("params") or {}).get("data_generated")
+            }
+        )
+        if generated:
+            out += [
+                f"_Real data here is a small generated set (`cpubench make-data --generate`), not ImageNet, on: "
+                f"{', '.join(generated)}._",
+                "",
+            ]
+        out += [setting_table(rows, cells, hosts), ""]
         notes = [cells[(r, h)] for r in rows for h in hosts if cells[(r, h)].note]
         if notes:
             out += [f"- [{c.note_id}] {tables.escape(c.note)}" for c in notes] + [""]

@@ -1,5 +1,3 @@
-import sys
+from tf_cnn_benchmarks.tf_cnn_benchmarks import cli
 
-from tf_cnn_benchmarks.tf_cnn_benchmarks import main
-
-sys.exit(main())
+cli()

@@ -188,6 +188,7 @@ class Benchmark:
     def run(self) -> dict[str, Any]:
         f = self.flags
         t0 = time.perf_counter()
+        t_setup = t0
         self.result["threads"] = configure_threads(f)
         try:
             devices = configure_devices(f)
@@ -221,6 +222,7 @@ class Benchmark:
         check_memory(spec, batch, replicas // plan.num_workers, training=not (f.forward_only or f.input_only))
 
         t_build = time.perf_counter()
+        self.result["timings"]["setup"] = t_build - t_setup  # devices, strategy, memory check, header
         step, inputs = self._build(spec, plan, batch)
         self.result["timings"]["build"] = time.perf_counter() - t_build
 
@@ -296,6 +298,9 @@ class Benchmark:
             self.log(f"Precision:   {f.precision} compute, fp32 variables")
         if f.xla_compile:
             self.log("XLA:         True")
+        if f.precision == "bf16" and f.device == "cpu" and not _native_bf16():
+            self.log("Warning:     this CPU has no native bfloat16 (AVX512_BF16 or AMX): bf16 is emulated and can be "
+                     "far slower than fp32, training above all")
         self.log("==========")
 
     # -- graph construction -------------------------------------------------------------------------------------
@@ -440,6 +445,16 @@ def _onednn_enabled() -> bool | None:
         return bool(port.IsMklEnabled())
     except Exception:  # noqa: BLE001 - private module; absent in some builds
         return None
+
+
+def _native_bf16() -> bool:
+    """Whether the CPU computes bfloat16 natively (Linux /proc/cpuinfo flags); unknown counts as native."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), None)
+    except OSError:
+        return True
+    return flags is None or bool({"avx512_bf16", "amx_bf16"} & set(flags))
 
 
 def set_seeds(seed: int) -> None:
