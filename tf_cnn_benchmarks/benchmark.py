@@ -224,6 +224,7 @@ class Benchmark:
         t_build = time.perf_counter()
         self.result["timings"]["setup"] = t_build - t_setup  # devices, strategy, memory check, header
         step, inputs = self._build(spec, plan, batch)
+        self._keep = (step, inputs)  # outlives run(): an iterator's destructor waits for in-flight input work
         self.result["timings"]["build"] = time.perf_counter() - t_build
 
         self.log("Running warm up")
