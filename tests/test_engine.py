@@ -10,27 +10,25 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import resource
 import subprocess
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from enginerun import ERROR_PREFIX, REPO, Run
+from enginerun import clean_env as _env
 
 from cpubench.logparse import parse_log
 from tf_cnn_benchmarks import models
 from tf_cnn_benchmarks.benchmark import Optimizer
 from tf_cnn_benchmarks.models.network import Network
 
-REPO = Path(__file__).resolve().parents[1]
-ERROR_PREFIX = "tf_cnn_benchmarks: error:"
 DASHES = "-" * 64
 TINY = ["--batch_size=2", "--num_batches=2", "--num_warmup_batches=1", "--display_every=1"]
 
@@ -75,28 +73,6 @@ def test_every_model_trains_one_step_and_runs_forward(name):
 
 
 # -- engine subprocesses ---------------------------------------------------------------------------------------------
-@dataclass
-class Run:
-    argv: list[str]
-    rc: int
-    stdout: str
-    stderr: str
-    wall: float
-    result: dict[str, Any] | None
-
-    def error_lines(self) -> list[str]:
-        return [line for line in self.stderr.splitlines() if line.startswith(ERROR_PREFIX)]
-
-    def show(self) -> str:
-        return f"argv={self.argv}\nrc={self.rc}\nstdout:\n{self.stdout[-3000:]}\nstderr:\n{self.stderr[-3000:]}"
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", "TF_CONFIG")}
-    env.update(extra)
-    return env
-
-
 def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (int(5e9), int(5e9)))
 

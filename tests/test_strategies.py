@@ -10,49 +10,22 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import socket
 import subprocess
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from enginerun import REPO, Run
+from enginerun import clean_env as _env
 
 from cpubench.logparse import parse_log
 
-REPO = Path(__file__).resolve().parents[1]
 ENGINE = [sys.executable, "-m", "tf_cnn_benchmarks"]
-ERROR_PREFIX = "tf_cnn_benchmarks: error:"
 STEPS = ["--model=lenet", "--seed=1234", "--display_every=1", "--num_batches=3"]
 TIMEOUT = 180
-
-
-@dataclass
-class Run:
-    argv: list[str]
-    rc: int
-    stdout: str
-    stderr: str
-    wall: float
-    result: dict[str, Any] | None
-
-    def error_lines(self) -> list[str]:
-        return [line for line in self.stderr.splitlines() if line.startswith(ERROR_PREFIX)]
-
-    def losses(self) -> list[tuple[int, float]]:
-        assert self.result is not None, self.show()
-        return [(int(step), float(loss)) for step, loss in self.result["losses"]]
-
-    def show(self) -> str:
-        return f"argv={self.argv}\nrc={self.rc}\nstdout:\n{self.stdout[-3000:]}\nstderr:\n{self.stderr[-3000:]}"
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", "TF_CONFIG")}
 
 
 def _start(args: list[str], out: Path) -> tuple[subprocess.Popen, list[str], Path]:
