@@ -16,6 +16,8 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   "$VENV/bin/python" -m pip install -q --upgrade pip >&2
   "$VENV/bin/python" -m pip install -q -e "$ROOT${EXTRAS:+[$EXTRAS]}" >&2
   echo "$WANT" > "$STAMP"
+  # An install with extras holds the plain install too: the other scripts need not reinstall after it.
+  [ -z "$EXTRAS" ] || echo "$WANT" > "$VENV/.cpubench-installed"
 fi
 export PATH="$VENV/bin:$PATH"
 cd "$ROOT"
