@@ -19,12 +19,12 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-import numpy as np
 import tensorflow as tf
 
 import tf_cnn_benchmarks
 from tf_cnn_benchmarks import flags as flagdefs
 from tf_cnn_benchmarks import models
+from tf_cnn_benchmarks.models.graph import Graph
 from tf_cnn_benchmarks.models.network import Network
 from tf_cnn_benchmarks.strategies import Plan, StrategyError, build_plan, cluster_ready, configure_devices
 
@@ -101,7 +101,7 @@ def available_memory() -> int | None:
     return avail
 
 
-def check_memory(spec: models.ModelSpec, batch: int, local_replicas: int, training: bool) -> None:
+def check_memory(g: Graph, batch: int, local_replicas: int, training: bool) -> None:
     """Refuse a run that cannot fit, before it starts.
 
     Why: with oneDNN's allocator an allocation failure can crash the process (SIGSEGV) instead of raising
@@ -112,14 +112,13 @@ def check_memory(spec: models.ModelSpec, batch: int, local_replicas: int, traini
     avail = available_memory()
     if avail is None:
         return
-    g = spec.graph()
     outputs = [math.prod(n.shape) for n in g.nodes if n.op not in ("input", "flatten")]
     act = (sum(outputs) if training else 2 * max(outputs)) * batch * 4
     params = g.summary()["params"] * 4 * (3 if training else 1)
     need = (act + params) * local_replicas
     if need > avail:
         raise BenchmarkError(
-            f"out of memory: {spec.name} at batch {batch} per device needs at least {need / 2**30:.1f} GiB, "
+            f"out of memory: {g.name} at batch {batch} per device needs at least {need / 2**30:.1f} GiB, "
             f"{avail / 2**30:.1f} GiB is available; lower --batch_size"
         )
 
@@ -219,11 +218,12 @@ class Benchmark:
             all_reduce=plan.all_reduce,
         )
         self._header(f, spec, batch, global_batch, num_batches, plan)
-        check_memory(spec, batch, replicas // plan.num_workers, training=not (f.forward_only or f.input_only))
+        graph = spec.graph()  # declared once: the memory check and the network read the same nodes
+        check_memory(graph, batch, replicas // plan.num_workers, training=not (f.forward_only or f.input_only))
 
         t_build = time.perf_counter()
         self.result["timings"]["setup"] = t_build - t_setup  # devices, strategy, memory check, header
-        step, inputs = self._build(spec, plan, batch)
+        step, inputs = self._build(spec, graph, plan, batch)
         self._keep = (step, inputs)  # outlives run(): an iterator's destructor waits for in-flight input work
         self.result["timings"]["build"] = time.perf_counter() - t_build
 
@@ -305,7 +305,9 @@ class Benchmark:
         self.log("==========")
 
     # -- graph construction -------------------------------------------------------------------------------------
-    def _build(self, spec: models.ModelSpec, plan: Plan, batch: int) -> tuple[Callable[..., Any], tuple]:
+    def _build(
+        self, spec: models.ModelSpec, graph: Graph, plan: Plan, batch: int
+    ) -> tuple[Callable[..., Any], tuple]:
         f = self.flags
         strategy = plan.strategy
         dtype = compute_dtype(f)
@@ -315,7 +317,7 @@ class Benchmark:
             return self._build_input_only(spec, plan, batch)
         self.log("Generating training model" if not f.forward_only else "Generating model")
         with strategy.scope():
-            net = Network(spec.graph(), data_format=f.data_format, compute_dtype=dtype, seed=f.seed)
+            net = Network(graph, data_format=f.data_format, compute_dtype=dtype, seed=f.seed)
             opt = None if f.forward_only else Optimizer(f.optimizer, f.learning_rate, f.momentum, net.trainable)
         nchw = f.data_format == "NCHW"
 
@@ -456,8 +458,3 @@ def _native_bf16() -> bool:
     except OSError:
         return True
     return flags is None or bool({"avx512_bf16", "amx_bf16"} & set(flags))
-
-
-def set_seeds(seed: int) -> None:
-    tf.random.set_seed(seed)
-    np.random.seed(seed % 2**32)

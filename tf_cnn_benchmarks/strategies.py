@@ -29,7 +29,7 @@ import subprocess
 import sys
 from argparse import Namespace
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import tensorflow as tf
 
@@ -46,7 +46,6 @@ class Plan:
     all_reduce: str | None  # header "AllReduce:" line, when it applies
     aggregate: bool  # False for independent: no gradient reduction
     num_workers: int = 1
-    notes: list[str] = field(default_factory=list)
 
     @property
     def num_replicas(self) -> int:
