@@ -157,8 +157,11 @@ def main() -> int:
     for k, v in figures.items():
         unit = "GFLOP/s" if "GFLOP" in k else "images/sec"
         print(f"  {k:22s} {_fmt(v)} {unit}")
-    print(f"  ratio ours/keras inference: {med['ours inference'] / med['keras inference']:.2f}x")
-    print(f"  ratio ours/keras training:  {med['ours training'] / med['keras training']:.2f}x")
+    for mode in ("inference", "training"):
+        # Each repeat's pair ran back to back, so its ratio cancels most of the machine's drift between repeats.
+        pairs = [o / k for o, k in zip(figures[f"ours {mode}"], figures[f"keras {mode}"], strict=True)]
+        print(f"  ratio ours/keras {mode + ':':10s} {med[f'ours {mode}'] / med[f'keras {mode}']:.2f}x of the medians; "
+              f"per repeat {statistics.median(pairs):.2f}x [{min(pairs):.2f}-{max(pairs):.2f}]")
     print(f"  achieved inference: {2 * macs * med['ours inference'] / 1e9:.1f} GFLOP/s "
           f"(matmul in this run: {med['matmul GFLOP/s']:.1f} GFLOP/s)")
     print(f"  achieved training:  {6 * macs * med['ours training'] / 1e9:.1f} GFLOP/s (3x forward)")

@@ -70,6 +70,27 @@ def test_every_model_trains_one_step_and_runs_forward(name):
     if not any(n.op == "dropout" for n in graph.nodes):
         again = net(images, training=False)
         np.testing.assert_array_equal(out.numpy(), again.numpy())  # inference is deterministic
+        # Inference folds each conv's batch norm into the conv: the same function as the batch norm applied
+        # after it, checked with statistics far from their initial 0 and 1 so the fold really does something.
+        rng = np.random.default_rng(3)
+        for v in net.moving_vars:
+            lo, hi = (0.5, 2.0) if "variance" in v.name else (-0.2, 0.2)
+            v.assign(rng.uniform(lo, hi, v.shape).astype(np.float32))
+        folded = net(images, training=False).numpy()
+        net.fold_batch_norm = False
+        unfolded = net(images, training=False).numpy()
+        net.fold_batch_norm = True
+        np.testing.assert_allclose(folded, unfolded, rtol=1e-4, atol=1e-4 * float(np.abs(unfolded).max()))
+
+
+def test_inference_folds_batch_norm_into_convolutions():
+    """resnet50 inference is one convolution op per conv (BN, add and ReLU fused), with no batch-norm op left."""
+    net = Network(models.get("resnet50").graph())
+    spec = tf.TensorSpec([1, 224, 224, 3], tf.float32)
+    graph = tf.function(lambda x: net(x, training=False)).get_concrete_function(spec).graph
+    ops = [op.type for op in graph.get_operations()]
+    assert ops.count("Conv2D") == 53
+    assert not [t for t in ops if "BatchNorm" in t]
 
 
 # -- engine subprocesses ---------------------------------------------------------------------------------------------

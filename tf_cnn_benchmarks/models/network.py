@@ -8,6 +8,8 @@ nothing per step.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import tensorflow as tf
 
@@ -46,6 +48,8 @@ class Network(tf.Module):
             if made:
                 self.weights[i] = made
         self.trainable = [v for d in self.weights.values() for v in d.values() if v.trainable]
+        self.fold_batch_norm = True
+        self._folds = _foldable(graph)
 
     # -- variables ---------------------------------------------------------------------------------------------
     def _make_vars(self, node: Node, graph: Graph, rng: np.random.Generator) -> dict[str, tf.Variable]:
@@ -104,12 +108,40 @@ class Network(tf.Module):
 
     # -- forward -----------------------------------------------------------------------------------------------
     def __call__(self, images: tf.Tensor, training: bool) -> tf.Tensor:
-        """Logits (float32, ``[batch, classes]``) for ``images`` already in this network's data format."""
+        """Logits (float32, ``[batch, classes]``) for ``images`` already in this network's data format.
+
+        In inference each batch norm that reads a convolution (and nothing else reads that convolution) is folded
+        into it: the kernel is scaled by ``gamma / sqrt(variance + eps)`` and the rest becomes the conv's bias. The
+        result is the same function, but the step is then ``Conv2D + BiasAdd [+ Add] [+ Relu]``, which TensorFlow's
+        remapper fuses into one oneDNN convolution with the residual add and the ReLU as post-ops, where
+        ``Conv2D + FusedBatchNorm`` leaves the add and the ReLU as separate passes over memory (about 5% of a
+        resnet50 inference step on a 2-core AVX2 host).
+        """
+        folds = self._folds if (not training and self.fold_batch_norm) else {}
+        folded = set(folds.values())
         values: list[tf.Tensor | None] = [None] * len(self.graph.nodes)
         for i, node in enumerate(self.graph.nodes):
             args = [values[j] for j in node.inputs]
-            values[i] = self._apply(i, node, args, images, training)
+            if i in folds:
+                values[i] = self._conv_folded(i, folds[i], node, args[0])
+            elif i in folded:
+                values[i] = args[0]
+            else:
+                values[i] = self._apply(i, node, args, images, training)
         return tf.cast(values[-1], tf.float32)
+
+    def _conv_folded(self, i: int, bn: int, node: Node, x: tf.Tensor) -> tf.Tensor:
+        """Convolution ``i`` with batch norm ``bn``'s inference transform folded into its kernel and bias."""
+        w, b = self.weights[i], self.weights[bn]
+        gamma = b["gamma"] if "gamma" in b else 1.0
+        scale = gamma * tf.math.rsqrt(b["variance"] + BN_EPSILON)
+        shift = b["beta"] - b["mean"] * scale
+        if "bias" in w:
+            shift += w["bias"] * scale
+        kernel = tf.cast(w["kernel"] * scale, self.compute_dtype)  # HWIO in both data formats: scale per output
+        df = self.data_format
+        y = tf.nn.conv2d(x, kernel, strides=node.attrs["stride"], padding=node.attrs["padding"], data_format=df)
+        return tf.nn.bias_add(y, tf.cast(shift, self.compute_dtype), data_format=df)
 
     def _w(self, i: int, name: str) -> tf.Tensor:
         return tf.cast(self.weights[i][name], self.compute_dtype)
@@ -176,3 +208,13 @@ class Network(tf.Module):
             is_training=False,
         )
         return y
+
+
+def _foldable(graph: Graph) -> dict[int, int]:
+    """Convolution index -> index of the batch norm that is its only reader (what inference can fold)."""
+    readers = Counter(j for node in graph.nodes for j in node.inputs)
+    return {
+        node.inputs[0]: i
+        for i, node in enumerate(graph.nodes)
+        if node.op == "bn" and graph.nodes[node.inputs[0]].op == "conv" and readers[node.inputs[0]] == 1
+    }
