@@ -72,15 +72,20 @@ def test_every_model_trains_one_step_and_runs_forward(name):
         np.testing.assert_array_equal(out.numpy(), again.numpy())  # inference is deterministic
         # Inference folds each conv's batch norm into the conv: the same function as the batch norm applied
         # after it, checked with statistics far from their initial 0 and 1 so the fold really does something.
-        rng = np.random.default_rng(3)
-        for v in net.moving_vars:
-            lo, hi = (0.5, 2.0) if "variance" in v.name else (-0.2, 0.2)
-            v.assign(rng.uniform(lo, hi, v.shape).astype(np.float32))
+        randomise_statistics(net, seed=3)
         folded = net(images, training=False).numpy()
         net.fold_batch_norm = False
         unfolded = net(images, training=False).numpy()
         net.fold_batch_norm = True
         np.testing.assert_allclose(folded, unfolded, rtol=1e-4, atol=1e-4 * float(np.abs(unfolded).max()))
+
+
+def randomise_statistics(net: Network, seed: int) -> None:
+    """Moving means and variances far from their initial 0 and 1, so folding them really changes the kernels."""
+    rng = np.random.default_rng(seed)
+    for v in net.moving_vars:
+        lo, hi = (0.5, 2.0) if "variance" in v.name else (-0.2, 0.2)
+        v.assign(rng.uniform(lo, hi, v.shape).astype(np.float32))
 
 
 def test_inference_folds_batch_norm_into_convolutions():
@@ -96,10 +101,7 @@ def test_inference_folds_batch_norm_into_convolutions():
 def test_folded_inference_in_bfloat16():
     """The fold is computed in float32 and cast: bf16 inference still matches the unfolded bf16 network."""
     net = Network(models.get("resnet50").graph(), compute_dtype=tf.bfloat16)
-    rng = np.random.default_rng(5)
-    for v in net.moving_vars:
-        lo, hi = (0.5, 2.0) if "variance" in v.name else (-0.2, 0.2)
-        v.assign(rng.uniform(lo, hi, v.shape).astype(np.float32))
+    randomise_statistics(net, seed=5)
     images = tf.random.stateless_normal([1, 224, 224, 3], seed=[4, 5])
     folded = net(images, training=False).numpy()
     net.fold_batch_norm = False
