@@ -307,7 +307,8 @@ def test_unknown_model(runs):
     assert_failed_result(run, "resnet9000")
 
 
-@pytest.mark.parametrize(
+# Bad command lines and the message each must give, on stderr and as the failed result's reason.
+BAD_FLAGS = pytest.mark.parametrize(
     "args, needle",
     [
         (["--frobnicate=1"], "unknown flag --frobnicate"),
@@ -316,6 +317,9 @@ def test_unknown_model(runs):
     ],
     ids=["unknown-flag", "batch-0", "batch-minus-1"],
 )
+
+
+@BAD_FLAGS
 def test_flag_errors_one_line(tmp_path, args, needle):
     run = run_engine(ENGINE, ["--model=trivial", *args], tmp_path, timeout=60)
     assert run.rc == 2, run.show()
@@ -325,15 +329,7 @@ def test_flag_errors_one_line(tmp_path, args, needle):
     assert run.stdout == ""
 
 
-@pytest.mark.parametrize(
-    "args, needle",
-    [
-        (["--frobnicate=1"], "--frobnicate"),
-        (["--batch_size=0"], "--batch_size=0"),
-        (["--batch_size=-1"], "--batch_size=-1"),
-    ],
-    ids=["unknown-flag", "batch-0", "batch-minus-1"],
-)
+@BAD_FLAGS
 def test_flag_errors_write_failed_result(tmp_path, args, needle):
     # --result_json comes before the bad flag, so it is known when the error is found.
     result = tmp_path / "r.json"
