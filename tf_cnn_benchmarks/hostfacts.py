@@ -1,0 +1,204 @@
+"""Facts about the process and the machine it runs on, read from ``/proc`` and ``/sys`` (no TensorFlow import).
+
+Why here, in the engine package: the engine reports from inside the child what it ran under (the CPUs it could use,
+its memory policy, the thread variables it saw), and the suite (``cpubench``) needs the same readings for the host's
+metadata and the runner's checks. ``cpubench`` imports these; the engine never imports ``cpubench``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import math
+import os
+import platform
+import re
+import resource
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# Environment variables that size or place the thread pools of TensorFlow, OpenMP, oneDNN/MKL or OpenBLAS.
+THREAD_ENV_PREFIXES = ("OMP_", "KMP_", "MKL_", "OPENBLAS_", "TF_", "GOMP_", "ONEDNN_", "DNNL_")
+# Of those, the ones that *limit or pin* threads: a sweep started from a shell with OMP_NUM_THREADS=1 must not
+# silently measure one thread. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are kernel choices some hosts need to avoid
+# crashes in older OpenBLAS builds, and logging variables change nothing measured: those pass through.
+_THREAD_LIMITING = re.compile(
+    r"^(OMP_\w+|KMP_\w+|GOMP_\w+|MKL_NUM_THREADS|MKL_DYNAMIC|MKL_DOMAIN_NUM_THREADS|OPENBLAS_NUM_THREADS"
+    r"|BLIS_NUM_THREADS|VECLIB_MAXIMUM_THREADS|NUMEXPR_NUM_THREADS|TF_NUM_INTRAOP_THREADS|TF_NUM_INTEROP_THREADS)$"
+)
+# Variables that only change what is printed: kept out of a measurement's identity.
+_LOGGING_ONLY = frozenset({"TF_CPP_MIN_LOG_LEVEL", "TF_CPP_MAX_VLOG_LEVEL", "TF_CPP_VMODULE"})
+# Terraform's variables share the TF_ prefix and mean nothing to TensorFlow.
+_NOT_TENSORFLOW = ("TF_CLI_", "TF_VAR_", "TF_LOG", "TF_DATA_DIR", "TF_WORKSPACE", "TF_IN_AUTOMATION", "TF_INPUT")
+
+
+def read_text(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def cpu_flags() -> list[str]:
+    """The first CPU's feature flags from ``/proc/cpuinfo`` (``flags`` on x86, ``Features`` on Arm); [] off Linux."""
+    for line in (read_text("/proc/cpuinfo") or "").splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("flags", "Features"):
+            return value.split()
+    return []
+
+
+def native_bf16(flags: list[str] | None = None) -> bool:
+    """Whether the CPU computes bfloat16 natively (AVX512_BF16 or AMX); unknown (no flags) counts as native."""
+    flags = cpu_flags() if flags is None else flags
+    return not flags or bool({"avx512_bf16", "amx_bf16"} & set(flags))
+
+
+def onednn_default(
+    flags: list[str], environ: dict[str, str] | None = None, machine: str | None = None
+) -> dict[str, Any]:
+    """Whether TensorFlow's oneDNN ops are on, from ``TF_ENABLE_ONEDNN_OPTS`` or, unset, TensorFlow's default.
+
+    TF 2.9+ on Linux x86 turns oneDNN on by default only on CPUs with AVX512_VNNI, AVX512_BF16 or AMX (Cascade
+    Lake and newer); on Linux aarch64 it is on by default. ``TF_ENABLE_ONEDNN_OPTS=0|1`` overrides both.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get("TF_ENABLE_ONEDNN_OPTS")
+    machine = (machine or platform.machine()).lower()
+    if raw is not None and raw.strip().lower() in ("0", "1", "true", "false"):
+        return {"enabled": raw.strip().lower() in ("1", "true"), "source": "env", "env": raw}
+    if machine in ("x86_64", "amd64"):
+        trigger = sorted(f for f in flags if f in ("avx512_vnni", "avx512vnni", "avx512_bf16", "amx_bf16", "amx_tile"))
+        why = f"x86 default: on with {', '.join(trigger)}" if trigger else "x86 default: off (no AVX512_VNNI/BF16/AMX)"
+        return {"enabled": bool(trigger), "source": why, "env": raw}
+    if machine in ("aarch64", "arm64"):
+        return {"enabled": True, "source": "aarch64 default: on", "env": raw}
+    return {"enabled": None, "source": f"unknown default on {machine}", "env": raw}
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: MemAvailable, capped by an address-space limit (``ulimit -v``)."""
+    avail = None
+    m = re.search(r"^MemAvailable:\s+(\d+) kB", read_text("/proc/meminfo") or "", re.M)
+    if m:
+        avail = int(m.group(1)) * 1024
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        vm = re.search(r"^VmSize:\s+(\d+) kB", read_text("/proc/self/status") or "", re.M)
+        if vm:
+            left = max(0, soft - int(vm.group(1)) * 1024)
+            avail = left if avail is None else min(avail, left)
+    return avail
+
+
+def schedulable_cpus() -> list[int]:
+    """The logical CPUs this process may run on (its affinity mask), sorted."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+_MPOL_MODES = {0: "default", 1: "preferred", 2: "bind", 3: "interleave", 4: "local", 5: "preferred_many",
+               6: "weighted_interleave"}  # fmt: skip
+_SYS_GET_MEMPOLICY = {"x86_64": 239, "aarch64": 236}
+
+
+def memory_policy() -> dict[str, Any]:
+    """This process's NUMA memory policy: ``get_mempolicy(2)`` mode and nodes, and the nodes it may allocate on.
+
+    Read through the raw system call (libc has no wrapper; libnuma may be absent) and ``/proc/self/status``, so a
+    child bound with ``numactl --membind`` or ``set_mempolicy`` reports what it really got.
+    """
+    status = read_text("/proc/self/status") or ""
+    m = re.search(r"^Mems_allowed_list:\s*(\S+)", status, re.M)
+    out: dict[str, Any] = {"mode": None, "nodes": [], "mems_allowed": m.group(1) if m else None}
+    number = _SYS_GET_MEMPOLICY.get(platform.machine())
+    if number is None:
+        return out
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        mode = ctypes.c_int(0)
+        mask = (ctypes.c_ulong * 16)()
+        maxnode = ctypes.sizeof(mask) * 8
+        if libc.syscall(number, ctypes.byref(mode), mask, ctypes.c_ulong(maxnode), None, ctypes.c_ulong(0)) != 0:
+            return out
+    except (OSError, AttributeError):
+        return out
+    bits = ctypes.sizeof(ctypes.c_ulong) * 8
+    out["mode"] = _MPOL_MODES.get(mode.value & 0xFF, str(mode.value))
+    out["nodes"] = [w * bits + b for w, word in enumerate(mask) for b in range(bits) if word >> b & 1]
+    return out
+
+
+def is_thread_limiting(name: str) -> bool:
+    """A variable that limits or pins threads (``OMP_NUM_THREADS``, ``KMP_AFFINITY``...)."""
+    return bool(_THREAD_LIMITING.match(name))
+
+
+def thread_env(environ: dict[str, str] | os._Environ[str] | None = None) -> dict[str, str]:
+    """The thread-related variables of an environment (``OMP_*``, ``KMP_*``, ``MKL_*``, ``OPENBLAS_*``, ``TF_*``...),
+    sorted, without those that only change logging."""
+    env = os.environ if environ is None else environ
+    return {
+        k: v
+        for k, v in sorted(env.items())
+        if k.startswith(THREAD_ENV_PREFIXES) and k not in _LOGGING_ONLY and not k.startswith(_NOT_TENSORFLOW)
+    }
+
+
+def first_line(text: object, limit: int = 300) -> str:
+    """The first non-empty line of an error (or any text), at most ``limit`` characters."""
+    if isinstance(text, BaseException):
+        lines = str(text).strip().splitlines()
+        body = lines[0].strip() if lines else ""
+        s = f"{type(text).__name__}: {body}" if body else type(text).__name__
+    else:
+        s = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def file_mode() -> int:
+    """The mode a new file gets under this process's umask (``0o644`` under the usual 022)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
+    """Write a file whole or not at all: a temporary file beside it, fsynced, renamed over it.
+
+    The file gets the mode a plain ``open()`` would give it (``mkstemp`` alone makes 0600, which hides result files
+    from the other users of a shared results folder).
+    """
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: they become null (a diverged loss must not make a record unwritable)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def atomic_write_json(target: str | os.PathLike[str], data: Any, indent: int | None = 1) -> None:
+    """JSON written with :func:`atomic_write_text`; NaN and infinity become null."""
+    text = json.dumps(finite(data), indent=indent, sort_keys=True, allow_nan=False, default=str)
+    atomic_write_text(target, text + "\n")
