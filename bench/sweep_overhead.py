@@ -3,10 +3,10 @@
     python bench/sweep_overhead.py data/EPYC                 # every record of the host folder
     python bench/sweep_overhead.py data/EPYC --config cpu-default --since 2026-01-01T00:00
 
-Why: the issue's speed target is that at most 10 % of a sweep's wall time is spent outside the engines' measured
-windows beyond the unavoidable import and graph build. ``cpubench run`` prints this for the runs it just made; this
-script recomputes it afterwards from the records alone (wall = first start to last end of the selected records), with
-a per-model table, so the lead can see which phase to attack.
+Why: a sweep should spend its wall time in the engines' measured windows, not in process start, import and graph
+build. ``cpubench run`` prints this for the runs it just made; this script recomputes it afterwards from the records
+alone (wall = first start to last end of the selected records), with a per-model table that shows which phase
+costs the most.
 """
 
 from __future__ import annotations
@@ -14,24 +14,24 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime, timedelta
-from typing import Any
 
 from cpubench import store
 from cpubench.runner import format_overhead, overhead_breakdown
+from tf_cnn_benchmarks.record import RunRecord
 
 
-def _select(records: list[dict[str, Any]], config: str | None, since: str | None) -> list[dict[str, Any]]:
-    out = [r for r in records if not config or r.get("config_name") == config]
+def _select(records: list[RunRecord], config: str | None, since: str | None) -> list[RunRecord]:
+    out = [r for r in records if r.started and (not config or r.config_name == config)]
     if since:
-        t = datetime.fromisoformat(since)
-        out = [r for r in out if datetime.fromisoformat(r["started"]).replace(tzinfo=None) >= t.replace(tzinfo=None)]
+        t = datetime.fromisoformat(since).replace(tzinfo=None)
+        out = [r for r in out if datetime.fromisoformat(str(r.started)).replace(tzinfo=None) >= t]
     return out
 
 
-def wall_of(records: list[dict[str, Any]]) -> float:
+def wall_of(records: list[RunRecord]) -> float:
     """First start to last end: the sweep's wall time as the records saw it (runner bookkeeping included)."""
-    starts = [datetime.fromisoformat(r["started"]) for r in records]
-    ends = [s + timedelta(seconds=float(r.get("duration") or 0.0)) for s, r in zip(starts, records, strict=True)]
+    starts = [datetime.fromisoformat(str(r.started)) for r in records]
+    ends = [s + timedelta(seconds=float(r.duration or 0.0)) for s, r in zip(starts, records, strict=True)]
     return (max(ends) - min(starts)).total_seconds()
 
 
@@ -48,14 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     print(format_overhead(overhead_breakdown(records, wall_of(records))))
     print(f"\n{'model':<16}{'runs':>5}{'process':>9}{'import':>8}{'setup':>8}{'build':>8}{'warmup':>8}{'measured':>9}"
           f"{'total':>8}")
-    models = sorted({r["model"] for r in records})
+    models = sorted({str(r.model) for r in records})
     for m in models:
-        rs = [r for r in records if r["model"] == m]
-        b = overhead_breakdown(rs, sum(float(r.get("duration") or 0.0) for r in rs))
+        rs = [r for r in records if r.model == m]
+        b = overhead_breakdown(rs, sum(float(r.duration or 0.0) for r in rs))
         cols = [b[k] for k in ("process", "import", "setup", "build", "warmup", "measured", "wall")]
         widths = (9, 8, 8, 8, 8, 9, 8)
         print(f"{m:<16}{len(rs):>5}" + "".join(f"{c:>{w}.1f}" for c, w in zip(cols, widths, strict=True)))
-    statuses = {s: sum(r["status"] == s for r in records) for s in store.STATUSES}
+    statuses = {s: sum(r.status == s for r in records) for s in store.STATUSES}
     print("\n" + ", ".join(f"{n} {s}" for s, n in statuses.items() if n))
     return 0
 

@@ -17,6 +17,7 @@ import fnmatch
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import shlex
@@ -26,65 +27,35 @@ from typing import Any
 
 import yaml
 
+from cpubench import axes
+
 PACKAGE_CONFIGS = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = "cpu-default"
 
-# Matrix axes: name -> (default, allowed values or a type). Order = order of the setting name's parts.
-AXES: dict[str, Any] = {
-    "data": ("syn", ("syn", "real")),
-    "variable_update": (
-        "parameter_server",
-        ("parameter_server", "replicated", "independent", "distributed_replicated", "collective_all_reduce"),
-    ),
-    "nccl": (False, bool),
-    "distortions": (False, bool),
-    "forward_only": (False, bool),
-    "precision": ("fp32", ("fp32", "bf16", "fp16")),
-    "xla_compile": (False, bool),
-    "num_intra_threads": (0, int),
-    "num_inter_threads": (0, int),
-    "batch_size": (None, int),
-}
-# Keys an exclude rule may use: the axes plus what the matrix is crossed with.
-EXCLUDE_KEYS = (*AXES, "model", "num_gpus")
-
-# Engine flags the runner sets from the matrix: a config sets them there, never under `flags`.
-RUNNER_FLAGS = {
-    "model": "models",
-    "batch_size": "models (or matrix.batch_size)",
-    "num_batches": "num_batches",
-    "num_warmup_batches": "num_warmup_batches",
-    "device": "device",
-    "num_gpus": "num_gpus",
-    "variable_update": "matrix.variable_update",
-    "all_reduce_spec": "matrix.nccl",
-    "use_nccl": "matrix.nccl",
-    "forward_only": "matrix.forward_only",
-    "eval": "matrix.forward_only",
-    "distortions": "matrix.distortions",
-    "data_dir": "data_dir and matrix.data",
-    "data_name": "matrix.data",
-    "result_json": "(the runner sets it)",
-    "precision": "matrix.precision",
-    "use_fp16": "matrix.precision",
-    "xla_compile": "matrix.xla_compile",
-    "xla": "matrix.xla_compile",
-    "num_intra_threads": "matrix.num_intra_threads",
-    "num_inter_threads": "matrix.num_inter_threads",
-}
-
-# Upstream tf_cnn_benchmarks model names; the engine's registry adds whatever it declares.
-UPSTREAM_MODELS = (
-    "trivial", "lenet", "alexnet", "overfeat", "vgg11", "vgg16", "vgg19", "googlenet", "inception3", "inception4",
-    "resnet50", "resnet50_v1.5", "resnet50_v2", "resnet101", "resnet101_v2", "resnet152", "resnet152_v2",
-    "mobilenet", "nasnet", "nasnetlarge", "densenet40_k12", "densenet100_k12", "densenet100_k24",
-)  # fmt: skip
-
 TOP_KEYS = (
-    "name", "device", "num_gpus", "repeats", "num_batches", "num_warmup_batches", "timeout", "data_dir",
-    "generate_data", "models", "matrix", "exclude", "flags", "env", "engine", "description",
+    "name", "repeats", "num_batches", "num_warmup_batches", "timeout", "data_dir", "generate_data", "models",
+    "matrix", "exclude", "flags", "env", "engine", "description",
 )  # fmt: skip
 REQUIRED_KEYS = ("name", "models")
+# Engine flags the runner sets from the config's scalars (the axes own the rest).
+SCALAR_FLAGS = {"num_batches": "num_batches", "num_warmup_batches": "num_warmup_batches",
+                "result_json": "(the runner sets it)"}  # fmt: skip
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def top_keys() -> tuple[str, ...]:
+    """Top-level keys a config may have: the fixed ones and the axes set at the top (device, num_gpus)."""
+    return (*TOP_KEYS[:1], *(a.key for a in axes.top_axes()), *TOP_KEYS[1:])
+
+
+def runner_flags() -> dict[str, str]:
+    """Engine flag -> where a config sets it: a config sets these there, never under ``flags:``."""
+    return {**axes.owned_flags(), **SCALAR_FLAGS}
+
+
+def exclude_keys() -> tuple[str, ...]:
+    """Keys an exclude rule may use: every axis (by its config key)."""
+    return tuple(a.key for a in axes.table())
 
 
 class ConfigError(Exception):
@@ -106,12 +77,11 @@ class GenerateData:
 
 @dataclass
 class Config:
-    """A validated config; ``matrix`` values are always lists, ``models`` values lists of batch sizes."""
+    """A validated config. ``matrix`` and ``top`` map axis names to lists of values; ``models`` maps model names to
+    lists of batch sizes."""
 
     name: str
     source: str
-    device: str = "cpu"
-    num_gpus: list[int] = field(default_factory=lambda: [1])
     repeats: int = 2
     num_batches: int = 100
     num_warmup_batches: int = 10
@@ -120,11 +90,25 @@ class Config:
     generate_data: GenerateData | None = None
     models: dict[str, list[int]] = field(default_factory=dict)
     matrix: dict[str, list[Any]] = field(default_factory=dict)
+    top: dict[str, list[Any]] = field(default_factory=dict)
     exclude: list[dict[str, list[Any]]] = field(default_factory=list)
     flags: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     engine: list[str] | None = None
     description: str = ""
+
+    def values_of(self, axis: axes.Axis) -> list[Any]:
+        """The values a sweep takes on an axis: the config's, else the axis default alone."""
+        given = self.matrix.get(axis.name) if axis.source == axes.MATRIX else self.top.get(axis.name)
+        return list(given) if given else [axis.default]
+
+    @property
+    def device(self) -> str:
+        return str(self.values_of(axes.get("device"))[0])
+
+    @property
+    def num_gpus(self) -> list[int]:
+        return self.values_of(axes.get("num_devices"))
 
 
 @dataclass(frozen=True)
@@ -147,6 +131,11 @@ class Planned:
     @property
     def key(self) -> tuple[str, str, int, int]:
         return (self.setting.name, self.model, self.batch_size, self.repeat)
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """Every axis value of the run (the setting's, the model and the batch size)."""
+        return {**self.setting.params, "model": self.model, "batch_size": self.batch_size}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -262,15 +251,32 @@ class _Validator:
             raise self.error(path, f"{v!r} is not one of {', '.join(str(c) for c in choices)}{hint}")
         return v
 
-    def axis_value(self, axis: str, v: Any, path: tuple[Any, ...]) -> Any:
-        _default, kind = AXES[axis]
+    def axis_value(self, axis: axes.Axis, v: Any, path: tuple[Any, ...]) -> Any:
+        """A value of an axis, checked against its declaration (type, minimum, allowed values)."""
+        kind = axis.value_kind
         if kind is bool:
             if not isinstance(v, bool):
                 raise self.error(path, f"expected true or false, got {v!r}")
             return v
         if kind is int:
-            return self.int_(v, path, 1 if axis == "batch_size" else 0)
-        return self.choice(v, path, kind)
+            return self.int_(v, path, axis.minimum or 0)
+        if kind is float:
+            return self.number(v, path)
+        allowed = axis.allowed
+        if allowed is None:
+            return self.str_(v, path)
+        if axis.name == "model" and v not in allowed:
+            close = difflib.get_close_matches(str(v), [str(c) for c in allowed], 1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise self.error(path, f"unknown model {v!r}; {hint}the engine declares: {', '.join(allowed)}")
+        return self.choice(v, path, allowed)
+
+    def number(self, v: Any, path: tuple[Any, ...], positive: bool = False, what: str = "") -> float:
+        """A finite number (YAML's .nan and .inf are refused: a NaN timeout would never fire)."""
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (positive and v <= 0):
+            what = what or ("a finite number > 0" if positive else "a finite number")
+            raise self.error(path, f"expected {what}, got {v!r}")
+        return float(v)
 
     def listed(self, v: Any, path: tuple[Any, ...]) -> list[Any]:
         """A scalar or a non-empty list of scalars, as a list."""
@@ -296,29 +302,26 @@ class _Validator:
 
     def config(self, data: Any) -> Config:
         top = self.mapping(data, ())
+        known_top = top_keys()
         for key in top:
-            if key not in TOP_KEYS:
-                raise self.unknown(key, (), TOP_KEYS, "key")
+            if key not in known_top:
+                raise self.unknown(key, (), known_top, "key")
         for key in REQUIRED_KEYS:
             if key not in top:
                 raise self.error((), f"missing required key `{key}`")
         c = Config(name=self.str_(top["name"], ("name",)), source=self.source)
         if "description" in top:
             c.description = str(top["description"])
-        if "device" in top:
-            c.device = self.choice(top["device"], ("device",), ("cpu", "gpu"))
-        if "num_gpus" in top:
-            raw = top["num_gpus"]
-            vals = self.listed(raw, ("num_gpus",))
-            c.num_gpus = [self.int_(v, _item(raw, ("num_gpus",), i), 1) for i, v in enumerate(vals)]
+        for axis in axes.top_axes():
+            if axis.key in top:
+                raw = top[axis.key]
+                vals = self.listed(raw, (axis.key,))
+                c.top[axis.name] = [self.axis_value(axis, v, _item(raw, (axis.key,), i)) for i, v in enumerate(vals)]
         for key, minimum in (("repeats", 1), ("num_batches", 1), ("num_warmup_batches", 0)):
             if key in top:
                 setattr(c, key, self.int_(top[key], (key,), minimum))
         if "timeout" in top:
-            t = top["timeout"]
-            if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
-                raise self.error(("timeout",), f"expected seconds > 0, got {t!r}")
-            c.timeout = float(t)
+            c.timeout = self.number(top["timeout"], ("timeout",), positive=True, what="seconds > 0")
         if "data_dir" in top and top["data_dir"] is not None:
             c.data_dir = self.str_(top["data_dir"], ("data_dir",))
         if "generate_data" in top and top["generate_data"] is not None:
@@ -350,25 +353,31 @@ class _Validator:
         m = self.mapping(v, path)
         if not m:
             raise self.error(path, "no models: give at least one `name: batch_size`")
-        known = known_models()
+        model_axis, batch_axis = axes.get("model"), axes.get("batch_size")
         out: dict[str, list[int]] = {}
         for name, batches in m.items():
-            if str(name) not in known:
-                raise self.unknown(name, path, known, "model")
+            self.axis_value(model_axis, name, (*path, name))
             vals = self.listed(batches, (*path, name))
-            out[str(name)] = [self.int_(b, _item(batches, (*path, name), i), 1) for i, b in enumerate(vals)]
+            out[str(name)] = [
+                self.axis_value(batch_axis, b, _item(batches, (*path, name), i)) for i, b in enumerate(vals)
+            ]
         return out
 
     def matrix(self, v: Any) -> dict[str, list[Any]]:
         m = self.mapping(v, ("matrix",))
+        known = {a.key: a for a in axes.matrix_axes()}
         out: dict[str, list[Any]] = {}
-        for axis, vals in m.items():
-            if axis not in AXES:
-                raise self.unknown(axis, ("matrix",), tuple(AXES), "matrix axis")
-            items = self.listed(vals, ("matrix", axis))
-            out[axis] = [self.axis_value(axis, x, _item(vals, ("matrix", axis), i)) for i, x in enumerate(items)]
-            if len(set(map(repr, out[axis]))) != len(out[axis]):
-                raise self.error(("matrix", axis), "a value is listed twice")
+        for key, vals in m.items():
+            axis = known.get(key)
+            if axis is None:
+                other = axes.by_key(str(key))
+                if other is not None:
+                    raise self.error(("matrix", key), f"not a matrix axis; set it as `{other.where}`")
+                raise self.unknown(key, ("matrix",), tuple(known), "matrix axis")
+            items = self.listed(vals, ("matrix", key))
+            out[axis.name] = [self.axis_value(axis, x, _item(vals, ("matrix", key), i)) for i, x in enumerate(items)]
+            if len(set(map(repr, out[axis.name]))) != len(out[axis.name]):
+                raise self.error(("matrix", key), "a value is listed twice")
         return out
 
     def exclude(self, v: Any, models: set[str]) -> list[dict[str, list[Any]]]:
@@ -382,18 +391,17 @@ class _Validator:
             out: dict[str, list[Any]] = {}
             for key, vals in r.items():
                 path = ("exclude", i, key)
-                if key not in EXCLUDE_KEYS:
-                    raise self.unknown(key, ("exclude", i), EXCLUDE_KEYS, "exclude key")
+                axis = axes.by_key(str(key))
+                if axis is None:
+                    raise self.unknown(key, ("exclude", i), exclude_keys(), "exclude key")
                 items = self.listed(vals, path)
-                if key == "model":
+                if axis.name == "model":
                     for x in items:
                         if x not in models:
                             raise self.error(path, f"model {x!r} is not in `models`")
-                    out[key] = items
-                elif key == "num_gpus":
-                    out[key] = [self.int_(x, path, 1) for x in items]
+                    out[axis.name] = items
                 else:
-                    out[key] = [self.axis_value(key, x, path) for x in items]
+                    out[axis.name] = [self.axis_value(axis, x, path) for x in items]
             rules.append(out)
         return rules
 
@@ -407,12 +415,13 @@ class _Validator:
             path = ("flags", name)
             if name not in known:
                 raise self.unknown(name, ("flags",), known, "engine flag")
-            if name in RUNNER_FLAGS:
-                raise self.error(path, f"set by the runner; use `{RUNNER_FLAGS[name]}` instead of flags.{name}")
+            owned = runner_flags()
+            if name in owned:
+                raise self.error(path, f"set by the runner; use `{owned[name]}` instead of flags.{name}")
             if isinstance(value, (dict, list)) or value is None:
                 raise self.error(path, f"expected a single value, got {value!r}")
             try:
-                engine_flags.parse([f"--{name}={flag_value(value)}"])
+                engine_flags.parse([f"--{name}={axes.flag_value(value)}"])
             except engine_flags.FlagError as e:
                 raise self.error(path, str(e)) from None
             out[str(name)] = value
@@ -422,9 +431,18 @@ class _Validator:
         m = self.mapping(v, ("env",))
         out: dict[str, str] = {}
         for k, val in m.items():
+            if not isinstance(k, str) or not _ENV_NAME.fullmatch(k):
+                raise self.error(
+                    ("env", k), f"{k!r} is not an environment variable name (letters, digits and _, not first a digit)"
+                )
             if isinstance(val, (dict, list)) or val is None:
                 raise self.error(("env", k), f"expected a single value, got {val!r}")
-            out[str(k)] = flag_value(val)
+            if isinstance(val, float) and not math.isfinite(val):
+                raise self.error(("env", k), f"expected a finite number or text, got {val!r}")
+            text = axes.flag_value(val)
+            if "\0" in text:
+                raise self.error(("env", k), "a value cannot hold a NUL byte")
+            out[k] = text
         return out
 
     def engine(self, v: Any) -> list[str]:
@@ -444,54 +462,13 @@ def _item(raw: Any, path: tuple[Any, ...], i: int) -> tuple[Any, ...]:
     return (*path, i) if isinstance(raw, list) else path
 
 
-def known_models() -> list[str]:
-    """Model names the config accepts: the engine registry's (cheap, no TensorFlow) plus upstream's names."""
-    names = list(UPSTREAM_MODELS)
-    try:
-        from tf_cnn_benchmarks.models import registry
-
-        names += [n for n in registry.names() if n not in names]
-    except Exception:  # noqa: BLE001 - a half-written engine must not make every config unloadable
-        pass
-    return names
-
-
-def flag_value(v: Any) -> str:
-    """How a YAML value is spelled on the engine command line (booleans lower-case, as absl writes them)."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Expansion
 
 
 def setting_name(params: dict[str, Any]) -> str:
-    """``<data>-<variable_update>[-nccl][-distortions]-<N>gpus|cpus[-inference]`` plus non-default extras.
-
-    The classic tables name their columns this way; the extras (``-xla``, ``-bf16``, ``-intra4``, ``-inter2``)
-    appear only when an optional axis is off its default, so the classic names stay as they were and two settings
-    never share a log folder.
-    """
-    parts = [params["data"], params["variable_update"]]
-    if params.get("nccl"):
-        parts.append("nccl")
-    if params.get("distortions"):
-        parts.append("distortions")
-    unit = "cpus" if params.get("device", "cpu") == "cpu" else "gpus"
-    parts.append(f"{params['num_devices']}{unit}")
-    if params.get("forward_only"):
-        parts.append("inference")
-    if params.get("xla_compile"):
-        parts.append("xla")
-    if params.get("precision", "fp32") != "fp32":
-        parts.append(params["precision"])
-    if params.get("num_intra_threads"):
-        parts.append(f"intra{params['num_intra_threads']}")
-    if params.get("num_inter_threads"):
-        parts.append(f"inter{params['num_inter_threads']}")
-    return "-".join(str(p) for p in parts)
+    """The classic column name of a setting (see :func:`cpubench.axes.setting_name`)."""
+    return axes.setting_name(params)
 
 
 def _excluded(values: dict[str, Any], rules: list[dict[str, list[Any]]]) -> bool:
@@ -504,33 +481,22 @@ def _excluded(values: dict[str, Any], rules: list[dict[str, list[Any]]]) -> bool
 
 
 def plan(config: Config, repeats: int | None = None) -> list[Planned]:
-    """Every run of the config, repeats outermost: a sweep cut short still has every setting measured once."""
-    axes = [a for a in AXES if a != "batch_size"]
-    grids = [config.matrix.get(a, [AXES[a][0]]) for a in axes]
+    """Every run of the config, repeats outermost: a sweep cut short still has every setting measured once.
+
+    Settings are the product of the setting axes in declaration order (the first axis varies slowest); within a
+    setting, models in config order and their batch sizes (``matrix.batch_size`` overrides them all).
+    """
+    setting_axes = axes.setting_axes()
+    grids = [config.values_of(a) for a in setting_axes]
+    batch_override = config.matrix.get("batch_size")
     runs_per_repeat: list[tuple[Setting, str, int]] = []
-    for n in config.num_gpus:
-        for combo in itertools.product(*grids):
-            values = dict(zip(axes, combo, strict=True))
-            params = {
-                "data": values["data"],
-                "variable_update": values["variable_update"],
-                "nccl": values["nccl"],
-                "distortions": values["distortions"],
-                "forward_only": values["forward_only"],
-                "device": config.device,
-                "num_devices": n,
-                "num_intra_threads": values["num_intra_threads"],
-                "num_inter_threads": values["num_inter_threads"],
-                "precision": values["precision"],
-                "xla_compile": values["xla_compile"],
-                "data_generated": False,
-            }
-            setting = Setting(setting_name(params), params)
-            for model, model_batches in config.models.items():
-                for bs in config.matrix.get("batch_size", model_batches):
-                    full = {**values, "model": model, "num_gpus": n, "batch_size": bs}
-                    if not _excluded(full, config.exclude):
-                        runs_per_repeat.append((setting, model, bs))
+    for combo in itertools.product(*grids):
+        params = dict(zip((a.name for a in setting_axes), combo, strict=True))
+        setting = Setting(setting_name(params), params)
+        for model, model_batches in config.models.items():
+            for bs in batch_override or model_batches:
+                if not _excluded({**params, "model": model, "batch_size": bs}, config.exclude):
+                    runs_per_repeat.append((setting, model, bs))
     n_rep = config.repeats if repeats is None else repeats
     return [Planned(s, m, b, r) for r in range(n_rep) for (s, m, b) in runs_per_repeat]
 
@@ -541,41 +507,70 @@ def settings(config: Config) -> list[str]:
 
 
 def engine_flags(config: Config, run: Planned, data_dir: str) -> list[str]:
-    """The engine flags of one run (without ``--result_json``), in a stable order."""
-    p = run.setting.params
-    argv = [
-        f"--model={run.model}",
-        f"--batch_size={run.batch_size}",
-        f"--num_batches={config.num_batches}",
-        f"--num_warmup_batches={config.num_warmup_batches}",
-        f"--device={p['device']}",
-        f"--num_gpus={p['num_devices']}",
-        f"--variable_update={p['variable_update']}",
-        f"--all_reduce_spec={'nccl' if p['nccl'] else ''}",
-        f"--forward_only={flag_value(p['forward_only'])}",
-        f"--distortions={flag_value(p['distortions'])}",
-        f"--precision={p['precision']}",
-        f"--xla_compile={flag_value(p['xla_compile'])}",
-        f"--num_intra_threads={p['num_intra_threads']}",
-        f"--num_inter_threads={p['num_inter_threads']}",
-    ]
-    if p["data"] == "real":
-        argv += [f"--data_dir={data_dir}", "--data_name=imagenet"]
-    argv += [f"--{k}={flag_value(v)}" for k, v in sorted(config.flags.items())]
+    """The engine flags of one run (without ``--result_json``): every axis's, the counts, then the config's
+    ``flags:`` sorted by name."""
+    argv = axes.argv(run.values, axes.Context(data_dir=data_dir))
+    argv += [f"--num_batches={config.num_batches}", f"--num_warmup_batches={config.num_warmup_batches}"]
+    argv += [f"--{k}={axes.flag_value(v)}" for k, v in sorted(config.flags.items())]
     return argv
 
 
-def run_hash(config: Config, run: Planned, data_source: dict[str, Any]) -> str:
-    """Hash of what determines one measurement: engine flags, data source and environment (not paths, not names).
+def run_identity(
+    config: Config, run: Planned, data_source: dict[str, Any], engine: dict[str, Any], thread_env: dict[str, str]
+) -> dict[str, Any]:
+    """Everything that identifies one measurement: the axis values, the counts and extra flags, the real data's
+    source, the engine (name and version, or its command) with its framework, and the thread environment the child
+    sees. Not paths, not names, not the timeout: moving a results folder or renaming a config reruns nothing."""
+    return {
+        "axes": axes.identity(run.values),
+        "counts": [config.num_batches, config.num_warmup_batches],
+        "flags": sorted((k, axes.flag_value(v)) for k, v in config.flags.items()),
+        "data": data_source if run.setting.params.get("data") == "real" else None,
+        "engine": engine,
+        "env": sorted(config.env.items()),
+        "thread_env": sorted(thread_env.items()),
+    }
+
+
+def run_hash(
+    config: Config,
+    run: Planned,
+    data_source: dict[str, Any],
+    engine: dict[str, Any] | None = None,
+    thread_env: dict[str, str] | None = None,
+) -> str:
+    """The hash of :func:`run_identity`: runs resume only from records of the same measurement.
 
     ``data_source`` describes the real data (``{"dir": "~/data/x"}`` or ``{"generated": {...}}``) so that moving
-    from generated images to a real data set reruns the real-data settings, while the same data at another mount
-    point would too only if the config's ``data_dir`` text changed.
+    from generated images to a real data set reruns the real-data settings.
     """
-    flags = [f for f in engine_flags(config, run, "") if not f.startswith(("--data_dir=", "--batch_size=", "--model="))]
+    content = run_identity(config, run, data_source, engine or {}, thread_env or {})
+    blob = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# The axes schema-1 records knew, and the order cpubench 0.1 passed their flags in: kept frozen so folders written
+# by it resume (their runs are matched by the hash they were recorded with).
+_V1_AXES = ("device", "num_devices", "variable_update", "nccl", "forward_only", "distortions", "precision",
+            "xla_compile", "num_intra_threads", "num_inter_threads")  # fmt: skip
+
+
+def run_hash_v1(config: Config, run: Planned, data_source: dict[str, Any]) -> str | None:
+    """The hash cpubench 0.1 gave this run (schema-1 records), or None when the run uses an axis it did not know."""
+    values = run.values
+    known = {*_V1_AXES, "data", "model", "batch_size"}
+    if any(v != axes.get(k).default for k, v in values.items() if k not in known):
+        return None
+    ctx = axes.Context()
+    flags = [f"--num_batches={config.num_batches}", f"--num_warmup_batches={config.num_warmup_batches}"]
+    for name in _V1_AXES:
+        flags += axes.get(name).to_argv(values[name], ctx)
+    if values["data"] == "real":
+        flags.append("--data_name=imagenet")
+    flags += [f"--{k}={axes.flag_value(v)}" for k, v in sorted(config.flags.items())]
     content = {
         "flags": flags,
-        "data": data_source if run.setting.params["data"] == "real" else None,
+        "data": data_source if values["data"] == "real" else None,
         "env": sorted(config.env.items()),
     }
     blob = json.dumps(content, sort_keys=True, separators=(",", ":"))

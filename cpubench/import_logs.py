@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cpubench import store
-from cpubench.logparse import ClassicName, ParsedLog, parse_log, parse_log_name, setting_name
+from cpubench import axes, store
+from cpubench.logparse import ClassicName, ParsedLog, parse_log, parse_log_name
+from tf_cnn_benchmarks.hostfacts import first_line
+from tf_cnn_benchmarks.record import RunRecord
 
 LOG_SUFFIXES = (".log", ".txt", ".out")
 IMPORT_LOGS_DIR = "import"
@@ -70,7 +72,7 @@ def read_logs(root: Path, warnings: list[str]) -> list[LogFile]:
     return out
 
 
-def record_for(log: LogFile, host_id: str, warnings: list[str]) -> dict[str, Any] | None:
+def record_for(log: LogFile, host_id: str, warnings: list[str]) -> RunRecord | None:
     """One run record for one log (``repeat`` filled in later), or None when the setting cannot be told."""
     p, n = log.parsed, log.name
     if n is not None and p.has_header:
@@ -111,63 +113,43 @@ def record_for(log: LogFile, host_id: str, warnings: list[str]) -> dict[str, Any
         warnings.append(f"{log.path}: cannot tell the {', '.join(missing)} (no header line, no classic name); skipped")
         return None
     assert data is not None and variable_update is not None and num_devices is not None and device is not None
-    setting = setting_name(data, variable_update, nccl, bool(distortions), num_devices, device, forward_only)
+    known = {"data": data, "variable_update": variable_update, "nccl": nccl, "distortions": distortions,
+             "forward_only": forward_only, "device": device, "num_devices": num_devices}  # fmt: skip
+    # Every axis a log does not tell stays None (unknown): left out of the setting name, never a guessed default.
+    params = {a.name: known.get(a.name) for a in axes.setting_axes()}
     ok = p.complete
-    return {
-        "schema": store.RUN_SCHEMA,
-        "host_id": host_id,
-        "setting": setting,
-        "model": model,
-        "batch_size": batch_size,
-        "num_devices": num_devices,
-        "repeat": None,
-        "status": "ok" if ok else "failed",
-        "images_per_sec": p.total_images_per_sec if ok else None,
-        "step_times": [],  # upstream logs print running means, not step times
-        "reason": p.failure_reason,
-        "started": None,
-        "duration": None,
-        "load_avg_before": None,
-        "config_hash": None,
-        "engine_version": None,
-        "params": {
-            "data": data,
-            "variable_update": variable_update,
-            "nccl": nccl,
-            "distortions": distortions,
-            "forward_only": forward_only,
-            "device": device,
-            "num_devices": num_devices,
-            "num_intra_threads": None,
-            "num_inter_threads": None,
-            "precision": None,
-            "xla_compile": None,
-            "data_generated": None,
-        },
-        "config_name": None,
-        "log": f"{store.LOGS_DIR}/{IMPORT_LOGS_DIR}/{log.rel}",
-        "timings": None,
-        "command": None,
-        "exit_code": None,
-        "signal": None,
-        "source": "import",
-        "source_file": log.rel,
-        "legacy_iteration": n.iteration if n else None,
-        "tf_version": p.tf_version,
-    }
+    return RunRecord(
+        host_id=host_id,
+        setting=axes.setting_name(params),
+        model=model,
+        batch_size=batch_size,
+        num_devices=num_devices,
+        status="ok" if ok else "failed",
+        images_per_sec=p.total_images_per_sec if ok else None,  # upstream logs print running means, not steps
+        reason=p.failure_reason,
+        params=params,
+        framework_version=p.tf_version,
+        log=f"{store.LOGS_DIR}/{IMPORT_LOGS_DIR}/{log.rel}",
+        source="import",
+        details={"source_file": log.rel, "legacy_iteration": n.iteration if n else None},
+    )
 
 
-def assign_repeats(records: list[dict[str, Any]], taken: dict[tuple[Any, ...], int] | None = None) -> None:
+def assign_repeats(records: list[RunRecord], taken: dict[tuple[Any, ...], int] | None = None) -> None:
     """Number repeats 0, 1, ... within each setting x model x batch size, in classic iteration then file order.
 
     ``taken`` counts repeats already stored per group, so a later import continues the numbering.
     """
     counts = dict(taken or {})
-    order = sorted(records, key=lambda r: (r["legacy_iteration"] is None, r["legacy_iteration"] or 0, r["source_file"]))
-    for rec in order:
-        key = (rec["setting"], rec["model"], rec["batch_size"])
-        rec["repeat"] = counts.get(key, 0)
-        counts[key] = rec["repeat"] + 1
+
+    def order(r: RunRecord) -> tuple[Any, ...]:
+        it = r.details.get("legacy_iteration")
+        return (it is None, it or 0, r.details.get("source_file"))
+
+    for rec in sorted(records, key=order):
+        key = (rec.setting, rec.model, rec.batch_size)
+        rec.repeat = counts.get(key, 0)
+        counts[key] = rec.repeat + 1
 
 
 def import_logs(src: Path, out: Path, host_id: str, cpu_brand: str | None = None) -> tuple[int, int, list[str]]:
@@ -184,7 +166,7 @@ def import_logs(src: Path, out: Path, host_id: str, cpu_brand: str | None = None
         "machine_fingerprint": fingerprint,
         "source": "import",
     }
-    existing: list[dict[str, Any]] = []
+    existing: list[RunRecord] = []
     if (hdir / store.HOST_FILE).exists():
         host = store.read_host(hdir)
         if host.get("machine_fingerprint") != fingerprint:
@@ -193,20 +175,20 @@ def import_logs(src: Path, out: Path, host_id: str, cpu_brand: str | None = None
                 f"import the logs under another --host-id (e.g. {host_id}-legacy)"
             )
         existing = list(store.iter_runs(hdir, warnings))
-    done = {r.get("source_file") for r in existing if r.get("source") == "import"}
+    done = {r.details.get("source_file") for r in existing if r.source == "import"}
     logs = read_logs(src, warnings)
     fresh = [lg for lg in logs if lg.rel not in done]
     records = [r for r in (record_for(lg, host_id, warnings) for lg in fresh) if r is not None]
     taken: dict[tuple[Any, ...], int] = {}
     for r in existing:
-        key = (r.get("setting"), r.get("model"), r.get("batch_size"))
-        taken[key] = max(taken.get(key, 0), int(r.get("repeat") or 0) + 1)
+        key = (r.setting, r.model, r.batch_size)
+        taken[key] = max(taken.get(key, 0), int(r.repeat or 0) + 1)
     assign_repeats(records, taken)
     if not records and not existing:
         return 0, len(logs) - len(fresh), warnings  # nothing to file: leave no empty host folder behind
     if cpu_brand:
         host["cpu_brand"] = cpu_brand
-    versions = {str(v) for v in [host.get("tf_version"), *(r["tf_version"] for r in records)] if v}
+    versions = {str(v) for v in [host.get("tf_version"), *(r.framework_version for r in records)] if v}
     for v in list(versions):
         versions.update(x.strip() for x in v.split(",") if x.strip())
         if "," in v:
@@ -216,9 +198,10 @@ def import_logs(src: Path, out: Path, host_id: str, cpu_brand: str | None = None
     store.write_host(out, host)
     by_rel = {lg.rel: lg for lg in fresh}
     for rec in records:
-        target = hdir / rec["log"]
+        assert rec.log is not None
+        target = hdir / rec.log
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(by_rel[rec["source_file"]].path, target)
+        shutil.copyfile(by_rel[rec.details["source_file"]].path, target)
         store.append_run(out, rec)
     return len(records), len(logs) - len(fresh), warnings
 
@@ -229,15 +212,17 @@ def main(args: argparse.Namespace) -> int:
         print(f"cpubench import-logs: {src}: no such file or folder", file=sys.stderr)
         return 2
     try:
+        target = store.host_dir(args.out, args.host_id)
+        store.check_writable(args.out)
         n, skipped, warnings = import_logs(src, Path(args.out), args.host_id, args.cpu_brand)
-    except store.StoreError as e:
-        print(f"cpubench import-logs: error: {e}", file=sys.stderr)
+    except (store.StoreError, OSError) as e:
+        print(f"cpubench import-logs: error: {e if isinstance(e, store.StoreError) else first_line(e)}",
+              file=sys.stderr)  # fmt: skip
         return 2
     for w in warnings:
         print(f"cpubench import-logs: warning: {w}", file=sys.stderr)
-    target = store.host_dir(args.out, args.host_id)
-    print(f"imported {n} log(s) into {target}" + (f"; {skipped} already imported" if skipped else ""))
     if n == 0 and skipped == 0:
-        print(f"cpubench import-logs: no tf_cnn_benchmarks logs found under {src}", file=sys.stderr)
+        print(f"cpubench import-logs: no tf_cnn_benchmarks logs found under {src}; nothing written", file=sys.stderr)
         return 1
+    print(f"imported {n} log(s) into {target}" + (f"; {skipped} already imported" if skipped else ""))
     return 0

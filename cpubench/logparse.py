@@ -186,8 +186,16 @@ class ClassicName:
     iteration: int  # as written in the name (classic scripts count from 1)
 
     @property
+    def params(self) -> dict[str, object]:
+        """The axis values the name tells (classic logs are GPU runs of training)."""
+        return {"data": self.data, "variable_update": self.variable_update, "nccl": self.nccl,
+                "distortions": self.distortions, "device": "gpu", "num_devices": self.num_devices}  # fmt: skip
+
+    @property
     def setting(self) -> str:
-        return setting_name(self.data, self.variable_update, self.nccl, self.distortions, self.num_devices, "gpu")
+        from cpubench import axes
+
+        return axes.setting_name(self.params)
 
 
 def parse_log_name(name: str | PurePath) -> ClassicName | None:
@@ -205,31 +213,6 @@ def parse_log_name(name: str | PurePath) -> ClassicName | None:
         batch_size=int(m["batch_size"]),
         iteration=int(m["iter"]),
     )
-
-
-def setting_name(
-    data: str,
-    variable_update: str,
-    nccl: bool,
-    distortions: bool,
-    num_devices: int,
-    device: str = "gpu",
-    forward_only: bool = False,
-) -> str:
-    """The setting name of the results store: ``syn-replicated-nccl-4gpus``, ``syn-parameter_server-1cpus-inference``.
-
-    Why here too: imported logs must land in the same setting as new runs of the same configuration, so their columns
-    line up in the report. Keep in step with the runner's naming (cpubench.config).
-    """
-    parts = [data, variable_update]
-    if nccl:
-        parts.append("nccl")
-    if distortions:
-        parts.append("distortions")
-    parts.append(f"{num_devices}{'cpus' if device == 'cpu' else 'gpus'}")
-    if forward_only:
-        parts.append("inference")
-    return "-".join(parts)
 
 
 def parse_log(text: str) -> ParsedLog:

@@ -28,14 +28,15 @@ import re
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from cpubench import store, tables
+from cpubench import axes, store, tables
+from tf_cnn_benchmarks.record import RunRecord
 
 CV_LIMIT = 0.05
 PLOTS_DIR = "plots"
@@ -61,15 +62,6 @@ MODEL_ORDER = (
     "lenet",
     "trivial",
 )
-VARIABLE_UPDATE_ORDER = (
-    "parameter_server",
-    "replicated",
-    "independent",
-    "distributed_replicated",
-    "collective_all_reduce",
-)
-_DEVICES_TOKEN = re.compile(r"^(\d+)(gpus|cpus)$")
-
 ModelRows = Callable[[], list[dict[str, Any]]]
 
 
@@ -78,11 +70,19 @@ class MergeError(Exception):
 
 
 @dataclass
+class MergedRun:
+    """A kept record and the folder it was read from."""
+
+    rec: RunRecord
+    folder: str
+
+
+@dataclass
 class Merged:
     """Host folders merged: hosts in column order, deduplicated run records, and every warning raised."""
 
     hosts: list[dict[str, Any]]  # host.json contents plus "folders": [paths]
-    runs: list[dict[str, Any]]
+    runs: list[MergedRun]
     warnings: list[str] = field(default_factory=list)
     store_warnings: list[str] = field(default_factory=list)  # the subset cpubench.store raised (and printed)
 
@@ -136,7 +136,7 @@ def merge(paths: Iterable[str | Path]) -> Merged:
     warnings: list[str] = []
     store_warnings: list[str] = []
     hosts: dict[str, dict[str, Any]] = {}
-    runs: list[dict[str, Any]] = []
+    runs: list[MergedRun] = []
     for d in store.find_host_dirs(paths):
         hr = store.load_host(d)
         warnings.extend(hr.warnings)
@@ -155,83 +155,60 @@ def merge(paths: Iterable[str | Path]) -> Merged:
         else:
             hosts[hid] = {**hr.host, "host_id": hid, "folders": [str(d)]}
         for rec in hr.runs:
-            if rec.get("host_id") != hid:
-                warnings.append(f"{d}: a record says host {rec.get('host_id')!r}; filed under the folder's {hid!r}")
-            missing = [k for k in ("setting", "model", "status") if not rec.get(k)]
+            if rec.host_id != hid:
+                warnings.append(f"{d}: a record says host {rec.host_id!r}; filed under the folder's {hid!r}")
+            missing = [k for k in ("setting", "model") if not getattr(rec, k)]
             if missing:
                 warnings.append(f"{d}: a record lacks {', '.join(missing)}; skipped")
                 continue
-            runs.append({**rec, "host_id": hid, "folder": str(d)})
+            runs.append(MergedRun(replace(rec, host_id=hid), str(d)))
     kept = dedupe(runs, warnings)
     return Merged(hosts=list(hosts.values()), runs=kept, warnings=warnings, store_warnings=store_warnings)
 
 
-def _run_key(r: dict[str, Any]) -> tuple[Any, ...]:
-    return (r["host_id"], r["setting"], r["model"], r.get("batch_size"), r.get("repeat"), r.get("config_hash"))
+def _run_key(r: MergedRun) -> tuple[Any, ...]:
+    rec = r.rec
+    return (rec.host_id, rec.setting, rec.model, rec.batch_size, rec.repeat, rec.run_hash)
 
 
-def dedupe(runs: list[dict[str, Any]], warnings: list[str]) -> list[dict[str, Any]]:
-    """One record per host x setting x model x batch x repeat x config_hash.
+def dedupe(runs: list[MergedRun], warnings: list[str]) -> list[MergedRun]:
+    """One record per host x setting x model x batch x repeat x run hash.
 
     Two ok records of the same run are the same run recorded twice (a folder copied twice, a log imported twice):
     warn and keep the earliest. One ok record beside failed ones is a retry that succeeded: keep the ok one.
     Only failures: keep the latest, it says why the run fails now.
     """
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    groups: dict[tuple[Any, ...], list[MergedRun]] = {}
     for r in runs:
         groups.setdefault(_run_key(r), []).append(r)
-    out: list[dict[str, Any]] = []
+    out: list[MergedRun] = []
     for key, recs in groups.items():
         if len(recs) == 1:
             out.append(recs[0])
             continue
-        oks = sorted((r for r in recs if r["status"] == "ok"), key=lambda r: str(r.get("started") or "~"))
+        oks = sorted((r for r in recs if r.rec.ok), key=lambda r: str(r.rec.started or "~"))
         if len(oks) > 1:
             host, setting, model, bs, repeat, chash = key
-            where = ", ".join(sorted({r["folder"] for r in oks}))
+            where = ", ".join(sorted({r.folder for r in oks}))
             warnings.append(
-                f"{host} {setting} {model} bs {bs} repeat {repeat} (config {chash}) recorded {len(oks)} times "
-                f"with status ok (in {where}); kept the one started {oks[0].get('started') or 'first'}, "
+                f"{host} {setting} {model} bs {bs} repeat {repeat} (run {chash}) recorded {len(oks)} times "
+                f"with status ok (in {where}); kept the one started {oks[0].rec.started or 'first'}, "
                 f"dropped {len(oks) - 1}"
             )
         if oks:
             out.append(oks[0])
         else:
-            out.append(max(recs, key=lambda r: str(r.get("started") or "")))
+            out.append(max(recs, key=lambda r: str(r.rec.started or "")))
     return out
 
 
 # ------------------------------------------------------------------------------------------------------- ordering
 
 
-def setting_sort_key(setting: str) -> tuple[Any, ...]:
-    """Classic order: syn before real, parameter_server before replicated, without nccl before nccl, without
-    distortions before distortions, then device count; then training before inference, then the rest by name."""
-    tokens = setting.split("-")
-    if len(tokens) < 2 or tokens[0] not in ("syn", "real"):
-        return (1, setting)
-    vu = VARIABLE_UPDATE_ORDER.index(tokens[1]) if tokens[1] in VARIABLE_UPDATE_ORDER else len(VARIABLE_UPDATE_ORDER)
-    count, kind = 0, ""
-    rest: list[str] = []
-    for t in tokens[2:]:
-        m = _DEVICES_TOKEN.match(t)
-        if m:
-            count, kind = int(m.group(1)), m.group(2)
-        elif t not in ("nccl", "distortions"):
-            rest.append(t)
-    return (
-        0,
-        tokens[0] != "syn",
-        vu,
-        tokens[1],
-        "nccl" in tokens,
-        "distortions" in tokens,
-        kind,
-        count,
-        "inference" in rest,
-        tuple(rest),
-        setting,
-    )
+def setting_order(merged: Merged) -> dict[str, tuple[Any, ...]]:
+    """Each setting's place in the report, from the axis values stored with its records (never from its name)."""
+    params = axes.settings_params((r.rec.setting or "", r.rec.params) for r in merged.runs)
+    return {name: (axes.sort_key(p), name) for name, p in params.items()}
 
 
 def model_sort_key(model: str) -> tuple[int, int, str]:
@@ -245,35 +222,55 @@ def runs_frame(merged: Merged) -> pd.DataFrame:
     """The tidy table of every kept run: one row per host x setting x model x batch x repeat, in report order."""
     brands = {h["host_id"]: h.get("cpu_brand") for h in merged.hosts}
     order = {hid: i for i, hid in enumerate(merged.host_ids)}
+    settings = setting_order(merged)
     rows = []
-    for r in merged.runs:
-        params = r.get("params") or {}
+    for m in merged.runs:
+        r = m.rec
+        lat = r.latency_ms
+        threads = r.threads or {}
         rows.append(
             {
-                "host_id": r["host_id"],
-                "cpu_brand": brands.get(r["host_id"]),
-                "setting": r["setting"],
-                "model": r["model"],
-                "batch_size": r.get("batch_size"),
-                "num_devices": r.get("num_devices"),
-                "repeat": r.get("repeat"),
-                "status": r["status"],
-                "images_per_sec": r.get("images_per_sec") if r["status"] == "ok" else None,
-                "reason": r.get("reason"),
-                "started": r.get("started"),
-                "duration": r.get("duration"),
-                "config_name": r.get("config_name"),
-                "config_hash": r.get("config_hash"),
-                "engine_version": r.get("engine_version"),
-                "source": r.get("source", "run"),
-                "log": r.get("log"),
-                "folder": r.get("folder"),
-                **{f"param_{k}": v for k, v in sorted(params.items()) if not isinstance(v, (dict, list))},
+                "host_id": r.host_id,
+                "cpu_brand": brands.get(r.host_id),
+                "setting": r.setting,
+                "model": r.model,
+                "batch_size": r.batch_size,
+                "num_devices": r.num_devices,
+                "repeat": r.repeat,
+                "status": r.status,
+                "images_per_sec": r.images_per_sec if r.ok else None,
+                "latency_ms_mean": lat.mean if lat else None,
+                "latency_ms_min": lat.min if lat else None,
+                "latency_ms_max": lat.max if lat else None,
+                "latency_ms_p50": lat.p50 if lat else None,
+                "latency_ms_p90": lat.p90 if lat else None,
+                "latency_ms_p99": lat.p99 if lat else None,
+                "step_cv": r.samples.cv,
+                "steps": len(r.step_times),
+                "reason": r.reason,
+                "started": r.started,
+                "duration": r.duration,
+                "framework": r.framework,
+                "framework_version": r.framework_version,
+                "engine_version": r.engine_version,
+                "threads_intra": threads.get("intra_effective"),
+                "threads_inter": threads.get("inter_effective"),
+                "cpus": _cpu_list(r.cpus),
+                "memory_policy": (r.memory_policy or {}).get("mode"),
+                "thread_env": " ".join(f"{k}={v}" for k, v in (r.thread_env or {}).items()) or None,
+                "env_removed": " ".join(r.env_removed) or None,
+                "config_name": r.config_name,
+                "run_hash": r.run_hash,
+                "schema": r.schema,
+                "source": r.source,
+                "log": r.log,
+                "folder": m.folder,
+                **{f"param_{k}": v for k, v in sorted(r.params.items()) if not isinstance(v, (dict, list))},
             }
         )
     rows.sort(
         key=lambda r: (
-            setting_sort_key(r["setting"]),
+            settings.get(r["setting"], ((), r["setting"])),
             model_sort_key(r["model"]),
             r["batch_size"] if isinstance(r["batch_size"], int) else -1,
             order.get(r["host_id"], len(order)),
@@ -283,12 +280,25 @@ def runs_frame(merged: Merged) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _cpu_list(cpus: list[int] | None) -> str | None:
+    """``0-3,8`` for [0, 1, 2, 3, 8]."""
+    if not cpus:
+        return None
+    spans: list[list[int]] = []
+    for c in sorted(cpus):
+        if spans and c == spans[-1][1] + 1:
+            spans[-1][1] = c
+        else:
+            spans.append([c, c])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
 def build_cells(df: pd.DataFrame, hosts: Sequence[str]) -> dict[str, tuple[list[str], dict[tuple[str, str], Cell]]]:
-    """Per setting (in classic order): its row labels and its cells keyed by (row, host_id)."""
+    """Per setting (in the frame's order, which is report order): its row labels and cells keyed by (row, host)."""
     out: dict[str, tuple[list[str], dict[tuple[str, str], Cell]]] = {}
     if df.empty:
         return out
-    for setting in sorted(df["setting"].unique(), key=setting_sort_key):
+    for setting in dict.fromkeys(df["setting"]):
         sdf = df[df["setting"] == setting]
         labels: list[tuple[str, int | None, str]] = []
         for model in sorted(sdf["model"].unique(), key=model_sort_key):
@@ -528,11 +538,7 @@ def render_markdown(
     for setting, (rows, cells) in settings.items():
         out += [f"**{setting}**", ""]
         generated = sorted(
-            {
-                r["host_id"]
-                for r in merged.runs
-                if r.get("setting") == setting and (r.get("params") or {}).get("data_generated")
-            }
+            {str(r.rec.host_id) for r in merged.runs if r.rec.setting == setting and r.rec.data_generated}
         )
         if generated:
             out += [
@@ -616,7 +622,7 @@ def build_report(
         "hosts": merged.hosts,
         "settings": list(settings),
         "cells": [vars(c) | {"text": c.text()} for _, cells in settings.values() for c in cells.values()],
-        "runs": merged.runs,
+        "runs": [{**r.rec.to_dict(), "folder": r.folder} for r in merged.runs],
         "warnings": merged.warnings,
     }
     files.json.write_text(json.dumps(_clean(doc), indent=1, sort_keys=False, default=str) + "\n", encoding="utf-8")

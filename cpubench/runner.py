@@ -1,17 +1,21 @@
 """``cpubench run``: run a config's matrix on this host, one engine process per run, and never lose a measurement.
 
-Why it is built this way:
+The roles, each in its module:
 
-- One process per run (``python -m tf_cnn_benchmarks ... --result_json``): a crash, an out-of-memory kill or a
-  hang costs one run, not the sweep, and every run starts from the same cold state as the classic scripts did.
-- The result JSON is the contract; the log (full stdout+stderr, under ``logs/<setting>/<model>-bs<k>-r<i>.log``) is
-  kept for people. A run without a usable result JSON is ``failed`` with the exit code or signal and the last error
-  line of its log, never a 0 in a table.
-- Records go through :mod:`cpubench.store` (one fsynced line per run), so ``kill -9`` of the runner loses at most
-  the run in flight; the child is tied to the runner (its own process group, killed on timeout, Ctrl-C, and by the
-  kernel when the runner dies) so no orphan keeps a core busy under the next run.
-- Resume is by a per-run hash of everything that changes the measurement (:func:`cpubench.config.run_hash`): running
-  the same command again runs only what is missing; ``--retry-failed`` reruns failed and timed-out runs.
+- :mod:`cpubench.planner` decides what is still to do (resume by a per-run identity hash; ``--retry-failed`` reruns
+  failed and timed-out runs) and can grow its plan while results arrive;
+- :mod:`cpubench.executor` starts engine children tied to the runner, with the environment the config means, and
+  turns how each ended into an outcome (one child now, several pinned children for the tuner);
+- :mod:`cpubench.recorder` makes the typed record and files it in :mod:`cpubench.store`;
+- :mod:`cpubench.progress` prints what happens: a live line on a terminal, heartbeats without one.
+
+This module ties them together: the command line, the locks (one benchmark per machine, one writer per folder),
+signals, the host's metadata and the generated real-data set.
+
+Why one process per run (``python -m tf_cnn_benchmarks ... --result_json``): a crash, an out-of-memory kill or a
+hang costs one run, not the sweep, and every run starts from the same cold state as the classic scripts did. The
+result JSON is the contract; the log (``logs/<setting>/<model>-bs<k>-r<i>.log``) is kept for people. A run without
+a usable result JSON is ``failed`` with the exit code or signal and the last error line of its log, never a 0.
 
 The engine command is ``<python> -m tf_cnn_benchmarks``; the environment variable ``CPUBENCH_ENGINE`` (a shell-style
 command line) or a config's ``engine:`` key replaces it, for tests and for other engines that take the same flags.
@@ -20,19 +24,17 @@ command line) or a config's ``engine:`` key replaces it, for tests and for other
 from __future__ import annotations
 
 import argparse
-import ctypes
+import contextlib
+import errno
 import fcntl
 import json
-import math
 import os
-import re
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,13 +43,18 @@ from typing import Any, TextIO
 
 from cpubench import config as cfg
 from cpubench import store, sysinfo
+from cpubench.executor import Executor, Job, Outcome, child_environment, last_error_line, log_header, log_tail
+from cpubench.planner import PlannedRun, Planner, engine_identity, select
+from cpubench.progress import Progress, hms
+from cpubench.recorder import DiskFull, Recorder, Unrecorded
+from tf_cnn_benchmarks import hostfacts
+from tf_cnn_benchmarks.record import STATUSES, RunRecord
 
 ENGINE_ENV = "CPUBENCH_ENGINE"
+LOCK_ENV = "CPUBENCH_LOCK"  # the machine-wide lock file (default below); tests point it elsewhere
+MACHINE_LOCK = "/tmp/cpubench-benchmark.lock"
 GENERATED_DIR = "_generated"  # under --out: generated real-data sets, shared by the hosts' folders
 LOCK_FILE = ".runner.lock"
-_ERROR_LINE = re.compile(
-    r"error|exception|out of memory|\boom\b|resourceexhausted|killed|fatal|abort|segmentation|cannot|failed", re.I
-)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -82,9 +89,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retry-failed", action="store_true", help="rerun failed and timed-out runs too")
     p.add_argument(
         "--progress",
-        choices=("auto", "always", "never"),
+        choices=("auto", "live", "plain", "always", "never"),
         default="auto",
-        help="one line per run: auto = only on a terminal",
+        help="live: one line rewritten in place; plain: a line per run and a heartbeat while one runs; "
+        "auto (default): live on a terminal, else plain; always = live; never: closing lines only",
+    )
+    p.add_argument(
+        "--heartbeat",
+        type=float,
+        metavar="SECONDS",
+        default=60.0,
+        help="without a terminal, print a line at least this often while a run is in flight (default 60)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="run even while another benchmark holds this machine (the records say so)",
     )
     p.add_argument(
         "--print-host-dir",
@@ -98,28 +118,35 @@ def main(args: argparse.Namespace) -> int:
         config = cfg.load_config(args.config)
         if args.repeats is not None and args.repeats < 1:
             raise cfg.ConfigError(f"--repeats={args.repeats}: must be at least 1")
+        if not args.heartbeat > 0:
+            raise cfg.ConfigError(f"--heartbeat={args.heartbeat}: must be more than 0 seconds")
         host_id = sysinfo.resolve_host_id(args.out, args.host_id, args.unique_host_id)
-    except (cfg.ConfigError, sysinfo.HostIdError) as e:
+        if not args.print_host_dir and not args.dry_run:
+            store.check_writable(args.out)
+    except (cfg.ConfigError, store.StoreError) as e:
         print(f"cpubench run: error: {e}", file=sys.stderr)
         return 2
     if args.print_host_dir:
         print(store.host_dir(args.out, host_id))
         return 0
-    runner = Runner(config, Path(args.out), host_id, engine_command(config))
-    progress = args.progress == "always" or (args.progress == "auto" and sys.stdout.isatty())
+    engine, default = engine_command(config)
+    runner = Runner(config, Path(args.out), host_id, engine, default_engine=default)
     if args.dry_run:
         return runner.dry_run(args.only, args.repeats, args.retry_failed, sys.stdout)
-    return runner.sweep(args.only, args.repeats, args.retry_failed, progress, sys.stdout)
+    mode = {"always": "live", "auto": "live" if sys.stdout.isatty() else "plain"}.get(args.progress, args.progress)
+    progress = Progress(sys.stdout, mode, args.heartbeat)
+    return runner.sweep(args.only, args.repeats, args.retry_failed, progress, force=args.force)
 
 
-def engine_command(config: cfg.Config) -> list[str]:
-    """``$CPUBENCH_ENGINE`` if set, else the config's ``engine:``, else this Python's ``-m tf_cnn_benchmarks``."""
+def engine_command(config: cfg.Config) -> tuple[list[str], bool]:
+    """``$CPUBENCH_ENGINE`` if set, else the config's ``engine:``, else this Python's ``-m tf_cnn_benchmarks``
+    (the second value says whether it is that default)."""
     env = os.environ.get(ENGINE_ENV, "").strip()
     if env:
-        return shlex.split(env)
+        return shlex.split(env), False
     if config.engine:
-        return list(config.engine)
-    return [sys.executable, "-m", "tf_cnn_benchmarks"]
+        return list(config.engine), False
+    return [sys.executable, "-m", "tf_cnn_benchmarks"], True
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -171,7 +198,7 @@ def make_data_command(src: Path, target: Path, gen: cfg.GenerateData) -> list[st
     return cmd + (["--size", gen.size] if gen.size else [])
 
 
-def generate_data(data: DataPlan, config: cfg.Config, out: TextIO | None) -> None:
+def generate_data(data: DataPlan, config: cfg.Config, executor: Executor, out: Progress) -> None:
     """Generate the small real-data set once (into a temporary folder renamed into place); on failure mark it
     unavailable with the reason, so the real-data runs fail with that reason instead of the sweep stopping."""
     g = config.generate_data
@@ -183,461 +210,360 @@ def generate_data(data: DataPlan, config: cfg.Config, out: TextIO | None) -> Non
         shutil.rmtree(d, ignore_errors=True)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     cmd = make_data_command(src, tmp, g)
-    if out is not None:
-        print(f"cpubench: generating {g.count} JPEGs for the real-data settings: {target}", file=out, flush=True)
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max(600.0, config.timeout))
-        ok = proc.returncode == 0 and has_records(str(tmp))
-        why = last_error_line((proc.stdout or "") + (proc.stderr or "")) or f"exit code {proc.returncode}"
-    except (OSError, subprocess.SubprocessError) as e:
-        ok, why = False, str(e)
+    out.say(f"cpubench: generating {g.count} JPEGs for the real-data settings: {target}")
+    log = tmp.parent / f"{target.name}.log"
+    # The generator is a child like the engines: tied to the runner, killed with its process group on a signal.
+    job = Job(command=cmd, log=log, result_json=tmp / ".none", env={**os.environ, "PYTHONUNBUFFERED": "1"},
+              timeout=max(600.0, config.timeout))  # fmt: skip
+    outcome = executor.run(job)
+    ok = outcome.exit_code == 0 and has_records(str(tmp))
+    why = last_error_line(log_tail(log)) or outcome.reason or f"exit code {outcome.exit_code}"
     shutil.rmtree(src, ignore_errors=True)
     if not ok:
         shutil.rmtree(tmp, ignore_errors=True)
         data.unavailable = f"real data unavailable: make-data failed: {why}"
         return
-    (tmp / ".complete").write_text(json.dumps({"count": g.count, "size": g.size, "command": cmd}) + "\n")
+    hostfacts.atomic_write_json(tmp / ".complete", {"count": g.count, "size": g.size, "command": cmd})
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     data.needs_generation = False
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# One run
+# Locks
 
 
-def last_error_line(text: str) -> str | None:
-    """The line that says what went wrong: the last line that looks like an error, else the last line."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("# cpubench")]
-    for ln in reversed(lines):
-        if _ERROR_LINE.search(ln):
-            return ln[:300]
-    return lines[-1][:300] if lines else None
+class Busy(Exception):
+    """Another benchmark holds the machine (or this folder): the message names it."""
 
 
-def _log_tail(path: Path, size: int = 65536) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - size))
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
+class MachineLock:
+    """One benchmark at a time on a machine, whatever its results folder: two sweeps at once measure each other.
 
+    An advisory ``flock`` on one file for the whole machine (``/tmp``, shared by every user); the holder writes who
+    it is into the file so a refused sweep can name it. The kernel drops the lock when its holder dies.
+    """
 
-def _signal_name(rc: int | None) -> str | None:
-    if rc is None or rc >= 0:
+    def __init__(self, path: str | None = None) -> None:
+        self.path = Path(path or os.environ.get(LOCK_ENV) or MACHINE_LOCK)
+        self._f: Any = None
+
+    def holder(self) -> str:
+        try:
+            info = json.loads(self.path.read_text() or "{}")
+        except (OSError, json.JSONDecodeError):
+            return "another cpubench run"
+        return f"pid {info.get('pid')} writing to {info.get('host_dir')} since {info.get('started')}"
+
+    def acquire(self, host_dir: Path, force: bool) -> str | None:
+        """Take the lock; with ``force``, go on without it and return who holds it. Raises Busy otherwise."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise Busy(
+                f"cannot open the machine lock {self.path} ({e.strerror}); set {LOCK_ENV} to another file"
+            ) from e
+        f = os.fdopen(fd, "r+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            who = self.holder()
+            f.close()
+            if force:
+                return who
+            raise Busy(
+                f"another benchmark is running on this machine ({who}); wait for it to finish, or pass --force to "
+                "measure anyway (the records will say so)"
+            ) from None
+        with contextlib.suppress(OSError):
+            os.chmod(self.path, 0o666)
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps({"pid": os.getpid(), "host_dir": str(host_dir.resolve()),
+                            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}))  # fmt: skip
+        f.flush()
+        self._f = f
         return None
-    try:
-        return signal.Signals(-rc).name
-    except ValueError:
-        return f"signal {-rc}"
 
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _child_setup(parent: int) -> Callable[[], None] | None:
-    """On Linux, make the kernel SIGKILL the engine if the runner dies (``kill -9``): no orphan keeps measuring."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-    def setup() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the runner died before prctl took effect
-            os._exit(1)
-
-    return setup
-
-
-@dataclass
-class Outcome:
-    """What one engine process did: the fields of its record that are not known before it starts."""
-
-    status: str
-    images_per_sec: float | None
-    step_times: list[float]
-    reason: str | None
-    duration: float
-    exit_code: int | None
-    signal: str | None
-    timings: dict[str, float] | None
-    engine_version: str | None
-
-
-def interpret(
-    rc: int | None, timed_out: bool, timeout: float, result: dict[str, Any] | None, log: Path, duration: float
-) -> Outcome:
-    """Turn an exit status, a result JSON (authoritative when present) and the log tail into an outcome."""
-    sig = _signal_name(rc)
-    exit_code = rc if rc is not None and rc >= 0 else None
-    timings = result.get("timings") if isinstance(result, dict) and isinstance(result.get("timings"), dict) else None
-    version = result.get("engine_version") if isinstance(result, dict) else None
-    how = f"killed by {sig}" if sig else f"exit code {rc}"
-    if timed_out:
-        return Outcome("timeout", None, [], f"timeout after {timeout:g} s", duration, exit_code, sig, timings, version)
-    if result is not None and result.get("status") == "ok":
-        ips = result.get("images_per_sec")
-        if isinstance(ips, (int, float)) and not isinstance(ips, bool) and math.isfinite(ips) and ips > 0:
-            steps = [float(x) for x in result.get("step_times") or []]
-            return Outcome("ok", float(ips), steps, None, duration, exit_code, sig, timings, version)
-        reason = f"{how}: result JSON says ok but images_per_sec is {ips!r}"
-        return Outcome("failed", None, [], reason, duration, exit_code, sig, timings, version)
-    if result is not None and result.get("reason"):
-        line = str(result["reason"]).splitlines()[0][:300]
-    else:
-        line = last_error_line(_log_tail(log))
-        if result is None and rc == 0:
-            line = f"no result JSON written{': ' + line if line else ''}"
-    if sig == "SIGKILL" and not line:
-        line = "no error line (the kernel's out-of-memory killer sends SIGKILL)"
-    reason = f"{how}: {line}" if line else how
-    return Outcome("failed", None, [], reason, duration, exit_code, sig, timings, version)
-
-
-def _read_result(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM: the child was killed; the sweep stops with a summary."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+    def release(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # The sweep
 
 
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM: the children were killed; the sweep stops with a summary."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 @dataclass
 class Summary:
-    """Counts and the records of this invocation, for the closing lines."""
+    """Counts of this invocation, for the closing lines."""
 
-    counts: dict[str, int] = field(default_factory=lambda: {s: 0 for s in store.STATUSES})
-    records: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: {s: 0 for s in STATUSES})
     already: int = 0
     data_seconds: float = 0.0
+    unrecorded: list[str] = field(default_factory=list)
 
 
 class Runner:
     """Runs one config on this host into ``root/<host_id>/``."""
 
-    def __init__(self, config: cfg.Config, root: Path, host_id: str, engine: list[str]) -> None:
+    def __init__(
+        self, config: cfg.Config, root: Path, host_id: str, engine: list[str], default_engine: bool = False
+    ) -> None:
         self.config = config
         self.root = root
         self.host_id = host_id
         self.engine = engine
+        self.default_engine = default_engine
         self.host_dir = store.host_dir(root, host_id)
-        self._child: subprocess.Popen[bytes] | None = None
+        self.executor = Executor()
+        self.child_env, self.env_removed = child_environment(os.environ, config.env)
         self._interrupted: int | None = None
         self._writing = False  # while a record is written, a signal waits so the line is never cut
 
     # -- planning
 
-    def pending(
-        self, only: list[str], repeats: int | None, retry_failed: bool, data: DataPlan
-    ) -> tuple[list[tuple[cfg.Planned, str]], int]:
-        """Runs still to do (with their hashes) and how many are already done."""
-        done_ok: set[tuple[Any, ...]] = set()
-        done_bad: set[tuple[Any, ...]] = set()
-        for rec in store.iter_runs(self.host_dir):
-            key = (
-                rec.get("setting"),
-                rec.get("model"),
-                rec.get("batch_size"),
-                rec.get("repeat"),
-                rec.get("config_hash"),
-            )
-            if rec.get("status") == "ok":
-                done_ok.add(key)
-            elif rec.get("status") in ("failed", "timeout"):
-                done_bad.add(key)
-        todo, already = [], 0
-        for run in cfg.plan(self.config, repeats):
-            if only and not cfg.matches(run, only):
-                continue
-            h = cfg.run_hash(self.config, run, data.source)
-            key = (*run.key, h)
-            if key in done_ok or (key in done_bad and not retry_failed):
-                already += 1
-                continue
-            todo.append((run, h))
-        return todo, already
+    def planner(self, data: DataPlan, retry_failed: bool) -> Planner:
+        identity = engine_identity(self.engine, self.default_engine, sysinfo.tf_version_installed())
+        runs = store.read_runs(self.host_dir) if self.host_dir.is_dir() else store.RunsFile()
+        return Planner(self.config, runs, data.source, identity, hostfacts.thread_env(self.child_env), retry_failed)
 
     def command(self, run: cfg.Planned, data: DataPlan, result_json: Path) -> list[str]:
         return [*self.engine, *cfg.engine_flags(self.config, run, data.path), f"--result_json={result_json}"]
 
     def dry_run(self, only: list[str], repeats: int | None, retry_failed: bool, out: TextIO) -> int:
         data = plan_data(self.config, self.root)
-        todo, already = self.pending(only, repeats, retry_failed, data)
-        for run, _h in todo:
+        planner = self.planner(data, retry_failed)
+        planner.extend(select(self.config, only, repeats))
+        todo = planner.pending()
+        for p in todo:
+            run = p.run
             log = store.log_path(self.root, self.host_id, run.setting.name, run.model, run.batch_size, run.repeat)
             cmd = self.command(run, data, log.with_suffix(".json"))
             print(f"{run.setting.name}  {run.model}  bs{run.batch_size}  r{run.repeat}  {shlex.join(cmd)}", file=out)
         note = ""
-        if any(r.setting.params["data"] == "real" for r, _ in todo):
+        if any(p.run.setting.params["data"] == "real" for p in todo):
             note = f"; real data: {data.unavailable or ('generated ' if data.generated else '') + data.path}"
+        if self.env_removed:
+            note += f"; left out of the engine's environment: {', '.join(self.env_removed)}"
         print(
-            f"cpubench: {len(todo)} runs to do, {already} already done ({self.config.name} on {self.host_id}"
+            f"cpubench: {len(todo)} runs to do, {planner.already} already done ({self.config.name} on {self.host_id}"
             f" -> {self.host_dir}){note}",
             file=out,
         )
         return 0
 
-    # -- running
+    # -- signals
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self._interrupted = signum
-        self._kill_child()
+        self.executor.kill_all()
         if not self._writing:
             raise Interrupted(signum)
 
-    def _kill_child(self) -> None:
-        child = self._child
-        if child is not None and child.poll() is None:
-            try:
-                os.killpg(child.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+    # -- one run
 
-    def _execute(self, run: cfg.Planned, cmd: list[str], log: Path, result_json: Path, env: dict[str, str]) -> Outcome:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        result_json.unlink(missing_ok=True)
-        with open(log, "wb") as f:
-            header = [
-                f"# cpubench run: {datetime.now(timezone.utc).isoformat(timespec='seconds')} host={self.host_id} "
-                f"config={self.config.name} setting={run.setting.name} model={run.model} "
-                f"batch_size={run.batch_size} repeat={run.repeat}",
-                f"# cpubench command: {shlex.join(cmd)}",
-                f"# cpubench env: {' '.join(f'{k}={v}' for k, v in sysinfo.speed_env(env).items())}",
-            ]
-            f.write(("\n".join(header) + "\n").encode())
-            f.flush()
-            t0 = time.monotonic()
-            timed_out = False
-            try:
-                self._child = subprocess.Popen(
-                    cmd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=f,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    start_new_session=True,
-                    preexec_fn=_child_setup(os.getpid()),
-                )
-            except OSError as e:
-                duration = time.monotonic() - t0
-                f.write(f"# cpubench: could not start the engine: {e}\n".encode())
-                return Outcome("failed", None, [], f"could not start the engine: {e}", duration, None, None, None, None)
-            if self._interrupted is not None:  # a signal arrived while the child was being started
-                self._kill_child()
-                raise Interrupted(self._interrupted)
-            try:
-                rc: int | None = self._child.wait(timeout=self.config.timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                self._kill_child()
-                rc = self._child.wait()
-            finally:
-                if self._interrupted is not None:
-                    self._kill_child()
-                    self._child.wait()
-                self._child = None
-            duration = time.monotonic() - t0
-            f.write(
-                f"\n# cpubench: {'timeout, killed' if timed_out else 'exit'} rc={rc} after {duration:.2f} s\n".encode()
-            )
-        return interpret(rc, timed_out, self.config.timeout, _read_result(result_json), log, duration)
-
-    def _record(
-        self,
-        run: cfg.Planned,
-        run_hash: str,
-        cmd: list[str],
-        log: Path,
-        outcome: Outcome | None,
-        started: str,
-        load: list[float],
-        data: DataPlan,
-        reason: str | None = None,
-    ) -> dict[str, Any]:
+    def _base(self, p: PlannedRun, cmd: list[str], log: Path, started: str, load: list[float], data: DataPlan,
+              forced: str | None) -> dict[str, Any]:  # fmt: skip
+        """The runner's fields of a record: the spec as planned and the run's place in the sweep."""
+        run = p.run
         params = dict(run.setting.params)
-        params["data_generated"] = params["data"] == "real" and data.generated
-        rec: dict[str, Any] = {
-            "schema": store.RUN_SCHEMA,
+        details = {"lock_forced": f"measured while another benchmark ran ({forced})"} if forced else {}
+        return {
             "host_id": self.host_id,
             "setting": run.setting.name,
             "model": run.model,
             "batch_size": run.batch_size,
-            "num_devices": params["num_devices"],
-            "repeat": run.repeat,
-            "status": outcome.status if outcome else "failed",
-            "images_per_sec": outcome.images_per_sec if outcome else None,
-            "step_times": outcome.step_times if outcome else [],
-            "reason": outcome.reason if outcome else reason,
-            "started": started,
-            "duration": round(outcome.duration, 3) if outcome else 0.0,
-            "load_avg_before": load,
-            "config_hash": run_hash,
-            "engine_version": outcome.engine_version if outcome else None,
+            "num_devices": params.get("num_devices"),
             "params": params,
+            "repeat": run.repeat,
+            "run_hash": p.run_hash,
             "config_name": self.config.name,
+            "started": started,
+            "load_avg_before": load,
             "log": log.relative_to(self.host_dir).as_posix(),
-            "timings": outcome.timings if outcome else None,
             "command": cmd,
-            "exit_code": outcome.exit_code if outcome else None,
-            "signal": outcome.signal if outcome else None,
+            "engine": {"command": shlex.join(self.engine)},
             "env": dict(self.config.env),
+            "env_removed": list(self.env_removed),
+            "data_generated": params.get("data") == "real" and data.generated,
+            "details": details,
         }
-        return rec
 
-    def sweep(self, only: list[str], repeats: int | None, retry_failed: bool, progress: bool, out: TextIO) -> int:
+    def _one(self, p: PlannedRun, data: DataPlan, progress: Progress, forced: str | None) -> RunRecord:
+        """Run, record and count one planned run. Raises DiskFull; any other failure to record is Unrecorded."""
+        run = p.run
+        log = store.log_path(self.root, self.host_id, run.setting.name, run.model, run.batch_size, run.repeat)
+        result_json = log.with_suffix(".json")
+        cmd = self.command(run, data, result_json)
+        started = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        load = [round(x, 2) for x in os.getloadavg()]
+        base = self._base(p, cmd, log, started, load, data, forced)
+        if run.setting.params.get("data") == "real" and data.unavailable:
+            rec = self.recorder.build(base, None, self.child_env, reason=data.unavailable)
+        else:
+            header = log_header(host=self.host_id, config=self.config.name, setting=run.setting.name,
+                                model=run.model, batch_size=run.batch_size, repeat=run.repeat)  # fmt: skip
+            job = Job(cmd, log, result_json, self.child_env, self.config.timeout, header=[header])
+            try:
+                outcome = self.executor.run(job, progress.tick)
+            except OSError as e:  # the log could not be written: the run never started
+                if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise DiskFull(f"no space left on the disk of {self.host_dir}") from e
+                outcome = Outcome("failed", f"could not write the log {log} ({e.strerror})", 0.0)
+            if self._interrupted is not None:
+                raise Interrupted(self._interrupted)
+            rec = self.recorder.build(base, outcome, self.child_env)
+        self._writing = True
+        try:
+            return self.recorder.accept(rec, kept_at=result_json)
+        finally:
+            self._writing = False
+
+    # -- the sweep
+
+    def sweep(
+        self, only: list[str], repeats: int | None, retry_failed: bool, progress: Progress, force: bool = False
+    ) -> int:
         """Run what is missing; returns 0 when every run of this invocation is ok, 1 when some are not, 130 on
-        Ctrl-C / SIGTERM, 2 when the results folder is busy."""
-        self.host_dir.mkdir(parents=True, exist_ok=True)
+        Ctrl-C / SIGTERM, 2 when the machine or the folder is busy, 3 when the disk is full."""
+        machine = MachineLock()
+        try:
+            self.host_dir.mkdir(parents=True, exist_ok=True)
+            forced = machine.acquire(self.host_dir, force)
+        except (Busy, OSError) as e:
+            print(f"cpubench run: error: {hostfacts.first_line(e) if isinstance(e, OSError) else e}", file=sys.stderr)
+            return 2
         lock = open(self.host_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the whole sweep
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            lock.close()
+            machine.release()
             print(f"cpubench run: error: another cpubench run is writing to {self.host_dir}", file=sys.stderr)
             return 2
+        if forced:
+            progress.say(f"cpubench: warning: --force: another benchmark is running ({forced}); records say so")
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         summary = Summary()
+        self.recorder = Recorder(self.root, self.host_id)
         t_start = time.monotonic()
         try:
-            return self._sweep(only, repeats, retry_failed, progress, out, summary, t_start)
+            return self._sweep(only, repeats, retry_failed, progress, summary, forced)
         except Interrupted as e:
             wall = time.monotonic() - t_start
             c = summary.counts
-            print(
+            progress.mode = "plain" if progress.mode == "never" else progress.mode
+            progress.say(
                 f"cpubench: interrupted by {e}: any run in flight was killed and not recorded; {c['ok']} ok, "
-                f"{c['failed']} failed, {c['timeout']} timeout in {_hms(wall)}; run the same command to resume "
-                f"-> {self.host_dir}",
-                file=out,
-                flush=True,
+                f"{c['failed']} failed, {c['timeout']} timeout in {hms(wall)}; run the same command to resume "
+                f"-> {self.host_dir}"
             )
             return 130
+        except DiskFull as e:
+            c = summary.counts
+            print(
+                f"cpubench run: error: {e}; free space, then run the same command again: the runs not recorded "
+                f"resume ({c['ok'] + c['failed'] + c['timeout']} recorded before it filled)",
+                file=sys.stderr,
+            )
+            return 3
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
+            self.executor.kill_all()
             lock.close()
+            machine.release()
 
     def _sweep(
         self,
         only: list[str],
         repeats: int | None,
         retry_failed: bool,
-        progress: bool,
-        out: TextIO,
+        progress: Progress,
         summary: Summary,
-        t_start: float,
+        forced: str | None,
     ) -> int:
         previous = sysinfo.read_previous(self.root, self.host_id)
-        store.write_host(self.root, sysinfo.collect_host(self.host_id, previous))
+        try:
+            store.write_host(self.root, sysinfo.collect_host(self.host_id, previous))
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFull(f"no space left on the disk of {self.host_dir}") from e
+            raise
         data = plan_data(self.config, self.root)
-        todo, summary.already = self.pending(only, repeats, retry_failed, data)
-        if progress:
-            print(
-                f"cpubench: {self.config.name} on {self.host_id}: {len(todo)} runs to do, {summary.already} already "
-                f"done -> {self.host_dir}",
-                file=out,
-                flush=True,
+        planner = self.planner(data, retry_failed)
+        planner.extend(select(self.config, only, repeats))
+        summary.already = planner.already
+        total = len(planner)
+        progress.say(
+            f"cpubench: {self.config.name} on {self.host_id}: {total} runs to do, {summary.already} already done "
+            f"-> {self.host_dir}"
+        )
+        if planner.newer:
+            progress.say(f"cpubench: {planner.newer} runs were recorded by a newer cpubench: not rerun (upgrade)")
+        if self.env_removed:
+            progress.say(
+                f"cpubench: left out of the engine's environment (inherited, not in the config's env:): "
+                f"{', '.join(self.env_removed)}"
             )
-        if data.needs_generation and any(r.setting.params["data"] == "real" for r, _ in todo):
+        if data.needs_generation and any(p.run.setting.params.get("data") == "real" for p in planner.pending()):
             t0 = time.monotonic()
-            generate_data(data, self.config, out if progress else None)
+            generate_data(data, self.config, self.executor, progress)
             summary.data_seconds = time.monotonic() - t0
-        env = {**os.environ, **self.config.env, "PYTHONUNBUFFERED": "1"}
         t_loop = time.monotonic()
-        durations: dict[tuple[str, str], list[float]] = {}
-        for i, (run, run_hash) in enumerate(todo):
-            log = store.log_path(self.root, self.host_id, run.setting.name, run.model, run.batch_size, run.repeat)
-            result_json = log.with_suffix(".json")
-            cmd = self.command(run, data, result_json)
-            started = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-            load = [round(x, 2) for x in os.getloadavg()]
-            if run.setting.params["data"] == "real" and data.unavailable:
-                rec = self._record(run, run_hash, cmd, log, None, started, load, data, reason=data.unavailable)
-            else:
-                outcome = self._execute(run, cmd, log, result_json, env)
-                rec = self._record(run, run_hash, cmd, log, outcome, started, load, data)
-            self._writing = True
+        n = 0
+        for p in planner:
+            n += 1
+            progress.started(n, n + len(planner), p.run, [q.run for q in planner.pending()])
             try:
-                store.append_run(self.root, rec)
-            finally:
-                self._writing = False
+                rec = self._one(p, data, progress, forced)
+            except DiskFull:
+                raise
+            except Unrecorded as e:
+                summary.unrecorded.append(
+                    f"{p.run.setting.name} {p.run.model} bs{p.run.batch_size} r{p.run.repeat}: {e}"
+                )
+                progress.say(f"cpubench: warning: {summary.unrecorded[-1]}")
+                continue
             if self._interrupted is not None:  # arrived while writing: the finished run is recorded, then stop
                 raise Interrupted(self._interrupted)
-            summary.counts[rec["status"]] += 1
-            summary.records.append(rec)
-            durations.setdefault((run.setting.name, run.model), []).append(rec["duration"])
-            if progress:
-                left = todo[i + 1 :]
-                print(_progress_line(i + 1, len(todo), rec, len(left), _eta(left, durations)), file=out, flush=True)
+            summary.counts[rec.status] += 1
+            progress.finished(p.run, rec, [q.run for q in planner.pending()])
         wall = time.monotonic() - t_loop
-        for line in closing_lines(summary, wall, self.host_dir):
-            print(line, file=out, flush=True)
-        return 0 if summary.counts["failed"] + summary.counts["timeout"] == 0 else 1
+        progress.mode = "plain" if progress.mode == "never" else progress.mode
+        for line in closing_lines(summary, self.recorder.records, wall, self.host_dir):
+            progress.say(line)
+        bad = summary.counts["failed"] + summary.counts["timeout"] + len(summary.unrecorded)
+        return 0 if bad == 0 else 1
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Terminal output and the overhead breakdown
+# Closing lines and the overhead breakdown
 
 
-def _hms(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-def _eta(left: list[tuple[cfg.Planned, str]], durations: dict[tuple[str, str], list[float]]) -> float | None:
-    """Seconds left: each remaining run costs what the same setting+model took, else the same model, else the mean."""
-    if not durations:
-        return None
-    every = [d for ds in durations.values() for d in ds]
-    mean = sum(every) / len(every)
-    by_model: dict[str, list[float]] = {}
-    for (_s, m), ds in durations.items():
-        by_model.setdefault(m, []).extend(ds)
-    total = 0.0
-    for run, _h in left:
-        ds = durations.get((run.setting.name, run.model)) or by_model.get(run.model)
-        total += sum(ds) / len(ds) if ds else mean
-    return total
-
-
-def _progress_line(n: int, total: int, rec: dict[str, Any], left: int, eta: float | None) -> str:
-    what = f"{rec['setting']} {rec['model']} bs{rec['batch_size']} r{rec['repeat']}"
-    if rec["status"] == "ok":
-        res = f"ok {rec['images_per_sec']:.2f} img/s"
-    else:
-        res = f"{rec['status'].upper()} ({rec['reason']})"
-    eta_s = f", ETA {_hms(eta)}" if eta is not None and left else ""
-    return f"[{n}/{total}] {what}: {res} in {rec['duration']:.1f} s; {left} left{eta_s}"
-
-
-def overhead_breakdown(records: Iterable[dict[str, Any]], wall: float) -> dict[str, float]:
+def overhead_breakdown(records: Iterable[RunRecord], wall: float) -> dict[str, float]:
     """Where the sweep's wall time went: process start+exit, import, setup, build, warm-up, measured, runner.
 
     ``overhead_pct`` is the share of wall time outside the engines' measured windows beyond the unavoidable import
-    and graph build (the issue's target: at most 10 %). Runs that are not ok count whole as process time.
+    and graph build. Runs that are not ok count whole as process time.
     """
     parts = {"import": 0.0, "setup": 0.0, "build": 0.0, "warmup": 0.0, "measured": 0.0}
     total_duration = 0.0
     for rec in records:
-        total_duration += float(rec.get("duration") or 0.0)
-        if rec.get("status", "ok") != "ok":
+        total_duration += float(rec.duration or 0.0)
+        if rec.status != "ok":
             continue  # a failed run's phases measured nothing: all of it is overhead (process time)
-        t = rec.get("timings") or {}
+        t = rec.timings or {}
         for k in parts:
             v = t.get(k)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -656,7 +582,7 @@ def overhead_breakdown(records: Iterable[dict[str, Any]], wall: float) -> dict[s
 
 def format_overhead(b: dict[str, float]) -> str:
     return (
-        f"overhead {b['overhead_pct']:.1f}% of wall outside measured windows beyond import+build (target <= 10%): "
+        f"overhead {b['overhead_pct']:.1f}% of wall outside measured windows beyond import+build: "
         f"process start+exit {b['process']:.1f} s, import {b['import']:.1f} s, "
         f"setup (devices, strategy) {b['setup']:.1f} s, build {b['build']:.1f} s, "
         f"warm-up {b['warmup']:.1f} s, measured {b['measured']:.1f} s, runner {b['runner']:.1f} s "
@@ -664,13 +590,14 @@ def format_overhead(b: dict[str, float]) -> str:
     )
 
 
-def closing_lines(summary: Summary, wall: float, host_dir: Path) -> list[str]:
+def closing_lines(summary: Summary, records: list[RunRecord], wall: float, host_dir: Path) -> list[str]:
     c = summary.counts
     done = f"; {summary.already} already done" if summary.already else ""
     data = f"; data generation {summary.data_seconds:.1f} s" if summary.data_seconds else ""
-    lines = [f"cpubench: {c['ok']} ok, {c['failed']} failed, {c['timeout']} timeout in {_hms(wall)}{done}{data}"]
-    if summary.records:
-        lines.append("cpubench: " + format_overhead(overhead_breakdown(summary.records, wall)))
+    lost = f"; {len(summary.unrecorded)} unrecorded" if summary.unrecorded else ""
+    lines = [f"cpubench: {c['ok']} ok, {c['failed']} failed, {c['timeout']} timeout in {hms(wall)}{done}{data}{lost}"]
+    if records:
+        lines.append("cpubench: " + format_overhead(overhead_breakdown(records, wall)))
     if c["failed"] + c["timeout"]:
         lines.append("cpubench: reasons are in runs.jsonl and the logs; rerun them with --retry-failed")
     lines.append(f"results: {host_dir}")

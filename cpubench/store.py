@@ -1,58 +1,72 @@
 """The one place that knows the results layout: ``<root>/<host-id>/host.json``, ``runs.jsonl`` and ``logs/``.
 
 Why a module of its own: the runner writes here, the report and ``import-logs`` read and write here, and future
-studies will too. Keeping the layout, the schema versions and the crash-safety rules in one file means a change of
-layout is one change.
+studies (and records streamed home from other hosts) will too. Keeping the layout, the schema versions, the checks
+on what is read and the crash-safety rules in one file means a change of layout is one change.
 
-Crash safety (a benchmark night must never lose a measurement):
-- ``runs.jsonl`` is appended one whole line per record, flushed and fsynced; a reader drops a half-written last line
-  (left by ``kill -9``) with a warning instead of failing.
+Rules:
+- A host id is a folder name: every path is built by :func:`host_dir`, which refuses ids that would leave the root
+  (``../x``, ``/etc``), so no command writes outside its ``--out``.
+- ``runs.jsonl`` holds one :class:`~tf_cnn_benchmarks.record.RunRecord` per line, appended whole, flushed and
+  fsynced; a user's file is never rewritten in place. Lines of every schema so far are read (schema 1: cpubench
+  0.1); a line that is not a valid record is skipped with ``runs.jsonl:LINE: what is wrong`` and counted; a line of
+  a newer schema says "upgrade" and its run is never rerun by this version.
 - ``host.json`` is written to a temporary file and renamed over the old one.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-RUN_SCHEMA = 1
+from tf_cnn_benchmarks import hostfacts
+from tf_cnn_benchmarks.record import RECORD_SCHEMA, STATUSES, RecordError, RunRecord
+
+RUN_SCHEMA = RECORD_SCHEMA
 HOST_SCHEMA = 1
 
 HOST_FILE = "host.json"
 RUNS_FILE = "runs.jsonl"
 LOGS_DIR = "logs"
 
-STATUSES = ("ok", "failed", "timeout", "skipped")
+__all__ = ["STATUSES", "RunRecord", "RecordError"]
 
-# Keys every run record carries (others may be added freely; readers must ignore what they do not know).
-RUN_KEYS = (
-    "schema",  # RUN_SCHEMA
-    "host_id",
-    "setting",  # e.g. "syn-replicated-nccl-4gpus"; see cpubench.config.setting_name
-    "model",
-    "batch_size",  # per device
-    "num_devices",
-    "repeat",  # 0-based index of the repeat
-    "status",  # one of STATUSES
-    "images_per_sec",  # float, or None unless status == "ok"
-    "step_times",  # list of per-step seconds after warm-up ([] when not ok)
-    "reason",  # None when ok; else one line: exit code or signal and the last error line
-    "started",  # ISO 8601 UTC
-    "duration",  # wall seconds of the whole process
-    "load_avg_before",  # [1, 5, 15] minute load averages just before the run
-    "config_hash",
-    "engine_version",
-)
+_HOST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class StoreError(Exception):
-    """A results folder that cannot be read as this schema: the message names the file and the fix."""
+    """A results folder that cannot be read or written: the message names the file and the fix."""
+
+
+class HostIdError(StoreError):
+    """A host id that cannot be a results folder name."""
+
+
+@dataclass
+class NewerRecord:
+    """A line written by a newer cpubench: not read, but its run is known to exist (never rerun here)."""
+
+    line: int
+    schema: int
+    run_hash: str | None
+    repeat: int | None
+
+
+@dataclass
+class RunsFile:
+    """What one ``runs.jsonl`` holds: its valid records, the newer-schema lines, and a warning per skipped line."""
+
+    records: list[RunRecord] = field(default_factory=list)
+    newer: list[NewerRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    invalid: int = 0
 
 
 @dataclass
@@ -61,23 +75,51 @@ class HostResults:
 
     path: Path
     host: dict[str, Any]
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[RunRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    invalid: int = 0
 
     @property
     def host_id(self) -> str:
         return str(self.host.get("host_id") or self.path.name)
 
 
+def validate_host_id(host_id: str) -> str:
+    """A host id becomes a folder name and a table column: letters, digits, ``._-`` only, no leading dot."""
+    if not isinstance(host_id, str) or not _HOST_ID.fullmatch(host_id):
+        raise HostIdError(
+            f"host id {host_id!r}: use letters, digits, '.', '_' and '-' (at most 64, not starting with '.' or '-')"
+        )
+    return host_id
+
+
 def host_dir(root: str | os.PathLike[str], host_id: str) -> Path:
-    return Path(root) / host_id
+    """``<root>/<host-id>``, for a valid host id only: nothing is ever written outside ``root``."""
+    return Path(root) / validate_host_id(host_id)
 
 
 def log_path(
     root: str | os.PathLike[str], host_id: str, setting: str, model: str, batch_size: int, repeat: int
 ) -> Path:
     """``<root>/<host-id>/logs/<setting>/<model>-bs<k>-r<i>.log``: the full stdout+stderr of one engine process."""
+    for part in (setting, model):
+        if not part or part in (".", "..") or "/" in part or "\0" in part:
+            raise StoreError(f"{part!r} cannot be part of a log path")
     return host_dir(root, host_id) / LOGS_DIR / setting / f"{model}-bs{batch_size}-r{repeat}.log"
+
+
+def check_writable(root: str | os.PathLike[str]) -> None:
+    """Refuse, with one line, a results root that is a file or cannot be written (before anything is measured)."""
+    p = Path(root)
+    if p.exists() and not p.is_dir():
+        raise StoreError(f"{p} is a file, not a folder: give --out a folder (it is created if missing)")
+    probe = p
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise StoreError(f"{probe} is a file, not a folder: give --out a folder (it is created if missing)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise StoreError(f"{probe} is not writable: give --out a folder you can write to")
 
 
 def write_host(root: str | os.PathLike[str], host: dict[str, Any]) -> Path:
@@ -87,7 +129,7 @@ def write_host(root: str | os.PathLike[str], host: dict[str, Any]) -> Path:
     d = host_dir(root, host["host_id"])
     d.mkdir(parents=True, exist_ok=True)
     target = d / HOST_FILE
-    _atomic_write_text(target, json.dumps(host, indent=2, sort_keys=True) + "\n")
+    hostfacts.atomic_write_text(target, json.dumps(host, indent=2, sort_keys=True, default=str) + "\n")
     return target
 
 
@@ -100,70 +142,124 @@ def read_host(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise StoreError(f"{f}: no host.json; run `cpubench run` on that host or `cpubench import-logs` first") from e
     except json.JSONDecodeError as e:
         raise StoreError(f"{f}: not valid JSON ({e.msg} at line {e.lineno}); restore it from the host's copy") from e
-    if host.get("schema") != HOST_SCHEMA:
-        schema = host.get("schema")
-        raise StoreError(f"{f}: host schema {schema!r}, this cpubench reads {HOST_SCHEMA}; upgrade cpubench")
+    except OSError as e:
+        raise StoreError(f"{f}: cannot read ({e.strerror})") from e
+    if not isinstance(host, dict):
+        raise StoreError(f"{f}: not a host record (a JSON object); restore it from the host's copy")
+    schema = host.get("schema")
+    if isinstance(schema, int) and not isinstance(schema, bool) and schema > HOST_SCHEMA:
+        raise StoreError(
+            f"{f}: written by a newer cpubench (host schema {schema}, this one reads {HOST_SCHEMA}): upgrade"
+        )
+    if schema != HOST_SCHEMA:
+        raise StoreError(f"{f}: host schema {schema!r}, this cpubench reads {HOST_SCHEMA}")
     return host
 
 
-def append_run(root: str | os.PathLike[str], record: dict[str, Any]) -> None:
-    """Append one run record as one line, flushed and fsynced, so a crash loses at most the run in flight."""
-    rec = dict(record)
-    rec.setdefault("schema", RUN_SCHEMA)
-    missing = [k for k in RUN_KEYS if k not in rec]
-    if missing:
-        raise ValueError(f"run record lacks {missing}")
-    if rec["status"] not in STATUSES:
-        raise ValueError(f"run status {rec['status']!r} is not one of {STATUSES}")
-    if rec["status"] != "ok" and rec.get("images_per_sec") is not None:
-        raise ValueError("a run that is not ok has no images_per_sec")
-    d = host_dir(root, rec["host_id"])
+def record_line(record: RunRecord) -> str:
+    """The line a record is stored as; raises RecordError when the record would not read back."""
+    data = record.to_dict()
+    RunRecord.from_dict(data)  # what the reader would refuse is refused here, before it is written
+    return json.dumps(data, sort_keys=True, allow_nan=False) + "\n"
+
+
+def append_run(root: str | os.PathLike[str], record: RunRecord) -> Path:
+    """Append one run record as one line, flushed and fsynced, so a crash loses at most the run in flight.
+
+    Records that come from elsewhere (another host streaming home) go through here too: they are checked the same.
+    Raises RecordError for an invalid record and OSError (ENOSPC included) when the line cannot be written; a
+    failed write leaves no partial line behind.
+    """
+    if not record.host_id:
+        raise RecordError("host_id: a stored record needs its host")
+    line = record_line(record).encode()
+    d = host_dir(root, record.host_id)
     d.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(rec, sort_keys=True, allow_nan=False) + "\n"
     path = d / RUNS_FILE
-    with open(path, "a+b") as f:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, hostfacts.file_mode())
+    try:
+        size = os.fstat(fd).st_size
         # A previous writer killed mid-line leaves no trailing newline: start on a fresh line so this record is whole.
-        f.seek(0, os.SEEK_END)
-        if f.tell() > 0:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                f.write(b"\n")
-        f.write(line.encode())
-        f.flush()
-        os.fsync(f.fileno())
+        if size > 0 and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        try:
+            written = os.write(fd, line)
+            if written != len(line):
+                raise OSError(errno.ENOSPC, "short write", str(path))
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, size)  # no half line left behind for the next reader
+            raise
+    finally:
+        os.close(fd)
+    return path
 
 
-def iter_runs(path: str | os.PathLike[str], warnings: list[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Yield the records of one ``runs.jsonl``; broken lines (a crash mid-write) are skipped with a warning."""
+def read_runs(path: str | os.PathLike[str]) -> RunsFile:
+    """Read one ``runs.jsonl`` (or the one in a host folder); never raises on bad lines, says what each one is."""
     p = Path(path)
     f = p / RUNS_FILE if p.is_dir() else p
+    out = RunsFile()
     if not f.exists():
-        return
-    with open(f, encoding="utf-8", errors="replace") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                msg = f"{f}:{n}: dropped a half-written record (a run killed mid-write); it will be run again"
-                _warn(msg, warnings)
-                continue
-            if not isinstance(rec, dict) or rec.get("schema") != RUN_SCHEMA:
-                schema = rec.get("schema") if isinstance(rec, dict) else None
-                msg = f"{f}:{n}: record of unknown schema {schema!r} (this cpubench reads {RUN_SCHEMA}); skipped"
-                _warn(msg, warnings)
-                continue
-            yield rec
+        return out
+    try:
+        raw = f.read_bytes()
+    except OSError as e:
+        raise StoreError(f"{f}: cannot read ({e.strerror})") from e
+    lines = raw.split(b"\n")
+    last = len(lines) - (1 if raw.endswith(b"\n") else 0)
+    for n, bline in enumerate(lines, 1):
+        text = bline.decode("utf-8", "replace").strip()
+        if not text:
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            if n == last and not raw.endswith(b"\n"):
+                why = "a half-written last record (a run killed mid-write); that run will be run again"
+            else:
+                why = f"not a JSON record ({e.msg} at column {e.colno}); skipped"
+            _skip(out, f"{f}:{n}: {why}")
+            continue
+        schema = data.get("schema", 1) if isinstance(data, dict) else None
+        if isinstance(schema, int) and not isinstance(schema, bool) and schema > RECORD_SCHEMA:
+            rh, rep = data.get("run_hash"), data.get("repeat")
+            out.newer.append(
+                NewerRecord(n, schema, rh if isinstance(rh, str) else None, rep if isinstance(rep, int) else None)
+            )
+            out.warnings.append(
+                f"{f}:{n}: written by a newer cpubench (record schema {schema}, this one reads up to "
+                f"{RECORD_SCHEMA}): upgrade cpubench to read it; it is not rerun"
+            )
+            continue
+        try:
+            out.records.append(RunRecord.from_dict(data))
+        except RecordError as e:
+            _skip(out, f"{f}:{n}: {e}; skipped")
+    return out
+
+
+def _skip(out: RunsFile, msg: str) -> None:
+    out.invalid += 1
+    out.warnings.append(msg)
+
+
+def iter_runs(path: str | os.PathLike[str], warnings: list[str] | None = None) -> Iterator[RunRecord]:
+    """The valid records of one ``runs.jsonl``; what was skipped is added to ``warnings`` (and printed when None)."""
+    runs = read_runs(path)
+    for w in runs.warnings:
+        _warn(w, warnings)
+    yield from runs.records
 
 
 def load_host(path: str | os.PathLike[str]) -> HostResults:
     """Read one host folder (``host.json`` and ``runs.jsonl``)."""
     p = Path(path)
-    warnings: list[str] = []
     host = read_host(p)
-    runs = list(iter_runs(p, warnings))
-    return HostResults(path=p, host=host, runs=runs, warnings=warnings)
+    runs = read_runs(p)
+    for w in runs.warnings:
+        _warn(w, None)
+    return HostResults(path=p, host=host, runs=runs.records, warnings=list(runs.warnings), invalid=runs.invalid)
 
 
 def find_host_dirs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -180,21 +276,8 @@ def find_host_dirs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return out
 
 
-def _atomic_write_text(target: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _warn(msg: str, sink: list[str] | None) -> None:
     if sink is not None:
         sink.append(msg)
-    print(f"cpubench: warning: {msg}", file=sys.stderr)
+    else:
+        print(f"cpubench: warning: {msg}", file=sys.stderr)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from cpubench import __version__, store
+from tf_cnn_benchmarks import hostfacts
 
 # Environment variables that change TensorFlow CPU speed; recorded per host.
 ENV_PREFIXES = ("OMP_", "KMP_", "TF_", "ONEDNN_", "MKL_", "DNNL_", "GOMP_", "OPENBLAS_", "CUDA_VISIBLE_DEVICES")
@@ -56,10 +57,6 @@ _FLAG_PATTERNS = (
     r"sme\d?",
 )
 _CPUINFO_KEYS = ("cpu_brand", "cpu_vendor", "cpu_family", "cpu_model", "cpu_stepping", "cpu_hz_advertised", "caches")
-
-
-class HostIdError(Exception):
-    """A host id that cannot be used (bad characters, or a folder that belongs to another machine)."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -164,11 +161,8 @@ def _sanitize(name: str) -> str:
     return name[:32] or "cpu"
 
 
-def validate_host_id(host_id: str) -> str:
-    """A host id becomes a folder name and a table column: letters, digits, ``._-`` only."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", host_id):
-        raise HostIdError(f"host id {host_id!r}: use letters, digits, '.', '_' and '-' (at most 64, no leading '.')")
-    return host_id
+validate_host_id = store.validate_host_id
+HostIdError = store.HostIdError
 
 
 def _folder_fingerprint(root: Path, host_id: str) -> str | None:
@@ -330,23 +324,8 @@ def gpus() -> list[dict[str, Any]]:
 
 
 def onednn_state(flags: list[str], environ: dict[str, str] | None = None, machine: str | None = None) -> dict[str, Any]:
-    """Whether TensorFlow's oneDNN ops are on, from ``TF_ENABLE_ONEDNN_OPTS`` or, unset, TF's platform default.
-
-    TF 2.9+ on Linux x86 turns oneDNN on by default only on CPUs with AVX512_VNNI, AVX512_BF16 or AMX (Cascade
-    Lake and newer); on Linux aarch64 it is on by default. ``TF_ENABLE_ONEDNN_OPTS=0|1`` overrides both.
-    """
-    env = os.environ if environ is None else environ
-    raw = env.get("TF_ENABLE_ONEDNN_OPTS")
-    machine = (machine or platform.machine()).lower()
-    if raw is not None and raw.strip().lower() in ("0", "1", "true", "false"):
-        return {"enabled": raw.strip().lower() in ("1", "true"), "source": "env", "env": raw}
-    if machine in ("x86_64", "amd64"):
-        trigger = sorted(f for f in flags if f in ("avx512_vnni", "avx512vnni", "avx512_bf16", "amx_bf16", "amx_tile"))
-        why = f"x86 default: on with {', '.join(trigger)}" if trigger else "x86 default: off (no AVX512_VNNI/BF16/AMX)"
-        return {"enabled": bool(trigger), "source": why, "env": raw}
-    if machine in ("aarch64", "arm64"):
-        return {"enabled": True, "source": "aarch64 default: on", "env": raw}
-    return {"enabled": None, "source": f"unknown default on {machine}", "env": raw}
+    """Whether TensorFlow's oneDNN ops are on (see :func:`tf_cnn_benchmarks.hostfacts.onednn_default`)."""
+    return hostfacts.onednn_default(flags, environ, machine)
 
 
 _TF_PROBE = r"""

@@ -16,7 +16,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "legacy"
 
 
 def _runs(root: Path, host: str) -> list[dict]:
-    return list(store.iter_runs(root / host))
+    return [r.to_dict() for r in store.iter_runs(root / host)]
 
 
 def test_import_classic_and_upstream(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -40,11 +40,11 @@ def test_import_classic_and_upstream(tmp_path: Path, capsys: pytest.CaptureFixtu
         ("syn-parameter_server-1cpus-inference", "alexnet", 0),
     }
     for r in runs.values():
-        assert set(store.RUN_KEYS) <= set(r)
+        assert r["schema"] == store.RUN_SCHEMA and r["run_hash"] is None
         assert r["source"] == "import" and r["host_id"] == "lab-box"
         assert (out / "lab-box" / r["log"]).is_file()
     ok = runs[("syn-replicated-nccl-4gpus", "resnet50", 1)]
-    assert ok["status"] == "ok" and ok["images_per_sec"] == 1012.84 and ok["legacy_iteration"] == 2
+    assert ok["status"] == "ok" and ok["images_per_sec"] == 1012.84 and ok["details"]["legacy_iteration"] == 2
     assert (ok["batch_size"], ok["num_devices"], ok["params"]["nccl"]) == (64, 4, True)
     assert ok["log"] == "logs/import/resnet50-syn-replicated-nccl-4gpus-64-2.log"
     failed = runs[("real-parameter_server-distortions-1gpus", "inception3", 0)]
@@ -101,3 +101,27 @@ def test_imported_host_merges_into_report(tmp_path: Path) -> None:
     assert "failed [1]" in md and NO_TOTAL_REASON in md
     doc = json.loads(files.json.read_text())
     assert len(doc["runs"]) == 5 and merged.warnings == []
+
+
+@pytest.mark.parametrize("host_id", ["../../etc", "../x", "/tmp/abs", ".hidden", "a/b", "x\\0y"])
+def test_import_refuses_host_ids_that_would_write_outside_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], host_id: str
+) -> None:
+    out = tmp_path / "root" / "data"
+    out.mkdir(parents=True)
+    before = set(Path("/tmp").iterdir())
+    rc = cli.main(["import-logs", str(FIXTURES), "--host-id", host_id, "--out", str(out)])
+    assert rc == 2
+    assert capsys.readouterr().err.startswith(f"cpubench import-logs: error: host id {host_id!r}: use letters")
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # nothing written, inside --out or beside it
+    assert set(Path("/tmp").iterdir()) == before
+
+
+def test_import_of_no_logs_names_no_folder_it_did_not_make(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rc = cli.main(["import-logs", str(empty), "--host-id", "box", "--out", str(tmp_path / "data")])
+    captured = capsys.readouterr()
+    assert rc == 1 and "imported" not in captured.out
+    assert "no tf_cnn_benchmarks logs found" in captured.err and "nothing written" in captured.err
+    assert not (tmp_path / "data" / "box").exists()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cpubench.logparse import NO_TOTAL_REASON, parse_log, parse_log_name, setting_name
+from cpubench.logparse import NO_TOTAL_REASON, parse_log, parse_log_name
 
 FIXTURES = Path(__file__).parent / "fixtures" / "legacy"
 
@@ -180,19 +180,9 @@ def test_not_classic_names(name: str) -> None:
     assert parse_log_name(name) is None
 
 
-def test_setting_name_matches_the_store_examples() -> None:
-    assert setting_name("syn", "replicated", True, False, 4, "gpu") == "syn-replicated-nccl-4gpus"
-    assert setting_name("syn", "parameter_server", False, False, 1, "cpu", True) == (
-        "syn-parameter_server-1cpus-inference"
-    )
+def test_classic_names_land_in_the_settings_the_runner_names() -> None:
+    from cpubench import axes
 
-
-def test_setting_name_agrees_with_the_runner() -> None:
-    config = pytest.importorskip("cpubench.config")
-    for data, vu, nccl, dist, n, device, fwd in [
-        ("syn", "replicated", True, False, 4, "gpu", False),
-        ("real", "parameter_server", False, True, 2, "cpu", True),
-    ]:
-        params = {"data": data, "variable_update": vu, "nccl": nccl, "distortions": dist, "num_devices": n}
-        params |= {"device": device, "forward_only": fwd, "precision": "fp32"}
-        assert setting_name(data, vu, nccl, dist, n, device, fwd) == config.setting_name(params)
+    n = parse_log_name("resnet50-syn-replicated-nccl-4gpus-64-1.log")
+    assert n is not None and n.setting == "syn-replicated-nccl-4gpus"
+    assert n.setting == axes.setting_name({**axes.defaults(), **n.params})

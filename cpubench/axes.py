@@ -1,0 +1,272 @@
+"""Every sweep axis, declared once: what it is called, which engine flags it sets, what values it takes, how it shows
+in a setting name, where it ranks in a report, and whether it is part of a measurement's identity.
+
+Why one table: an axis used to be spelled out in about eight places (validation, plan expansion, the engine command
+line, two copies of the setting-name rule, the list of runner-owned flags, the report's name parser, the log
+importer). Now each of those is a function of this table, so a new axis is one :class:`Axis` entry: config
+validation (``matrix.<axis>`` or a top-level key, with "did you mean"), exclude rules, argv, the setting name, the run
+hash and the report order follow from it.
+
+Types and allowed values come from the engine's own flag table (:mod:`tf_cnn_benchmarks.flags`) where the axis sets
+an engine flag, so the two can never disagree. A value of ``None`` means "not known" (a legacy log that does not say):
+it is left out of names and sorts first.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# Where a config gives an axis's values.
+MATRIX = "matrix"  # matrix.<name>: a value or a list, crossed with the other axes
+TOP = "top"  # a top-level key (device, num_gpus)
+MODELS = "models"  # the models: mapping (model name -> batch sizes)
+
+Fragment = Callable[[Any, dict[str, Any]], "str | None"]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an axis's argv may need beyond its value."""
+
+    data_dir: str = ""
+
+
+def flag_value(v: Any) -> str:
+    """How a value is spelled on the engine command line (booleans lower-case, as absl writes them)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One dimension of a sweep.
+
+    ``flags`` are the engine flags the axis owns (a config may not set them under ``flags:``); the first is the one
+    its value is passed as, unless ``argv`` says otherwise. ``kind``, ``choices`` and ``minimum`` default to the
+    engine flag's. ``fragment`` turns a value (and the run's other values) into a setting-name part, or None to leave
+    it out; ``None`` for the whole axis keeps it out of setting names (model, batch size: they are table rows).
+    ``rank`` orders reports (lower first); ``order`` sorts one axis's values (default: their place in ``choices``,
+    else the value itself). ``identity`` axes enter the run hash.
+    """
+
+    name: str
+    flags: tuple[str, ...] = ()
+    default: Any = None
+    kind: type | None = None
+    choices: tuple[Any, ...] | None = None
+    minimum: int | None = None
+    source: str = MATRIX
+    config_key: str = ""
+    fragment: Fragment | None = None
+    argv: Callable[[Any, Context], list[str]] | None = None
+    rank: int = 0
+    order: Callable[[Any], Any] | None = None
+    identity: bool = True
+    help: str = ""
+    choices_from: Callable[[], Sequence[Any]] | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> str:
+        """The config's name for the axis (``num_gpus`` for the device count, else the axis name)."""
+        return self.config_key or self.name
+
+    @property
+    def where(self) -> str:
+        """Where a config sets it, for messages (``matrix.nccl``, ``num_gpus``, ``models``)."""
+        return {MATRIX: f"matrix.{self.key}", MODELS: "models"}.get(self.source, self.key)
+
+    @property
+    def value_kind(self) -> type:
+        if self.kind is not None:
+            return self.kind
+        flag = _engine_flag(self.flags[0]) if self.flags else None
+        return flag.type if flag is not None else str
+
+    @property
+    def allowed(self) -> tuple[Any, ...] | None:
+        """Allowed values: declared, else computed (the model registry), else the engine flag's choices."""
+        if self.choices is not None:
+            return self.choices
+        if self.choices_from is not None:
+            return tuple(self.choices_from())
+        flag = _engine_flag(self.flags[0]) if self.flags else None
+        if flag is not None and flag.choices is not None:
+            return tuple(c for c in flag.choices if c != "")
+        return None
+
+    def to_argv(self, value: Any, ctx: Context) -> list[str]:
+        if self.argv is not None:
+            return self.argv(value, ctx)
+        return [f"--{self.flags[0]}={flag_value(value)}"] if self.flags else []
+
+    def name_part(self, value: Any, values: dict[str, Any]) -> str | None:
+        if self.fragment is None or value is None:
+            return None
+        return self.fragment(value, values)
+
+    def sort_value(self, value: Any) -> tuple[Any, ...]:
+        if value is None:
+            return (0, "")
+        if self.order is not None:
+            return (1, self.order(value))
+        allowed = self.allowed
+        if allowed is not None and value in allowed:
+            return (1, allowed.index(value))
+        return (2, value if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value))
+
+
+@functools.cache
+def _engine_flags() -> dict[str, Any]:
+    from tf_cnn_benchmarks import flags as engine_flags  # flag table only: no TensorFlow import
+
+    return {f.name: f for f in engine_flags.FLAGS}
+
+
+def _engine_flag(name: str) -> Any:
+    return _engine_flags().get(name)
+
+
+def model_names() -> list[str]:
+    """The models the engine declares (its registry; no TensorFlow import)."""
+    from tf_cnn_benchmarks.models import registry
+
+    return list(registry.names())
+
+
+# ----------------------------------------------------------------------------------------------- name fragments
+
+
+def _itself(value: Any, _values: dict[str, Any]) -> str:
+    return str(value)
+
+
+def _word(word: str) -> Fragment:
+    """The word when the (boolean) axis is on: ``-nccl``, ``-inference``."""
+    return lambda value, _values: word if value else None
+
+
+def _off_default(fmt: str, default: Any) -> Fragment:
+    """``fmt`` with the value, only when the value is not the default: classic names stay as they were."""
+    return lambda value, _values: None if value == default else fmt.format(value)
+
+
+def _devices(value: Any, values: dict[str, Any]) -> str:
+    return f"{value}{'cpus' if values.get('device', 'cpu') == 'cpu' else 'gpus'}"
+
+
+# ------------------------------------------------------------------------------------------------ special argv
+
+
+def _data_argv(value: Any, ctx: Context) -> list[str]:
+    return [f"--data_dir={ctx.data_dir}", "--data_name=imagenet"] if value == "real" else []
+
+
+def _nccl_argv(value: Any, _ctx: Context) -> list[str]:
+    return [f"--all_reduce_spec={'nccl' if value else ''}"]
+
+
+# ----------------------------------------------------------------------------------------------------- the table
+
+# Declaration order is the order of a setting name's parts (the classic lambdal/cpu_benchmark names first).
+AXES: tuple[Axis, ...] = (
+    Axis("model", ("model",), source=MODELS, choices_from=model_names, rank=100, help="the network"),
+    Axis("batch_size", ("batch_size",), minimum=1, source=MODELS, rank=101, help="images per device per step"),
+    Axis("data", ("data_dir", "data_name"), "syn", str, ("syn", "real"), fragment=_itself, argv=_data_argv, rank=1,
+         help="synthetic data, or real ImageNet-format TFRecords (data_dir or generate_data)"),
+    Axis("variable_update", ("variable_update",), "parameter_server", fragment=_itself, rank=2,
+         help="how gradients and variables move between devices"),
+    Axis("nccl", ("all_reduce_spec", "use_nccl"), False, bool, fragment=_word("nccl"), argv=_nccl_argv, rank=3,
+         help="all-reduce with NCCL"),
+    Axis("distortions", ("distortions",), False, fragment=_word("distortions"), rank=4,
+         help="random flips and colour distortions of real data"),
+    Axis("device", ("device",), "cpu", source=TOP, rank=5, help="the device type that computes"),
+    Axis("num_devices", ("num_gpus",), 1, minimum=1, source=TOP, config_key="num_gpus", fragment=_devices, rank=6,
+         help="devices (logical CPU devices with device: cpu)"),
+    Axis("forward_only", ("forward_only", "eval"), False, fragment=_word("inference"), rank=7,
+         help="inference only"),
+    Axis("xla_compile", ("xla_compile", "xla"), False, fragment=_word("xla"), rank=8, help="compile with XLA"),
+    Axis("precision", ("precision", "use_fp16"), "fp32", fragment=_off_default("{}", "fp32"), rank=9,
+         help="compute precision"),
+    Axis("num_intra_threads", ("num_intra_threads",), 0, minimum=0, fragment=_off_default("intra{}", 0), rank=10,
+         help="threads inside one op; 0 = the framework's default"),
+    Axis("num_inter_threads", ("num_inter_threads",), 0, minimum=0, fragment=_off_default("inter{}", 0), rank=11,
+         help="ops run at once; 0 = the framework's default"),
+)  # fmt: skip
+
+
+def table() -> tuple[Axis, ...]:
+    """The axes in force (read at call time, so a test can declare one more)."""
+    return AXES
+
+
+def get(name: str) -> Axis:
+    for a in table():
+        if a.name == name:
+            return a
+    raise KeyError(name)
+
+
+def by_key(key: str) -> Axis | None:
+    """The axis a config key names (``num_gpus`` is the device count)."""
+    return next((a for a in table() if a.key == key or a.name == key), None)
+
+
+def matrix_axes() -> list[Axis]:
+    """Axes a config's ``matrix:`` may set (batch size too: it overrides the models' batch sizes)."""
+    return [a for a in table() if a.source == MATRIX or a.name == "batch_size"]
+
+
+def top_axes() -> list[Axis]:
+    return [a for a in table() if a.source == TOP]
+
+
+def setting_axes() -> list[Axis]:
+    """Axes that tell settings (table columns) apart: all but the model and batch size (table rows)."""
+    return [a for a in table() if a.source != MODELS]
+
+
+def defaults() -> dict[str, Any]:
+    return {a.name: a.default for a in table()}
+
+
+def owned_flags() -> dict[str, str]:
+    """Engine flag -> where a config sets it instead, for every flag an axis owns."""
+    return {flag: a.where for a in table() for flag in a.flags}
+
+
+def setting_name(values: dict[str, Any]) -> str:
+    """``<data>-<variable_update>[-nccl][-distortions]-<N>cpus|gpus[-inference][-xla][-bf16][-intra4][-inter2]``.
+
+    The classic tables name their columns this way; optional axes appear only off their default, so classic names
+    stay as they were and two settings never share a log folder.
+    """
+    parts = [a.name_part(values.get(a.name), values) for a in setting_axes()]
+    return "-".join(p for p in parts if p)
+
+
+def argv(values: dict[str, Any], ctx: Context) -> list[str]:
+    """The engine flags of every axis, in declaration order."""
+    return [arg for a in table() for arg in a.to_argv(values.get(a.name, a.default), ctx)]
+
+
+def identity(values: dict[str, Any]) -> dict[str, Any]:
+    """The axis values that identify a measurement (for the run hash)."""
+    return {a.name: values.get(a.name, a.default) for a in table() if a.identity}
+
+
+def sort_key(params: dict[str, Any]) -> tuple[Any, ...]:
+    """Report order of a setting, from its stored axis values (never from its name)."""
+    ranked = sorted(setting_axes(), key=lambda a: a.rank)
+    return tuple(a.sort_value(params.get(a.name)) for a in ranked)
+
+
+def settings_params(records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Setting name -> the axis values of its first record (what the report orders settings by)."""
+    out: dict[str, dict[str, Any]] = {}
+    for setting, params in records:
+        out.setdefault(setting, params)
+    return out
