@@ -9,7 +9,7 @@ hash and the report order follow from it.
 
 Types and allowed values come from the engine's own flag table (:mod:`tf_cnn_benchmarks.flags`) where the axis sets
 an engine flag, so the two can never disagree. A value of ``None`` means "not known" (a legacy log that does not say):
-it is left out of names and sorts first.
+it is left out of names and sorts last.
 """
 
 from __future__ import annotations
@@ -110,9 +110,11 @@ class Axis:
 
     def sort_value(self, value: Any) -> tuple[Any, ...]:
         if value is None:
-            return (0, "")
+            return (3, "")  # not known (a legacy log that does not say): after every known value
         if self.order is not None:
             return (1, self.order(value))
+        if isinstance(value, bool):
+            return (1, int(value))
         allowed = self.allowed
         if allowed is not None and value in allowed:
             return (1, allowed.index(value))

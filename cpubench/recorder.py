@@ -21,7 +21,7 @@ from typing import Any
 from cpubench import store
 from cpubench.executor import Outcome
 from tf_cnn_benchmarks import hostfacts
-from tf_cnn_benchmarks.record import RecordError, RunRecord
+from tf_cnn_benchmarks.record import RECORD_SCHEMA, RecordError, RunRecord
 
 
 class Unrecorded(Exception):
@@ -63,6 +63,7 @@ class Recorder:
             "thread_env": seen_env,
             "details": {**details, **base.get("details", {})},
             "source": "run",
+            "schema": RECORD_SCHEMA,
         }
         if outcome is None:
             fields.update(status="failed", reason=reason, images_per_sec=None, duration=0.0)

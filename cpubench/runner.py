@@ -333,8 +333,11 @@ class Runner:
     # -- planning
 
     def planner(self, data: DataPlan, retry_failed: bool) -> Planner:
+        """The plan against what the folder holds; records that cannot be read are named on stderr."""
         identity = engine_identity(self.engine, self.default_engine, sysinfo.tf_version_installed())
         runs = store.read_runs(self.host_dir) if self.host_dir.is_dir() else store.RunsFile()
+        for w in runs.warnings:
+            print(f"cpubench: warning: {w}", file=sys.stderr)
         return Planner(self.config, runs, data.source, identity, hostfacts.thread_env(self.child_env), retry_failed)
 
     def command(self, run: cfg.Planned, data: DataPlan, result_json: Path) -> list[str]:

@@ -206,17 +206,15 @@ def read_runs(path: str | os.PathLike[str]) -> RunsFile:
         raw = f.read_bytes()
     except OSError as e:
         raise StoreError(f"{f}: cannot read ({e.strerror})") from e
-    lines = raw.split(b"\n")
-    last = len(lines) - (1 if raw.endswith(b"\n") else 0)
-    for n, bline in enumerate(lines, 1):
+    for n, bline in enumerate(raw.split(b"\n"), 1):
         text = bline.decode("utf-8", "replace").strip()
         if not text:
             continue
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            if n == last and not raw.endswith(b"\n"):
-                why = "a half-written last record (a run killed mid-write); that run will be run again"
+            if text.startswith("{") and not text.endswith("}"):  # an object cut short: a writer killed mid-line
+                why = "dropped a half-written record (a run killed mid-write); that run will be run again"
             else:
                 why = f"not a JSON record ({e.msg} at column {e.colno}); skipped"
             _skip(out, f"{f}:{n}: {why}")

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from cpubench import cli, report, store
+from cpubench import axes, cli, report, store
+from tf_cnn_benchmarks.record import RunRecord
 
 GOLDEN = Path(__file__).parent / "golden" / "summary.md"
 
@@ -112,6 +113,10 @@ def _params(setting: str) -> dict[str, Any]:
     }
 
 
+def append(root: Path, rec: dict[str, Any]) -> None:
+    store.append_run(root, RunRecord.from_dict(rec))
+
+
 def _record(host: str, setting: str, model: str, repeat: int, status: str, ips: float | None, **kw: Any) -> dict:
     day = 1 + SETTINGS.index(setting)
     rec = {
@@ -129,8 +134,8 @@ def _record(host: str, setting: str, model: str, repeat: int, status: str, ips: 
         "started": f"2025-03-{day:02d}T{repeat:02d}:00:00+00:00",
         "duration": 60.0,
         "load_avg_before": [0.1, 0.1, 0.1],
-        "config_hash": "cfg1",
-        "engine_version": "0.1.0",
+        "run_hash": "cfg1",
+        "engine": {"name": "tf_cnn_benchmarks", "version": "0.1.0"},
         "params": _params(setting),
         "config_name": "test",
         "log": f"logs/{setting}/{model}-bs32-r{repeat}.log",
@@ -180,12 +185,12 @@ def write_dataset(root: Path) -> list[Path]:
                             continue
                         status, ips, reason = special[key][r]
                         extra = {"reason": reason} if reason else {}
-                        store.append_run(root, _record(host["host_id"], setting, model, r, status, ips, **extra))
+                        append(root, _record(host["host_id"], setting, model, r, status, ips, **extra))
                         continue
                     ips = round(base * host["factor"] * (1 + 0.1 * s) * (1 + 0.004 * (r - 1)) + h * 0.013, 4)
-                    store.append_run(root, _record(host["host_id"], setting, model, r, "ok", ips))
+                    append(root, _record(host["host_id"], setting, model, r, "ok", ips))
     # a model run with two batch sizes in one setting: one row per batch size there
-    store.append_run(
+    append(
         root, _record("ryzen-5950x", "syn-parameter_server-1cpus", "resnet50", 0, "ok", 19.5, batch_size=64)
     )
     # a record of a schema this cpubench does not read
@@ -292,8 +297,8 @@ def test_special_cells(rendered: tuple[Path, Path, report.ReportFiles, report.Me
 def test_warnings_and_relative_table(rendered: tuple[Path, Path, report.ReportFiles, report.Merged]) -> None:
     _, _, files, merged = rendered
     md = files.summary.read_text()
-    assert "## Warnings" in md and "record of unknown schema 99" in md
-    assert any("unknown schema 99" in w for w in merged.warnings)
+    assert "## Warnings" in md and "written by a newer cpubench (record schema 99" in md
+    assert any("record schema 99" in w and "upgrade" in w for w in merged.warnings)
     rel = md.split("## Relative to epyc-7742", 1)[1]
     table = rel.split("**syn-replicated-2cpus**\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert table[2].split("|")[2].strip() == "1.00"  # the baseline column of resnet50
@@ -338,7 +343,7 @@ def test_model_table(rendered: tuple[Path, Path, report.ReportFiles, report.Merg
 def test_model_table_failure_is_one_line(tmp_path: Path) -> None:
     root = tmp_path / "data"
     store.write_host(root, {"host_id": "a", "machine_fingerprint": "x"})
-    store.append_run(root, _record("a", "syn-replicated-2cpus", "resnet50", 0, "ok", 5.0))
+    append(root, _record("a", "syn-replicated-2cpus", "resnet50", 0, "ok", 5.0))
 
     def broken() -> list[dict[str, Any]]:
         raise ImportError("no module named cpubench.models_table")
@@ -365,7 +370,7 @@ def test_same_host_split_over_two_folders_merges(tmp_path: Path) -> None:
     a, b = tmp_path / "site-a", tmp_path / "site-b"
     for root, repeat, ips in ((a, 0, 10.0), (b, 1, 12.0)):
         store.write_host(root, {"host_id": "box", "machine_fingerprint": "fp-1"})
-        store.append_run(root, _record("box", "syn-replicated-2cpus", "resnet50", repeat, "ok", ips))
+        append(root, _record("box", "syn-replicated-2cpus", "resnet50", repeat, "ok", ips))
     files, merged = report.build_report([a, b], tmp_path / "out", model_rows=None, plots=False)
     assert merged.host_ids == ["box"] and len(merged.runs) == 2
     assert "| resnet50 | 11.00 ~[1] |" in files.summary.read_text().replace("  ", " ").replace("  ", " ")
@@ -375,15 +380,15 @@ def test_same_run_recorded_twice_is_reported(tmp_path: Path, capsys: pytest.Capt
     root = tmp_path / "data"
     store.write_host(root, {"host_id": "box", "machine_fingerprint": "fp-1"})
     first = _record("box", "syn-replicated-2cpus", "resnet50", 0, "ok", 10.0)
-    store.append_run(root, first)
-    store.append_run(root, {**first, "images_per_sec": 99.0, "started": "2025-04-01T00:00:00+00:00"})
+    append(root, first)
+    append(root, {**first, "images_per_sec": 99.0, "started": "2025-04-01T00:00:00+00:00"})
     # a failed attempt retried with success is not a duplicate: the ok record is kept, silently
-    store.append_run(root, _record("box", "syn-replicated-2cpus", "alexnet", 0, "failed", None))
-    store.append_run(root, _record("box", "syn-replicated-2cpus", "alexnet", 0, "ok", 50.0))
+    append(root, _record("box", "syn-replicated-2cpus", "alexnet", 0, "failed", None))
+    append(root, _record("box", "syn-replicated-2cpus", "alexnet", 0, "ok", 50.0))
     rc = cli.main(["report", str(root), "-o", str(tmp_path / "out"), "--no-model-table", "--no-plots"])
     assert rc == 0
     err = capsys.readouterr().err
-    assert "box syn-replicated-2cpus resnet50 bs 32 repeat 0 (config cfg1) recorded 2 times with status ok" in err
+    assert "box syn-replicated-2cpus resnet50 bs 32 repeat 0 (run cfg1) recorded 2 times with status ok" in err
     assert "kept the one started 2025-03-06T00:00:00+00:00" in err
     md = (tmp_path / "out" / "summary.md").read_text()
     assert "10.00" in md and "99.00" not in md and "50.00" in md
@@ -394,8 +399,8 @@ def test_bad_baseline_and_docs_copy(tmp_path: Path, capsys: pytest.CaptureFixtur
     root = tmp_path / "data"
     store.write_host(root, {"host_id": "a", "machine_fingerprint": "x"})
     store.write_host(root, {"host_id": "b", "machine_fingerprint": "y"})
-    store.append_run(root, _record("a", "syn-replicated-2cpus", "resnet50", 0, "ok", 5.0))
-    store.append_run(root, _record("b", "syn-replicated-2cpus", "resnet50", 0, "ok", 10.0))
+    append(root, _record("a", "syn-replicated-2cpus", "resnet50", 0, "ok", 5.0))
+    append(root, _record("b", "syn-replicated-2cpus", "resnet50", 0, "ok", 10.0))
     out, docs = tmp_path / "out", tmp_path / "docs"
     assert cli.main(["report", str(root), "-o", str(out), "--baseline", "zzz", "--no-model-table"]) == 2
     assert "not one of the hosts: a, b" in capsys.readouterr().err
@@ -406,16 +411,22 @@ def test_bad_baseline_and_docs_copy(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert (docs / "plots" / "syn-replicated-2cpus.png").is_file()
 
 
-def test_setting_sort_key_extras_after_classic() -> None:
-    settings = [
-        "syn-replicated-2cpus-xla",
-        "real-replicated-1cpus",
-        "weird",
-        "syn-replicated-2cpus",
+def test_settings_are_ordered_by_their_stored_axis_values_not_their_names() -> None:
+    def full(setting: str, **kw: Any) -> dict[str, Any]:
+        return {**axes.defaults(), **_params(setting), **kw}
+
+    params = {
+        "syn-replicated-2cpus-xla": full("syn-replicated-2cpus", xla_compile=True),
+        "real-replicated-1cpus": full("real-replicated-1cpus"),
+        "weird": {},  # no stored values (nothing known): last
+        "syn-replicated-2cpus": full("syn-replicated-2cpus"),
+        "syn-replicated-1cpus": full("syn-replicated-1cpus"),
+        # A name that says nothing: its values put it between the 1- and 2-device syn settings.
+        "zzz-renamed": full("syn-replicated-1cpus", forward_only=True),
+    }
+    assert sorted(params, key=lambda s: axes.sort_key(params[s])) == [
         "syn-replicated-1cpus",
-    ]
-    assert sorted(settings, key=report.setting_sort_key) == [
-        "syn-replicated-1cpus",
+        "zzz-renamed",
         "syn-replicated-2cpus",
         "syn-replicated-2cpus-xla",
         "real-replicated-1cpus",
@@ -438,7 +449,7 @@ def test_report_does_not_import_tensorflow(tmp_path: Path) -> None:
 
     root = tmp_path / "data"
     store.write_host(root, {"host_id": "a", "machine_fingerprint": "x"})
-    store.append_run(root, _record("a", "syn-replicated-2cpus", "resnet50", 0, "ok", 5.0))
+    append(root, _record("a", "syn-replicated-2cpus", "resnet50", 0, "ok", 5.0))
     code = (
         "import sys; from cpubench import cli; "
         f"rc = cli.main(['report', {str(root)!r}, '-o', {str(tmp_path / 'o')!r}]); "
@@ -455,7 +466,7 @@ def test_cpu_report_script(tmp_path: Path) -> None:
         pytest.skip("scripts/cpu_report.sh would install the venv first")
     root = tmp_path / "data"
     store.write_host(root, {"host_id": "a", "machine_fingerprint": "x"})
-    store.append_run(root, _record("a", "syn-replicated-2cpus", "resnet50", 0, "ok", 5.0))
+    append(root, _record("a", "syn-replicated-2cpus", "resnet50", 0, "ok", 5.0))
     cmd = ["bash", str(repo / "scripts" / "cpu_report.sh"), "data", "-o", "out", "--docs", "docs", "--no-model-table"]
     subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, timeout=120)
     assert (tmp_path / "out" / "summary.md").is_file() and (tmp_path / "out" / "results.csv").is_file()

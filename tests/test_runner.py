@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from cpubench import runner, store
+from cpubench import executor, runner, store
+from tf_cnn_benchmarks.record import RunRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,10 +73,15 @@ FAKE_ENGINE = textwrap.dedent(
     '''
 )
 
-EXTRA_KEYS = ("params", "config_name", "log", "timings", "command", "exit_code", "signal")
+RECORD_KEYS = (
+    "schema", "host_id", "setting", "model", "batch_size", "num_devices", "repeat", "status", "images_per_sec",
+    "step_times", "warmup_times", "latency_ms", "reason", "started", "duration", "load_avg_before", "run_hash",
+    "engine", "params", "config_name", "log", "timings", "command", "exit_code", "signal", "thread_env",
+    "env_removed", "cpus", "threads", "framework", "framework_version", "data_generated",
+)  # fmt: skip
 PARAM_KEYS = {
     "data", "variable_update", "nccl", "distortions", "forward_only", "device", "num_devices", "num_intra_threads",
-    "num_inter_threads", "precision", "xla_compile", "data_generated",
+    "num_inter_threads", "precision", "xla_compile",
 }  # fmt: skip
 
 
@@ -91,6 +97,7 @@ def env(tmp_path: Path) -> dict[str, str]:
             "CPUBENCH_NO_TF_PROBE": "1",
             "FAKE_CALLS": str(tmp_path / "calls.jsonl"),
             "PYTHONPATH": str(ROOT),
+            runner.LOCK_ENV: str(tmp_path / "machine.lock"),
         }
     )
     return e
@@ -126,7 +133,7 @@ def calls(tmp_path: Path) -> list[dict[str, Any]]:
 
 
 def records(out: Path, host: str = "h1") -> list[dict[str, Any]]:
-    return list(store.iter_runs(out / host))
+    return [r.to_dict() for r in store.iter_runs(out / host)]
 
 
 def pid_alive(pid: int) -> bool:
@@ -158,7 +165,8 @@ def test_crash_timeout_and_ok_are_recorded_with_reasons(tmp_path: Path, env: dic
     recs = {r["model"]: r for r in records(out)}
     assert set(recs) == set(models)
     for r in recs.values():
-        assert all(k in r for k in (*store.RUN_KEYS, *EXTRA_KEYS)), sorted(r)
+        assert all(k in r for k in RECORD_KEYS), sorted(r)
+        assert r["schema"] == store.RUN_SCHEMA and r["source"] == "run"
         assert set(r["params"]) == PARAM_KEYS
         assert r["setting"] == "syn-replicated-1cpus" and r["config_name"] == "test"
         assert (out / "h1" / r["log"]).is_file()
@@ -169,7 +177,7 @@ def test_crash_timeout_and_ok_are_recorded_with_reasons(tmp_path: Path, env: dic
 
     ok = recs["trivial"]
     assert ok["status"] == "ok" and ok["images_per_sec"] == 108.0 and ok["reason"] is None
-    assert ok["exit_code"] == 0 and ok["signal"] is None and ok["engine_version"] == "fake-1"
+    assert ok["exit_code"] == 0 and ok["signal"] is None and ok["engine"]["version"] == "fake-1"
     assert ok["timings"] == {"import": 0.01, "build": 0.02, "warmup": 0.03, "measured": 0.04}
     assert ok["log"] == "logs/syn-replicated-1cpus/trivial-bs8-r0.log"
 
@@ -189,7 +197,8 @@ def test_crash_timeout_and_ok_are_recorded_with_reasons(tmp_path: Path, env: dic
     assert segv["reason"] == "killed by SIGSEGV: Fatal Python error: Segmentation fault"
 
     zero = recs["googlenet"]
-    assert zero["status"] == "failed" and zero["images_per_sec"] is None and "images_per_sec is 0.0" in zero["reason"]
+    assert zero["status"] == "failed" and zero["images_per_sec"] is None
+    assert "not a valid record: images_per_sec: an ok run needs images/sec > 0, got 0.0" in zero["reason"]
 
     # The full stdout and stderr are in the log.
     log = (out / "h1" / oom["log"]).read_text()
@@ -198,8 +207,8 @@ def test_crash_timeout_and_ok_are_recorded_with_reasons(tmp_path: Path, env: dic
     assert "1 ok, 3 failed, 1 timeout" in p.stdout
     assert "overhead" in p.stdout and "measured 0.0 s" in p.stdout
     assert p.stdout.strip().splitlines()[-1] == f"results: {out / 'h1'}"
-    # Not a tty: no per-run progress lines.
-    assert "[1/5]" not in p.stdout
+    # Not a tty: a plain line per run (no live line rewritten with carriage returns).
+    assert "[1/5] syn-replicated-1cpus trivial bs8 r0: ok 108.00 img/s" in p.stdout and "\r" not in p.stdout
     host = json.loads((out / "h1" / "host.json").read_text())
     assert host["host_id"] == "h1" and host["schema"] == store.HOST_SCHEMA
 
@@ -242,7 +251,7 @@ def test_changed_config_reruns_only_what_changed(tmp_path: Path, env: dict[str, 
     assert cpubench_run(args, env, tmp_path).returncode == 0
     starts = [c for c in calls(tmp_path) if c["event"] == "start"]
     assert len(starts) == 3 and "--num_batches=5" in starts[-1]["argv"]
-    hashes = {r["config_hash"] for r in records(out) if r["model"] == "trivial"}
+    hashes = {r["run_hash"] for r in records(out) if r["model"] == "trivial"}
     assert len(hashes) == 2
 
 
@@ -303,7 +312,8 @@ def test_ctrl_c_kills_the_engine_and_prints_one_summary_line(tmp_path: Path, env
     assert proc.returncode == 130, stderr
     assert time.monotonic() - t0 < 10
     lines = stdout.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("cpubench: interrupted by SIGINT") and "0 ok" in lines[0]
+    assert lines[-1].startswith("cpubench: interrupted by SIGINT") and "0 ok" in lines[-1]
+    assert sum("interrupted" in ln for ln in lines) == 1 and not any(ln.startswith("[") for ln in lines)
     assert not pid_alive(calls(tmp_path)[0]["pid"])
     assert records(out) == []
 
@@ -351,7 +361,7 @@ def test_real_data_dir_is_passed_to_the_engine(tmp_path: Path, env: dict[str, st
     assert set(recs) == {"real-parameter_server-1cpus", "real-parameter_server-distortions-1cpus"}
     for r in recs.values():
         assert f"--data_dir={data}" in r["command"] and "--data_name=imagenet" in r["command"]
-        assert r["params"]["data_generated"] is False
+        assert r["data_generated"] is False
     assert "--distortions=true" in recs["real-parameter_server-distortions-1cpus"]["command"]
 
 
@@ -383,24 +393,24 @@ def test_print_host_dir_and_bad_config_exit_codes(tmp_path: Path, env: dict[str,
 def test_interpret_prefers_the_result_json_and_never_records_zero(tmp_path: Path) -> None:
     log = tmp_path / "x.log"
     log.write_text("# cpubench command: x\nsome output\nERROR: CUDA_ERROR_OUT_OF_MEMORY: out of memory\nbye\n")
-    o = runner.interpret(-9, False, 10, None, log, 1.0)
+    o = executor.interpret(-9, False, 10, None, log, 1.0)
     assert o.status == "failed" and o.signal == "SIGKILL" and o.exit_code is None
     assert o.reason == "killed by SIGKILL: ERROR: CUDA_ERROR_OUT_OF_MEMORY: out of memory"
-    o = runner.interpret(0, False, 10, None, log, 1.0)
+    o = executor.interpret(0, False, 10, None, log, 1.0)
     assert o.status == "failed" and o.reason.startswith("exit code 0: no result JSON written")
-    o = runner.interpret(0, False, 10, {"status": "ok", "images_per_sec": float("nan")}, log, 1.0)
+    o = executor.interpret(0, False, 10, {"status": "ok", "images_per_sec": float("nan")}, log, 1.0)
     assert o.status == "failed" and o.images_per_sec is None
-    o = runner.interpret(3, False, 10, {"status": "failed", "reason": "bad flag\nmore"}, log, 1.0)
+    o = executor.interpret(3, False, 10, {"status": "failed", "reason": "bad flag\nmore"}, log, 1.0)
     assert o.reason == "exit code 3: bad flag"
-    o = runner.interpret(None, True, 7.5, {"status": "ok", "images_per_sec": 5.0}, log, 7.6)
+    o = executor.interpret(None, True, 7.5, {"status": "ok", "images_per_sec": 5.0}, log, 7.6)
     assert o.status == "timeout" and o.reason == "timeout after 7.5 s" and o.images_per_sec is None
 
 
 def test_overhead_breakdown() -> None:
     recs = [
-        {"duration": 10.0, "timings": {"import": 3.0, "build": 1.0, "warmup": 1.0, "measured": 4.0}},
-        {"duration": 2.0, "timings": None, "status": "failed"},  # a crash: all of it is process time
-        {"duration": 0.0, "timings": {"measured": 9.0}, "status": "timeout"},  # measured nothing usable
+        RunRecord(status="ok", duration=10.0, timings={"import": 3.0, "build": 1.0, "warmup": 1.0, "measured": 4.0}),
+        RunRecord(status="failed", duration=2.0, timings=None),  # a crash: all of it is process time
+        RunRecord(status="timeout", duration=0.0, timings={"measured": 9.0}),  # measured nothing usable
     ]
     b = runner.overhead_breakdown(recs, wall=13.0)
     assert b["process"] == pytest.approx(3.0) and b["runner"] == pytest.approx(1.0)
