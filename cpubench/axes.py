@@ -142,16 +142,16 @@ def model_names() -> list[str]:
 # ----------------------------------------------------------------------------------------------- name fragments
 
 
-def _itself(value: Any, _values: dict[str, Any]) -> str:
+def itself(value: Any, _values: dict[str, Any]) -> str:
     return str(value)
 
 
-def _word(word: str) -> Fragment:
+def word(word: str) -> Fragment:
     """The word when the (boolean) axis is on: ``-nccl``, ``-inference``."""
     return lambda value, _values: word if value else None
 
 
-def _off_default(fmt: str, default: Any) -> Fragment:
+def off_default(fmt: str, default: Any) -> Fragment:
     """``fmt`` with the value, only when the value is not the default: classic names stay as they were."""
     return lambda value, _values: None if value == default else fmt.format(value)
 
@@ -177,25 +177,25 @@ def _nccl_argv(value: Any, _ctx: Context) -> list[str]:
 AXES: tuple[Axis, ...] = (
     Axis("model", ("model",), source=MODELS, choices_from=model_names, rank=100, help="the network"),
     Axis("batch_size", ("batch_size",), minimum=1, source=MODELS, rank=101, help="images per device per step"),
-    Axis("data", ("data_dir", "data_name"), "syn", str, ("syn", "real"), fragment=_itself, argv=_data_argv, rank=1,
+    Axis("data", ("data_dir", "data_name"), "syn", str, ("syn", "real"), fragment=itself, argv=_data_argv, rank=1,
          help="synthetic data, or real ImageNet-format TFRecords (data_dir or generate_data)"),
-    Axis("variable_update", ("variable_update",), "parameter_server", fragment=_itself, rank=2,
+    Axis("variable_update", ("variable_update",), "parameter_server", fragment=itself, rank=2,
          help="how gradients and variables move between devices"),
-    Axis("nccl", ("all_reduce_spec", "use_nccl"), False, bool, fragment=_word("nccl"), argv=_nccl_argv, rank=3,
+    Axis("nccl", ("all_reduce_spec", "use_nccl"), False, bool, fragment=word("nccl"), argv=_nccl_argv, rank=3,
          help="all-reduce with NCCL"),
-    Axis("distortions", ("distortions",), False, fragment=_word("distortions"), rank=4,
+    Axis("distortions", ("distortions",), False, fragment=word("distortions"), rank=4,
          help="random flips and colour distortions of real data"),
     Axis("device", ("device",), "cpu", source=TOP, rank=5, help="the device type that computes"),
     Axis("num_devices", ("num_gpus",), 1, minimum=1, source=TOP, config_key="num_gpus", fragment=_devices, rank=6,
          help="devices (logical CPU devices with device: cpu)"),
-    Axis("forward_only", ("forward_only", "eval"), False, fragment=_word("inference"), rank=7,
+    Axis("forward_only", ("forward_only", "eval"), False, fragment=word("inference"), rank=7,
          help="inference only"),
-    Axis("xla_compile", ("xla_compile", "xla"), False, fragment=_word("xla"), rank=8, help="compile with XLA"),
-    Axis("precision", ("precision", "use_fp16"), "fp32", fragment=_off_default("{}", "fp32"), rank=9,
+    Axis("xla_compile", ("xla_compile", "xla"), False, fragment=word("xla"), rank=8, help="compile with XLA"),
+    Axis("precision", ("precision", "use_fp16"), "fp32", fragment=off_default("{}", "fp32"), rank=9,
          help="compute precision"),
-    Axis("num_intra_threads", ("num_intra_threads",), 0, minimum=0, fragment=_off_default("intra{}", 0), rank=10,
+    Axis("num_intra_threads", ("num_intra_threads",), 0, minimum=0, fragment=off_default("intra{}", 0), rank=10,
          help="threads inside one op; 0 = the framework's default"),
-    Axis("num_inter_threads", ("num_inter_threads",), 0, minimum=0, fragment=_off_default("inter{}", 0), rank=11,
+    Axis("num_inter_threads", ("num_inter_threads",), 0, minimum=0, fragment=off_default("inter{}", 0), rank=11,
          help="ops run at once; 0 = the framework's default"),
 )  # fmt: skip
 

@@ -232,10 +232,10 @@ class _Validator:
 
     # -- scalar checks
 
-    def int_(self, v: Any, path: tuple[Any, ...], minimum: int = 0) -> int:
+    def int_(self, v: Any, path: tuple[Any, ...], minimum: int | None = 0) -> int:
         if isinstance(v, bool) or not isinstance(v, int):
             raise self.error(path, f"expected an integer, got {v!r}")
-        if v < minimum:
+        if minimum is not None and v < minimum:
             raise self.error(path, f"must be at least {minimum}, got {v}")
         return v
 
@@ -259,7 +259,7 @@ class _Validator:
                 raise self.error(path, f"expected true or false, got {v!r}")
             return v
         if kind is int:
-            return self.int_(v, path, axis.minimum or 0)
+            return self.int_(v, path, axis.minimum)
         if kind is float:
             return self.number(v, path)
         allowed = axis.allowed

@@ -7,9 +7,11 @@ kills the runner with SIGKILL mid-sweep and resumes.
 
 from __future__ import annotations
 
+import csv
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from cpubench import executor, runner, store
+from cpubench import cli, executor, report, runner, store
 from tf_cnn_benchmarks.record import RunRecord
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Model -> behaviour: trivial ok (sleeps FAKE_SLEEP), lenet fails with a result JSON (OOM), alexnet hangs (timeout),
 # vgg16 dies of SIGSEGV without a result JSON, googlenet claims ok with 0 images/sec.
 FAKE_ENGINE = textwrap.dedent(
-    r'''
+    r"""
     import json, os, signal, sys, time
     args = dict(a[2:].split("=", 1) for a in sys.argv[1:])
     model, bs = args["model"], int(args["batch_size"])
@@ -38,7 +40,8 @@ FAKE_ENGINE = textwrap.dedent(
     def note(event):
         if calls:
             with open(calls, "a") as f:
-                f.write(json.dumps({"event": event, "pid": os.getpid(), "key": key, "argv": sys.argv[1:]}) + "\n")
+                f.write(json.dumps({"event": event, "pid": os.getpid(), "key": key, "argv": sys.argv[1:],
+                                    "omp": os.environ.get("OMP_NUM_THREADS"), "exe": sys.argv[0]}) + "\n")
     note("start")
     def result(**kw):
         base = {"schema": 1, "engine_version": "fake-1", "model": model, "batch_size": bs, "step_times": [],
@@ -70,7 +73,7 @@ FAKE_ENGINE = textwrap.dedent(
     elif model == "googlenet":
         result(status="ok", reason=None, images_per_sec=0.0)
     note("done")
-    '''
+    """
 )
 
 RECORD_KEYS = (
@@ -488,3 +491,109 @@ def test_cpu_benchmark_script_runs_then_reports_and_keeps_the_run_status(tmp_pat
     assert [r["status"] for r in records(tmp_path / "out")] == ["ok", "failed"]
     assert (tmp_path / "out" / "h1" / "summary" / "summary.md").is_file()
     assert f"report: {tmp_path / 'out' / 'h1' / 'summary' / 'summary.md'}" in p.stdout
+
+
+def test_other_engine_or_env_does_not_resume_from_another_sweeps_results(tmp_path: Path, env: dict[str, str]) -> None:
+    engine = tmp_path / "fake_engine.py"
+    other = tmp_path / "other_engine.py"
+    other.write_text(engine.read_text())
+    env = {k: v for k, v in env.items() if k != runner.ENGINE_ENV}
+    out = tmp_path / "data"
+    args = ["--config", str(tmp_path / "c.yaml"), "--out", str(out), "--host-id", "h1"]
+
+    def sweep(engine_path: Path, **extra: Any) -> subprocess.CompletedProcess:
+        write_config(tmp_path / "c.yaml", {"trivial": 8}, engine=[sys.executable, str(engine_path)], **extra)
+        return cpubench_run(args, env, tmp_path)
+
+    assert sweep(engine).returncode == 0
+    again = sweep(engine)
+    assert "0 ok" in again.stdout and "1 already done" in again.stdout  # same engine and env: resumed
+    assert "1 ok" in sweep(other).stdout  # another engine command: measured again
+    assert "1 ok" in sweep(other, env={"OMP_NUM_THREADS": "2"}).stdout  # another env: measured again
+    assert "1 already done" in sweep(other, env={"OMP_NUM_THREADS": "2"}).stdout
+    starts = [c for c in calls(tmp_path) if c["event"] == "start"]
+    assert [Path(c["exe"]).name for c in starts] == ["fake_engine.py", "other_engine.py", "other_engine.py"]
+    assert [c["omp"] for c in starts] == [None, None, "2"]
+    assert len({r["run_hash"] for r in records(out)}) == 3
+
+
+def test_inherited_thread_variables_are_kept_from_the_engine_and_recorded(tmp_path: Path, env: dict[str, str]) -> None:
+    env = {**env, "OMP_NUM_THREADS": "1", "KMP_AFFINITY": "compact", "OPENBLAS_CORETYPE": "Haswell"}
+    out = tmp_path / "data"
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8})
+    p = cpubench_run(["--config", str(cfg), "--out", str(out), "--host-id", "h1"], env, tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "left out of the engine's environment (inherited, not in the config's env:): KMP_AFFINITY, " \
+           "OMP_NUM_THREADS" in p.stdout  # fmt: skip
+    (rec,) = records(out)
+    assert rec["env_removed"] == ["KMP_AFFINITY", "OMP_NUM_THREADS"]
+    assert "OMP_NUM_THREADS" not in rec["thread_env"] and rec["thread_env"]["OPENBLAS_CORETYPE"] == "Haswell"
+    assert calls(tmp_path)[0]["omp"] is None
+    # Set on purpose in the config: passed, and the record shows what the engine saw.
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8}, env={"OMP_NUM_THREADS": "3"})
+    p = cpubench_run(["--config", str(cfg), "--out", str(out), "--host-id", "h1"], env, tmp_path)
+    rec = records(out)[-1]
+    assert rec["env_removed"] == ["KMP_AFFINITY"] and rec["thread_env"]["OMP_NUM_THREADS"] == "3"
+    assert calls(tmp_path)[-1]["omp"] == "3"
+
+
+def test_heartbeat_lines_while_a_run_is_in_flight_without_a_terminal(tmp_path: Path, env: dict[str, str]) -> None:
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8})
+    env = {**env, "FAKE_SLEEP": "2.5"}
+    args = ["--config", str(cfg), "--out", str(tmp_path / "data"), "--host-id", "h1", "--heartbeat", "0.5"]
+    p = cpubench_run(args, env, tmp_path)
+    assert p.returncode == 0, p.stderr
+    beats = [ln for ln in p.stdout.splitlines() if ln.endswith("(heartbeat)")]
+    assert len(beats) >= 3, p.stdout
+    assert all(ln.startswith("[1/1] syn-replicated-1cpus trivial bs8 r0: running 0m0") for ln in beats)
+    # On a terminal: one line rewritten in place (carriage returns; read as bytes, text mode would hide them).
+    cmd = [sys.executable, "-m", "cpubench", "run", *args[:-2]]
+    live = subprocess.run([*cmd, "--host-id", "h2", "--progress", "live"], env=env, cwd=tmp_path,
+                          capture_output=True, timeout=60).stdout  # fmt: skip
+    assert b"\r[1/1] syn-replicated-1cpus trivial bs8 r0: running 0m0" in live and b"(heartbeat)" not in live
+    plain = subprocess.run([*cmd, "--host-id", "h3"], env=env, cwd=tmp_path, capture_output=True, timeout=60).stdout
+    assert b"\r" not in plain
+
+
+SCHEMA1 = ROOT / "tests" / "fixtures" / "schema1"
+
+
+def schema1_copy(tmp_path: Path) -> Path:
+    """The schema-1 fixture folder, claimed for this machine (its host.json names the machine that recorded it)."""
+    from cpubench import sysinfo
+
+    out = tmp_path / "data"
+    shutil.copytree(SCHEMA1 / "data", out)
+    host = json.loads((out / "schema1-host" / "host.json").read_text())
+    host["machine_fingerprint"] = sysinfo.machine_fingerprint()
+    (out / "schema1-host" / "host.json").write_text(json.dumps(host))
+    return out
+
+
+def test_a_schema1_folder_resumes_reports_and_imports(tmp_path: Path) -> None:
+    out = schema1_copy(tmp_path)
+    before = (out / "schema1-host" / store.RUNS_FILE).read_bytes()
+    env = {k: v for k, v in os.environ.items() if k != runner.ENGINE_ENV}
+    env.update({"CPUBENCH_NO_TF_PROBE": "1", "PYTHONPATH": str(ROOT), runner.LOCK_ENV: str(tmp_path / "lock")})
+    for name, done in (("schema1", 6), ("schema1-real", 1)):
+        args = ["--config", str(SCHEMA1 / f"{name}.yaml"), "--out", str(out), "--host-id", "schema1-host"]
+        p = cpubench_run([*args, "--dry-run"], env, tmp_path)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.strip().splitlines()[-1].startswith(f"cpubench: 0 runs to do, {done} already done"), p.stdout
+    # It reports: every record read, ordered by its params, no warnings.
+    files, merged = report.build_report([out], tmp_path / "summary", model_rows=None, plots=False)
+    assert len(merged.runs) == 7 and not merged.warnings
+    assert {r.rec.schema for r in merged.runs} == {1}
+    md = files.summary.read_text()
+    assert md.index("**syn-parameter_server-1cpus**") < md.index("**syn-parameter_server-1cpus-inference**")
+    assert md.index("**syn-parameter_server-1cpus-inference**") < md.index("**real-parameter_server-1cpus**")
+    rows = list(csv.DictReader(open(files.csv)))
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) == 6 and all(float(r["latency_ms_p50"]) <= float(r["latency_ms_p99"]) for r in ok)
+    # Its logs import as another host, and the two report together.
+    assert cli.main(["import-logs", str(out / "schema1-host" / "logs"), "--host-id", "imported", "--out",
+                     str(out)]) == 0  # fmt: skip
+    _, both = report.build_report([out], tmp_path / "summary2", model_rows=None, plots=False)
+    assert both.host_ids == ["imported", "schema1-host"] and len(both.runs) == 13
+    # Nothing rewrote the user's file.
+    assert (out / "schema1-host" / store.RUNS_FILE).read_bytes() == before
