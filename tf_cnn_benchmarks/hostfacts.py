@@ -50,9 +50,10 @@ def cpu_flags() -> list[str]:
 
 
 def native_bf16(flags: list[str] | None = None) -> bool:
-    """Whether the CPU computes bfloat16 natively (AVX512_BF16 or AMX); unknown (no flags) counts as native."""
+    """Whether the CPU computes bfloat16 natively (AVX512_BF16 or AMX on x86, BF16 on Arm); unknown (no flags)
+    counts as native."""
     flags = cpu_flags() if flags is None else flags
-    return not flags or bool({"avx512_bf16", "amx_bf16"} & set(flags))
+    return not flags or bool({"avx512_bf16", "amx_bf16", "bf16"} & set(flags))
 
 
 def onednn_default(
