@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -25,9 +25,6 @@ class Flag:
     default: Any
     help: str
     choices: tuple[Any, ...] | None = None
-    # Set for flags that parse but whose feature is not built yet: using them with a non-default value fails.
-    not_supported: str | None = None
-    aliases: tuple[str, ...] = field(default_factory=tuple)
 
 
 FLAGS: tuple[Flag, ...] = (
@@ -208,9 +205,6 @@ def validate(ns: argparse.Namespace) -> None:
         raise FlagError(f"--all_reduce_spec={ns.all_reduce_spec}: known specs are nccl, xring, pscpu, psgpu")
     if ns.job_name and not ns.worker_hosts:
         raise FlagError(f"--job_name={ns.job_name} needs --worker_hosts=host:port,...")
-    for f in FLAGS:
-        if f.not_supported and getattr(ns, f.name) != f.default:
-            raise FlagError(f"--{f.name}: not supported yet ({f.not_supported})")
 
 
 def usage() -> str:
