@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from tf_cnn_benchmarks.record import RunRecord
 
 REPO = Path(__file__).resolve().parents[1]
 ERROR_PREFIX = "tf_cnn_benchmarks: error:"
@@ -20,17 +22,22 @@ class Run:
     stdout: str
     stderr: str
     wall: float
-    result: dict[str, Any] | None
+    result: RunRecord | None
 
     def error_lines(self) -> list[str]:
         return [line for line in self.stderr.splitlines() if line.startswith(ERROR_PREFIX)]
 
     def losses(self) -> list[tuple[int, float]]:
         assert self.result is not None, self.show()
-        return [(int(step), float(loss)) for step, loss in self.result["losses"]]
+        return [(int(step), float(loss)) for step, loss in self.result.details["losses"]]
 
     def show(self) -> str:
         return f"argv={self.argv}\nrc={self.rc}\nstdout:\n{self.stdout[-3000:]}\nstderr:\n{self.stderr[-3000:]}"
+
+
+def read_result(path: Path) -> RunRecord | None:
+    """The result JSON the engine wrote, read as the suite reads it (None when there is none)."""
+    return RunRecord.from_dict(json.loads(path.read_text())) if path.exists() else None
 
 
 def clean_env(**extra: str) -> dict[str, str]:

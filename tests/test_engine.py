@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -21,13 +22,15 @@ from typing import Any
 import numpy as np
 import pytest
 import tensorflow as tf
-from enginerun import ERROR_PREFIX, REPO, Run
+from enginerun import ERROR_PREFIX, REPO, Run, read_result
 from enginerun import clean_env as _env
 
+import tf_cnn_benchmarks
 from cpubench.logparse import parse_log
 from tf_cnn_benchmarks import models
 from tf_cnn_benchmarks.benchmark import Optimizer
 from tf_cnn_benchmarks.models.network import Network
+from tf_cnn_benchmarks.record import RECORD_SCHEMA, RunRecord
 
 DASHES = "-" * 64
 TINY = ["--batch_size=2", "--num_batches=2", "--num_warmup_batches=1", "--display_every=1"]
@@ -117,6 +120,13 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (int(5e9), int(5e9)))
 
 
+PINNED_CPU = min(os.sched_getaffinity(0))
+
+
+def _pin_to_one_cpu() -> None:
+    os.sched_setaffinity(0, {PINNED_CPU})
+
+
 def run_engine(
     cmd: list[str],
     args: list[str],
@@ -135,8 +145,7 @@ def run_engine(
         argv, cwd=REPO, env=env or _env(), capture_output=True, text=True, timeout=timeout, preexec_fn=preexec_fn
     )
     wall = time.monotonic() - t0
-    result = json.loads(result_path.read_text()) if result_path.exists() else None
-    return Run(argv, p.returncode, p.stdout, p.stderr, wall, result)
+    return Run(argv, p.returncode, p.stdout, p.stderr, wall, read_result(result_path))
 
 
 ENGINE = [sys.executable, "-m", "tf_cnn_benchmarks"]
@@ -159,6 +168,11 @@ RUNS: dict[str, tuple[list[str], list[str], dict[str, Any]]] = {
         {"preexec_fn": _limit_memory},
     ),
     "main": (ENGINE, MAIN_ARGS, {}),
+    "pinned": (
+        ENGINE,
+        ["--model=trivial", "--batch_size=2", "--num_batches=6", "--num_warmup_batches=1", "--display_every=3"],
+        {"preexec_fn": _pin_to_one_cpu, "env": _env(OMP_NUM_THREADS="1")},
+    ),
     "console_script": ([str(CONSOLE_SCRIPT)], ["--model=trivial", *TINY], {}),
     "as_file": ([sys.executable, "tf_cnn_benchmarks/tf_cnn_benchmarks.py"], ["--model=trivial", *TINY], {}),
     "bf16": (ENGINE, [*LENET, "--precision=bf16"], {}),
@@ -192,9 +206,9 @@ def get(runs: dict[str, Future], name: str) -> Run:
 def assert_ok(run: Run) -> None:
     assert run.rc == 0, run.show()
     assert "total images/sec" in run.stdout, run.show()
-    assert run.result is not None and run.result["status"] == "ok", run.show()
-    assert run.result["reason"] is None
-    assert all(math.isfinite(loss) for _, loss in run.result["losses"]), run.result["losses"]
+    assert run.result is not None and run.result.status == "ok", run.show()
+    assert run.result.reason is None
+    assert all(math.isfinite(loss) for _, loss in run.losses()), run.result.details["losses"]
 
 
 def assert_fails(run: Run, *needles: str) -> str:
@@ -210,12 +224,12 @@ def assert_fails(run: Run, *needles: str) -> str:
 
 def assert_failed_result(run: Run, *needles: str) -> None:
     assert run.result is not None, f"no result JSON written\n{run.show()}"
-    assert run.result["status"] == "failed"
-    reason = run.result["reason"]
+    assert run.result.status == "failed"
+    reason = run.result.reason
     assert isinstance(reason, str) and "\n" not in reason
     for needle in needles:
         assert needle in reason
-    assert run.result.get("images_per_sec") is None
+    assert run.result.images_per_sec is None
     # The same reason on stderr as in the file.
     assert run.error_lines() == [f"{ERROR_PREFIX} {reason}"]
 
@@ -259,7 +273,7 @@ def test_main_run_total_line_equals_result_json(runs):
     # What shell scripts do: grep "total images" | awk '{print $3}'
     totals = [line.split()[2] for line in run.stdout.splitlines() if "total images" in line]
     assert len(totals) == 1
-    assert float(totals[0]) == round(run.result["images_per_sec"], 2)
+    assert float(totals[0]) == round(run.result.images_per_sec, 2)
     assert float(totals[0]) == parse_log(run.stdout).total_images_per_sec
 
 
@@ -267,27 +281,64 @@ def test_main_run_result_json(runs):
     run = get(runs, "main")
     assert_ok(run)
     r = run.result
-    assert r["schema"] == 1
-    assert r["model"] == "trivial"
-    assert (r["batch_size"], r["global_batch_size"], r["num_devices"], r["num_batches"]) == (4, 4, 1, 12)
-    assert len(r["step_times"]) == 12 and all(t > 0 for t in r["step_times"])
-    assert len(r["warmup_times"]) == 1
-    assert r["images_per_sec"] == pytest.approx(4 * 12 / sum(r["step_times"]), rel=1e-9)
-    assert {"import", "build", "warmup", "measured"} <= set(r["timings"])
-    assert all(r["timings"][k] >= 0 for k in ("import", "build", "warmup", "measured"))
-    assert r["timings"]["measured"] >= sum(r["step_times"]) * 0.99
-    assert r["flags"]["model"] == "trivial" and r["flags"]["batch_size"] == 4
-    assert r["flags"]["num_batches"] == 12 and r["flags"]["display_every"] == 5
-    assert r["flags"]["result_json"].endswith("result.json")
-    assert {"intra", "inter", "intra_effective"} <= set(r["threads"])
-    assert r["threads"]["intra"] == 0 and r["threads"]["intra_effective"] >= 1
-    assert r["tf_version"] == tf.__version__
-    assert r["devices"] == ["/cpu:0"]
+    assert r.schema == RECORD_SCHEMA == 2 and r.source == "engine"
+    assert r.model == "trivial"
+    assert (r.batch_size, r.samples.global_batch, r.num_devices, r.details["num_batches"]) == (4, 4, 1, 12)
+    assert len(r.step_times) == 12 and all(t > 0 for t in r.step_times)
+    assert len(r.samples.warmup_times) == 1
+    assert r.images_per_sec == pytest.approx(4 * 12 / sum(r.step_times), rel=1e-9)
+    phases = ("import", "setup", "build", "warmup", "measured", "total_in_engine")
+    assert set(phases) <= set(r.timings)
+    assert all(r.timings[k] >= 0 for k in phases)
+    assert r.timings["measured"] >= sum(r.step_times) * 0.99
+    assert r.timings["total_in_engine"] >= r.timings["setup"] + r.timings["build"] + r.timings["measured"]
+    flags = r.details["flags"]
+    assert flags["model"] == "trivial" and flags["batch_size"] == 4
+    assert flags["num_batches"] == 12 and flags["display_every"] == 5
+    assert flags["result_json"].endswith("result.json")
+    assert {"intra", "inter", "intra_effective", "inter_effective", "schedulable_cores"} <= set(r.threads)
+    assert r.threads["intra"] == 0 and r.threads["intra_effective"] >= 1
+    assert r.framework == "tensorflow" and r.framework_version == tf.__version__
+    assert r.engine == {"name": "tf_cnn_benchmarks", "version": tf_cnn_benchmarks.__version__}
+    assert r.devices == ["/cpu:0"]
+    assert r.details["variables"] == "parameter_server" and r.details["num_workers"] == 1
     # The losses of the display steps, as printed.
     log = parse_log(run.stdout)
-    assert [step for step, _ in r["losses"]] == [1, 5, 10]
-    for (_, loss), s in zip(r["losses"], log.steps, strict=True):
+    losses = run.losses()
+    assert [step for step, _ in losses] == [1, 5, 10]
+    for (_, loss), s in zip(losses, log.steps, strict=True):
         assert f"{loss:.3f}" == f"{s.loss:.3f}"
+
+
+def test_result_json_says_what_the_engine_ran_under(runs):
+    """The engine reads its CPUs, memory policy and thread environment itself, from inside the process: a child
+    pinned to one CPU with OMP_NUM_THREADS=1 reports exactly that; its figures are derived from its samples."""
+    run = get(runs, "pinned")
+    assert_ok(run)
+    r = run.result
+    assert r.cpus == [PINNED_CPU]
+    assert r.threads == {
+        "intra": 0,
+        "inter": 0,
+        "intra_effective": 1,
+        "inter_effective": 1,
+        "schedulable_cores": 1,
+    }
+    assert r.thread_env["OMP_NUM_THREADS"] == "1"
+    assert r.thread_env["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    assert "TF_CPP_MIN_LOG_LEVEL" not in r.thread_env  # logging only
+    assert r.memory_policy is not None and "mode" in r.memory_policy and "mems_allowed" in r.memory_policy
+    if sys.platform == "linux" and os.uname().machine in ("x86_64", "aarch64"):
+        assert isinstance(r.memory_policy["mode"], str)
+    assert r.samples.global_batch == 2 and len(r.step_times) == 6 and len(r.samples.warmup_times) == 1
+    assert r.images_per_sec == r.samples.global_batch * len(r.step_times) / sum(r.step_times)
+    raw = json.loads(Path(run.argv[-1].partition("=")[2]).read_text())
+    assert raw["cpus"] == [PINNED_CPU] and raw["schema"] == 2
+    lat = raw["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"]
+    ms = sorted(1000 * t for t in r.step_times)
+    assert lat["p50"] == pytest.approx((ms[2] + ms[3]) / 2, abs=1e-3)  # the median of six step times
+    assert [step for step, _ in run.losses()] == [1, 3, 6]
 
 
 # -- 3. the other ways in -------------------------------------------------------------------------------------------
@@ -344,7 +395,13 @@ def test_flag_errors_write_failed_result(tmp_path, args, needle):
     assert p.returncode != 0
     assert result.exists(), f"no failed result JSON for a bad command line; stderr: {p.stderr.strip()}"
     data = json.loads(result.read_text())
-    assert data["status"] == "failed" and needle in data["reason"]
+    assert data["schema"] == 2 and data["images_per_sec"] is None
+    r = RunRecord.from_dict(data)
+    assert r.status == "failed" and needle in r.reason and r.source == "engine"
+    assert p.stderr.strip() == f"{ERROR_PREFIX} {r.reason}"
+    # TensorFlow was never imported; the record still says which engine refused which command line.
+    assert r.framework_version is None and r.engine["name"] == "tf_cnn_benchmarks"
+    assert r.details["argv"][0] == f"--result_json={result}"
 
 
 def test_nchw_on_cpu_runs_or_says_use_nhwc(runs):
@@ -381,7 +438,8 @@ def test_bf16_runs(runs, name):
     run = get(runs, name)
     assert_ok(run)
     assert "Precision:   bf16 compute, fp32 variables" in run.stdout.splitlines()
-    assert run.result["flags"]["precision"] == "bf16" and run.result["flags"]["use_fp16"] is True
+    flags = run.result.details["flags"]
+    assert flags["precision"] == "bf16" and flags["use_fp16"] is True
     assert parse_log(run.stdout).model == "lenet"
 
 
@@ -389,7 +447,7 @@ def test_xla_compile_runs(runs):
     run = get(runs, "xla")
     assert_ok(run)
     assert "XLA:         True" in run.stdout.splitlines()
-    assert run.result["flags"]["xla_compile"] is True
+    assert run.result.details["flags"]["xla_compile"] is True
 
 
 def test_forward_only_run(runs):
@@ -399,7 +457,7 @@ def test_forward_only_run(runs):
     assert log.mode == "forward-only" and log.forward_only is True
     assert "Generating model" in run.stdout and "Generating training model" not in run.stdout
     # Nothing trains: every step sees the same weights and the same batch, so the loss does not move.
-    losses = [loss for _, loss in run.result["losses"]]
+    losses = [loss for _, loss in run.losses()]
     assert losses[0] == pytest.approx(losses[-1], rel=1e-6)
 
 
@@ -408,25 +466,26 @@ def test_optimizers_run(runs, name):
     run = get(runs, name)
     assert_ok(run)
     assert parse_log(run.stdout).optimizer == name
-    assert run.result["flags"]["optimizer"] == name
+    assert run.result.details["flags"]["optimizer"] == name
 
 
 # -- 6. oneDNN ------------------------------------------------------------------------------------------------------
 def test_onednn_on_by_default(runs):
     run = get(runs, "main")  # started with TF_ENABLE_ONEDNN_OPTS removed from the environment
     assert_ok(run)
-    assert run.result["onednn"] is True
-    assert run.result["flags"]["mkl"] is True
+    assert run.result.onednn is True
+    assert run.result.details["flags"]["mkl"] is True
+    assert run.result.thread_env["TF_ENABLE_ONEDNN_OPTS"] == "1"  # set by the engine, seen by the record
 
 
 def test_mkl_false_turns_onednn_off(runs):
     run = get(runs, "mkl_false")
     assert_ok(run)
-    assert run.result["onednn"] is False
-    assert run.result["flags"]["mkl"] is False
+    assert run.result.onednn is False
+    assert run.result.details["flags"]["mkl"] is False
 
 
 def test_onednn_env_respected_without_mkl_flag(runs):
     run = get(runs, "onednn_env_0")
     assert_ok(run)
-    assert run.result["onednn"] is False
+    assert run.result.onednn is False

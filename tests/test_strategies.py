@@ -8,7 +8,6 @@ not. The runs start together on a small pool; each test waits for its own.
 
 from __future__ import annotations
 
-import json
 import math
 import socket
 import subprocess
@@ -18,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from enginerun import REPO, Run
+from enginerun import REPO, Run, read_result
 from enginerun import clean_env as _env
 
 from cpubench.logparse import parse_log
@@ -45,8 +44,7 @@ def _finish(started: tuple[subprocess.Popen, list[str], Path], t0: float) -> Run
         stdout, stderr = p.communicate()
         pytest.fail(f"engine hung for {TIMEOUT} s: {argv}\n{stdout[-2000:]}\n{stderr[-2000:]}")
     wall = time.monotonic() - t0
-    data = json.loads(result.read_text()) if result.exists() else None
-    return Run(argv, p.returncode, stdout, stderr, wall, data)
+    return Run(argv, p.returncode, stdout, stderr, wall, read_result(result))
 
 
 def run_engine(args: list[str], out: Path) -> Run:
@@ -112,7 +110,7 @@ def runs(tmp_path_factory) -> dict[str, Future]:
 def ok(runs: dict[str, Future], name: str) -> Run:
     run = runs[name].result()
     assert run.rc == 0, run.show()
-    assert run.result is not None and run.result["status"] == "ok", run.show()
+    assert run.result is not None and run.result.status == "ok", run.show()
     assert "total images/sec" in run.stdout
     return run
 
@@ -151,11 +149,11 @@ def test_two_device_header_and_result(runs, mode, all_reduce):
     assert log.all_reduce == all_reduce
     assert (log.batch_size_global, log.batch_size_per_device) == (8, 4)
     r = run.result
-    assert r["variables"] == mode
-    assert r["all_reduce"] == all_reduce
-    assert r["num_devices"] == 2
-    assert r["global_batch_size"] == 8 and r["batch_size"] == 4
-    assert r["devices"] == ["/cpu:0", "/cpu:1"]
+    assert r.details["variables"] == mode
+    assert r.details["all_reduce"] == all_reduce
+    assert r.num_devices == 2
+    assert r.samples.global_batch == 8 and r.batch_size == 4
+    assert r.devices == ["/cpu:0", "/cpu:1"]
 
 
 def test_independent_drifts_after_first_step(runs):
@@ -175,8 +173,8 @@ def test_nccl_on_cpu_is_a_clear_error(runs, name):
     assert len(lines) == 1, run.show()
     assert "NCCL" in lines[0] and "--device=gpu" in lines[0] and "drop it" in lines[0]
     assert "total images/sec" not in run.stdout
-    assert run.result is not None and run.result["status"] == "failed"
-    assert "NCCL" in run.result["reason"]
+    assert run.result is not None and run.result.status == "failed"
+    assert "NCCL" in run.result.reason
 
 
 # -- 3. two workers -------------------------------------------------------------------------------------------------
@@ -184,7 +182,7 @@ def test_two_workers_match_one_process(runs):
     workers = runs["workers"].result()
     for w in workers:
         assert w.rc == 0, w.show()
-        assert w.result is not None and w.result["status"] == "ok", w.show()
+        assert w.result is not None and w.result.status == "ok", w.show()
     a, b = (w.losses() for w in workers)
     assert [s for s, _ in a] == [1, 2, 3]
     assert_same_losses(a, b)
@@ -205,9 +203,9 @@ def test_two_workers_header_and_result(runs):
         assert len(log.devices) == 2
         assert log.complete
         r = w.result
-        assert r["num_workers"] == 2 and r["num_devices"] == 2 and r["global_batch_size"] == 8
-        assert r["variables"] == "collective_all_reduce"
-        assert r["flags"]["task_index"] == i
+        assert r.details["num_workers"] == 2 and r.num_devices == 2 and r.samples.global_batch == 8
+        assert r.details["variables"] == "collective_all_reduce"
+        assert r.details["flags"]["task_index"] == i
 
 
 # -- 4. a peer that never comes -------------------------------------------------------------------------------------
@@ -228,8 +226,8 @@ def test_lonely_worker_fails_within_timeout(tmp_path):
     lines = run.error_lines()
     assert len(lines) == 1, run.show()
     assert "did not come together" in lines[0] and hosts in lines[0] and "--cluster_timeout" in lines[0]
-    assert run.result is not None and run.result["status"] == "failed", run.show()
-    assert "did not come together" in run.result["reason"]
+    assert run.result is not None and run.result.status == "failed", run.show()
+    assert "did not come together" in run.result.reason
 
 
 # -- 5. parameter-server tasks --------------------------------------------------------------------------------------
@@ -239,5 +237,5 @@ def test_distributed_replicated_with_ps_hosts_is_a_clear_error(runs):
     lines = run.error_lines()
     assert len(lines) == 1, run.show()
     assert "parameter-server tasks are not used" in lines[0] and "--ps_hosts" in lines[0]
-    assert run.result is not None and run.result["status"] == "failed"
-    assert "--ps_hosts" in run.result["reason"]
+    assert run.result is not None and run.result.status == "failed"
+    assert "--ps_hosts" in run.result.reason

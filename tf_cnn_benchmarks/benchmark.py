@@ -1,65 +1,47 @@
-"""One benchmark run: build the step, warm up, time, log in upstream's format, return the result record.
+"""One benchmark run: set up the devices, build the step, and time it; the log and the result are made elsewhere.
 
 Flow: threads and devices are configured before TensorFlow starts its runtime; the model declaration becomes a
 :class:`~tf_cnn_benchmarks.models.network.Network` inside the strategy's scope; the step is one ``tf.function``
-(forward, backward, gradient aggregation, update) called once per batch; each step's wall time is taken around the
-call and a fetch of its loss, so the clock stops only when the work is done.
+(forward, backward, gradient aggregation, update) called once per batch by the timing loop
+(:func:`~tf_cnn_benchmarks.timing.measure`), which times each call together with the fetch of its loss, so the clock
+stops only when the work is done. Upstream's log is printed live by
+:class:`~tf_cnn_benchmarks.upstreamlog.UpstreamLog`; what the run learns goes into a
+:class:`~tf_cnn_benchmarks.result.RunFacts`, from which the result JSON is made.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
-import statistics
-import sys
 import time
 from argparse import Namespace
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any, TextIO
 
 import tensorflow as tf
 
-import tf_cnn_benchmarks
-from tf_cnn_benchmarks import flags as flagdefs
-from tf_cnn_benchmarks import models
+from tf_cnn_benchmarks import hostfacts, models
 from tf_cnn_benchmarks.models.graph import Graph
 from tf_cnn_benchmarks.models.network import Network
+from tf_cnn_benchmarks.result import RunFacts, Setup
 from tf_cnn_benchmarks.strategies import Plan, StrategyError, build_plan, cluster_ready, configure_devices
+from tf_cnn_benchmarks.timing import Measurement, measure
+from tf_cnn_benchmarks.upstreamlog import Header, UpstreamLog
 
 IMAGENET_EXAMPLES = {"train": 1281167, "validation": 50000}
-DASHES = "-" * 64
 
 
 class BenchmarkError(Exception):
     """A run that cannot proceed: the message is the one line the user sees (what went wrong and the fix)."""
 
 
-# -- statistics of the progress lines -----------------------------------------------------------------------------
-def rate_stats(rates: list[float]) -> tuple[float, float, float]:
-    """Mean, standard error and jitter (1.4826 x median absolute deviation) of per-step images/sec."""
-    mean = statistics.fmean(rates)
-    stderr = statistics.stdev(rates) / math.sqrt(len(rates)) if len(rates) > 1 else 0.0
-    med = statistics.median(rates)
-    jitter = 1.4826 * statistics.median(abs(r - med) for r in rates)
-    return mean, stderr, jitter
-
-
 # -- set-up ---------------------------------------------------------------------------------------------------------
-def configure_threads(flags: Namespace) -> dict[str, int]:
-    """Thread pools must be sized before the runtime starts; record what the run will actually use."""
+def configure_threads(flags: Namespace) -> None:
+    """Thread pools must be sized before the runtime starts (``result.threads`` reports the sizes these flags give)."""
     if flags.num_intra_threads:
         tf.config.threading.set_intra_op_parallelism_threads(flags.num_intra_threads)
     if flags.num_inter_threads:
         tf.config.threading.set_inter_op_parallelism_threads(flags.num_inter_threads)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return {
-        "intra": flags.num_intra_threads,
-        "inter": flags.num_inter_threads,
-        "intra_effective": flags.num_intra_threads or cores,
-        "schedulable_cores": cores,
-    }
 
 
 def check_data_format(flags: Namespace, device: str) -> None:
@@ -80,27 +62,6 @@ def check_data_format(flags: Namespace, device: str) -> None:
         ) from None
 
 
-def available_memory() -> int | None:
-    """Bytes this process can still allocate: MemAvailable, capped by an address-space limit (``ulimit -v``)."""
-    avail = None
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    avail = int(line.split()[1]) * 1024
-        import resource
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-        if soft != resource.RLIM_INFINITY:
-            with open("/proc/self/status") as fh:
-                vm = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
-            left = max(0, soft - vm)
-            avail = left if avail is None else min(avail, left)
-    except (OSError, ValueError, StopIteration):
-        return avail
-    return avail
-
-
 def check_memory(g: Graph, batch: int, local_replicas: int, training: bool) -> None:
     """Refuse a run that cannot fit, before it starts.
 
@@ -109,7 +70,7 @@ def check_memory(g: Graph, batch: int, local_replicas: int, training: bool) -> N
     bound from the model declaration: training keeps every layer's output for the backward pass; inference needs at
     least a layer's input and output at once; the variables (with gradients and a slot when training) come on top.
     """
-    avail = available_memory()
+    avail = hostfacts.available_memory()
     if avail is None:
         return
     outputs = [math.prod(n.shape) for n in g.nodes if n.op not in ("input", "flatten")]
@@ -162,32 +123,24 @@ class Optimizer:
 
 # -- the run --------------------------------------------------------------------------------------------------------
 class Benchmark:
-    def __init__(self, flags: Namespace, out: TextIO = sys.stdout) -> None:
+    """One run of the engine. What it learns goes into ``facts`` as it goes, so a run that fails part-way still
+    reports what was known by then (oneDNN, devices, batch) in its result."""
+
+    def __init__(self, flags: Namespace, facts: RunFacts, out: TextIO | None = None) -> None:
         self.flags = flags
+        self.facts = facts
         self.out = out
-        self.result: dict[str, Any] = {
-            "engine_version": tf_cnn_benchmarks.__version__,
-            "status": "failed",
-            "reason": None,
-            "flags": flagdefs.as_dict(flags),
-            "model": flags.model,
-            "images_per_sec": None,
-            "step_times": [],
-            "warmup_times": [],
-            "losses": [],
-            "timings": {},
-            "tf_version": tf.__version__,
-            "python_version": sys.version.split()[0],
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
+        facts.framework_version = tf.__version__
+        self.upstream: UpstreamLog | None = None
 
     def log(self, line: str = "") -> None:
         print(line, file=self.out, flush=True)
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> Measurement:
+        """Set up, build, warm up and time the steps, printing upstream's log as it goes; raise BenchmarkError."""
         f = self.flags
         t0 = time.perf_counter()
-        self.result["threads"] = configure_threads(f)
+        configure_threads(f)
         try:
             devices = configure_devices(f)
             plan = build_plan(f, devices)
@@ -195,7 +148,7 @@ class Benchmark:
             raise BenchmarkError(str(e)) from None
         except (RuntimeError, ValueError) as e:
             raise BenchmarkError(f"could not set up the devices: {e}") from None
-        self.result["onednn"] = _onednn_enabled()
+        self.facts.onednn = _onednn_enabled()
         check_data_format(f, "/device:CPU:0" if f.device == "cpu" else "/device:GPU:0")
         try:
             spec = models.get(f.model)
@@ -207,106 +160,71 @@ class Benchmark:
         num_batches = f.num_batches
         if f.num_epochs > 0:
             num_batches = max(1, math.ceil(f.num_epochs * IMAGENET_EXAMPLES[f.data_subset] / global_batch))
-        self.result.update(
+        setup = Setup(
             batch_size=batch,
+            global_batch=global_batch,
             num_devices=len(plan.devices) if plan.num_workers == 1 else replicas,
             num_workers=plan.num_workers,
-            global_batch_size=global_batch,
-            devices=plan.devices,
+            num_batches=num_batches,
+            devices=list(plan.devices),
             variables=plan.variables,
             all_reduce=plan.all_reduce,
         )
-        self._header(f, spec, batch, global_batch, num_batches, plan)
+        self.facts.setup = setup
+        upstream = self.upstream = UpstreamLog(global_batch, f.display_every, self.out)
+        upstream.header(self._header(spec, setup))
         graph = spec.graph()  # declared once: the memory check and the network read the same nodes
         check_memory(graph, batch, replicas // plan.num_workers, training=not (f.forward_only or f.input_only))
 
-        t_build = time.perf_counter()
-        self.result["timings"]["setup"] = t_build - t0  # devices, strategy, memory check, header
+        t_build = time.perf_counter()  # setup ends: devices, strategy, memory check, header
         step, inputs = self._build(spec, graph, plan, batch)
         self._keep = (step, inputs)  # outlives run(): an iterator's destructor waits for in-flight input work
-        self.result["timings"]["build"] = time.perf_counter() - t_build
-
-        self.log("Running warm up")
-        t_warm = time.perf_counter()
-        for k in range(f.num_warmup_batches):
-            s = time.perf_counter()
-            self._run_step(step, inputs)
-            self.result["warmup_times"].append(time.perf_counter() - s)
-            if k == 0:
-                # The first step traces, optimises and compiles the graph: that is build, not warm-up.
-                self.result["timings"]["build"] = time.perf_counter() - t_build
-                t_warm = time.perf_counter()
-                cluster_ready()
-        self.result["timings"]["warmup"] = time.perf_counter() - t_warm
-        self.log("Done warm up")
-        self.log("Step\tImg/sec\ttotal_loss")
-
-        t_meas = time.perf_counter()
-        rates: list[float] = []
-        for i in range(1, num_batches + 1):
-            s = time.perf_counter()
-            loss = self._run_step(step, inputs)
-            dt = time.perf_counter() - s
-            self.result["step_times"].append(dt)
-            rates.append(global_batch / dt)
-            if i == 1 or i % f.display_every == 0:
-                mean, stderr, jitter = rate_stats(rates)
-                loss_txt = f"{loss:.3f}" if loss is not None else "0.000"
-                self.log(f"{i}\timages/sec: {mean:.1f} +/- {stderr:.1f} (jitter = {jitter:.1f})\t{loss_txt}")
-                self.result["losses"].append([i, loss])
-        measured = time.perf_counter() - t_meas
-        self.result["timings"]["measured"] = measured
-        self.result["timings"]["total_in_engine"] = time.perf_counter() - t0
-        ips = global_batch * num_batches / sum(self.result["step_times"])
+        m = measure(
+            lambda: self._run_step(step, inputs),
+            global_batch=global_batch,
+            num_warmup=f.num_warmup_batches,
+            num_batches=num_batches,
+            display_every=f.display_every,
+            started=t0,
+            build_started=t_build,
+            observer=upstream,
+            after_first_step=cluster_ready,
+        )
         if f.data_dir:
             from tf_cnn_benchmarks import data as realdata
 
-            skipped = realdata.skipped_count()
-            self.result["skipped_images"] = skipped
-            if skipped:
-                self.log(f"skipped {skipped} undecodable images (counted, not trained on)")
-        self.log(DASHES)
-        self.log(f"total images/sec: {ips:.2f}")
-        self.log(DASHES)
-        self.result.update(status="ok", images_per_sec=ips, num_batches=num_batches)
-        return self.result
+            self.facts.skipped_images = realdata.skipped_count()
+            upstream.skipped(self.facts.skipped_images)
+        upstream.total(m.samples)
+        self.facts.measurement = m
+        return m
 
-    def _header(self, f: Namespace, spec: models.ModelSpec, batch: int, global_batch: int, num_batches: int,
-                plan: Plan) -> None:
-        examples = IMAGENET_EXAMPLES[f.data_subset]
-        dataset = "imagenet" if f.data_dir else "imagenet (synthetic)"
+    def _header(self, spec: models.ModelSpec, setup: Setup) -> Header:
+        f = self.flags
         mode = "forward-only" if f.forward_only else "training"
         if f.input_only:
             mode = "input-only"
-        self.log(f"TensorFlow:  {'.'.join(tf.__version__.split('.')[:2])}")
-        self.log(f"Model:       {spec.name}")
-        self.log(f"Dataset:     {dataset}")
-        self.log(f"Mode:        {mode}")
-        self.log("SingleSess:  False")
-        self.log(f"Batch size:  {global_batch} global")
-        self.log(f"             {batch} per device")
-        self.log(f"Num batches: {num_batches}")
-        self.log(f"Num epochs:  {num_batches * global_batch / examples:.2f}")
-        self.log(f"Devices:     {plan.devices}")
-        self.log("NUMA bind:   False")
-        self.log(f"Data format: {f.data_format}")
-        self.log(f"Optimizer:   {f.optimizer}")
-        self.log(f"Variables:   {plan.variables}")
-        if plan.all_reduce:
-            self.log(f"AllReduce:   {plan.all_reduce}")
-        if f.precision != "fp32":
-            self.log(f"Precision:   {f.precision} compute, fp32 variables")
-        if f.xla_compile:
-            self.log("XLA:         True")
-        if f.precision == "bf16" and f.device == "cpu" and not _native_bf16():
-            self.log("Warning:     this CPU has no native bfloat16 (AVX512_BF16 or AMX): bf16 is emulated and can be "
-                     "far slower than fp32, training above all")
-        self.log("==========")
+        return Header(
+            tf_version=tf.__version__,
+            model=spec.name,
+            dataset="imagenet" if f.data_dir else "imagenet (synthetic)",
+            mode=mode,
+            global_batch=setup.global_batch,
+            batch=setup.batch_size,
+            num_batches=setup.num_batches,
+            num_epochs=setup.num_batches * setup.global_batch / IMAGENET_EXAMPLES[f.data_subset],
+            devices=setup.devices,
+            data_format=f.data_format,
+            optimizer=f.optimizer,
+            variables=setup.variables,
+            all_reduce=setup.all_reduce,
+            precision=f.precision,
+            xla=f.xla_compile,
+            bf16_emulated=f.precision == "bf16" and f.device == "cpu" and not hostfacts.native_bf16(),
+        )
 
     # -- graph construction -------------------------------------------------------------------------------------
-    def _build(
-        self, spec: models.ModelSpec, graph: Graph, plan: Plan, batch: int
-    ) -> tuple[Callable[..., Any], tuple]:
+    def _build(self, spec: models.ModelSpec, graph: Graph, plan: Plan, batch: int) -> tuple[Callable[..., Any], tuple]:
         f = self.flags
         strategy = plan.strategy
         dtype = compute_dtype(f)
@@ -394,10 +312,18 @@ class Benchmark:
         f = self.flags
         try:
             return realdata.make_dataset(
-                f.data_dir, f.data_subset, spec.image_size, batch * plan.num_replicas // plan.num_workers,
-                distortions=f.distortions, num_private_threads=f.datasets_num_private_threads,
-                prefetch=f.datasets_prefetch_buffer_size, label_offset=f.label_offset, seed=f.seed, dtype=dtype,
-                num_shards=plan.num_workers, shard_index=f.task_index if plan.num_workers > 1 else 0,
+                f.data_dir,
+                f.data_subset,
+                spec.image_size,
+                batch * plan.num_replicas // plan.num_workers,
+                distortions=f.distortions,
+                num_private_threads=f.datasets_num_private_threads,
+                prefetch=f.datasets_prefetch_buffer_size,
+                label_offset=f.label_offset,
+                seed=f.seed,
+                dtype=dtype,
+                num_shards=plan.num_workers,
+                shard_index=f.task_index if plan.num_workers > 1 else 0,
             )
         except realdata.DataError as e:
             raise BenchmarkError(str(e)) from None
@@ -420,40 +346,31 @@ class Benchmark:
             loss = step(*inputs)
             return None if loss is None else float(loss)
         except tf.errors.ResourceExhaustedError:
+            batch = self.facts.setup.batch_size if self.facts.setup else self.flags.batch_size
             raise BenchmarkError(
-                f"out of memory: {self.flags.model} at batch {self.result['batch_size']} per device does not fit; "
-                "lower --batch_size"
+                f"out of memory: {self.flags.model} at batch {batch} per device does not fit; lower --batch_size"
             ) from None
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as e:
             if not self.flags.data_dir:
                 raise
             from tf_cnn_benchmarks import data as realdata
 
-            diagnose = getattr(realdata, "diagnose_error", None)
-            if diagnose is not None:
-                raise BenchmarkError(str(diagnose(self.flags.data_dir, self.flags.data_subset, e))) from None
-            first = str(e).strip().splitlines()[0][:200]
-            raise BenchmarkError(f"reading {self.flags.data_dir} failed: {first}") from None
+            raise BenchmarkError(str(realdata.diagnose_error(self.flags.data_dir, self.flags.data_subset, e))) from None
 
 
 def _onednn_enabled() -> bool | None:
-    """Whether oneDNN's CPU kernels are on: TF_ENABLE_ONEDNN_OPTS wins; else TensorFlow decides by CPU features."""
-    env = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
-    if env is not None:
-        return env.strip().lower() in ("1", "true")
+    """Whether oneDNN's CPU kernels are on.
+
+    A TF_ENABLE_ONEDNN_OPTS that TensorFlow reads as a boolean decides (hostfacts.onednn_default reads it the same
+    way); otherwise TensorFlow decides by CPU features, so it is asked. Builds without that private hook get the
+    CPU-feature default TensorFlow documents, or None where that is unknown.
+    """
+    default = hostfacts.onednn_default(hostfacts.cpu_flags())
+    if default["source"] == "env":
+        return default["enabled"]
     try:
         from tensorflow.python.util import _pywrap_util_port as port
 
         return bool(port.IsMklEnabled())
     except Exception:  # noqa: BLE001 - private module; absent in some builds
-        return None
-
-
-def _native_bf16() -> bool:
-    """Whether the CPU computes bfloat16 natively (Linux /proc/cpuinfo flags); unknown counts as native."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), None)
-    except OSError:
-        return True
-    return flags is None or bool({"avx512_bf16", "amx_bf16"} & set(flags))
+        return default["enabled"]

@@ -1,54 +1,134 @@
-"""The engine's result JSON (``--result_json PATH``): the one contract between the engine and the runner.
+"""The engine's result JSON (``--result_json PATH``): one :class:`~tf_cnn_benchmarks.record.RunRecord`, assembled
+here and nowhere else, from what the run learned by the time it ended.
 
-The runner reads nothing else from a run (besides keeping its log), so legacy logs and new runs enter the store the
-same way. Written once at the end of the process, to a temporary file renamed into place: a file that exists is
-whole. A run that fails (a bad command line included, when --result_json can be found in it) still writes it,
-with ``status: "failed"`` and a one-line ``reason``.
+Why one place: a run can end at any stage (a bad command line, TensorFlow failing to import, a device the host does
+not have, out of memory, a watchdog about to end it, or done), and each stage knows more than the one before. The
+stages add what they learned to a :class:`RunFacts`; :meth:`RunFacts.record` turns it into the record, so a failed
+run reports everything known when it failed and an ok run cannot miss a field that a failure would have filled.
 
-Keys:
-  schema            RESULT_SCHEMA
-  engine_version    tf_cnn_benchmarks.__version__
-  status            "ok" | "failed"
-  reason            None, or one line saying what went wrong and the fix
-  flags             every flag with its effective value (flags.as_dict)
-  model             model name
-  batch_size        per device
-  num_devices       devices (logical CPU devices with --device=cpu)
-  global_batch_size batch_size x num_devices (x workers)
-  images_per_sec    global images / second over the timed steps (mean step time), None unless ok
-  step_times        seconds of each timed step (after warm-up), in order
-  warmup_times      seconds of each warm-up step (the first includes tracing and graph build)
-  timings           {"import": s, "build": s, "warmup": s, "measured": s} wall seconds of each phase
-  tf_version, python_version, threads {"intra": n, "inter": n, "intra_effective": n}, onednn (bool or None),
-  devices           the TensorFlow device names used
-  started           ISO 8601 UTC of process start
-  losses            the loss at each display step (training), for checks across modes
+The keys are :class:`RunRecord`'s (``record.py`` documents them; ``source`` is ``"engine"``, and the fields only the
+runner knows stay null). Written whole or not at all (a temporary file renamed into place), once at the end, and
+also before a call a watchdog may have to end (``strategies.on_fatal``). A run that fails writes it too, with
+``status: "failed"`` and a one-line ``reason``. The engine's own extras are in ``details``:
+
+  flags             every flag with its effective value (flags.as_dict); ``argv`` instead for a bad command line
+  losses            [step, loss] at each display step (training), for checks across modes and strategies
+  variables         the --variable_update mode run; all_reduce: the all-reduce used, or null
+  num_workers       processes of a multi-worker run (1 otherwise); num_batches: the timed steps
+  skipped_images    real data only: undecodable images skipped by the input pipeline
+  python_version    the interpreter's version
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-from pathlib import Path
+import platform
+from argparse import Namespace
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
-RESULT_SCHEMA = 1
+import tf_cnn_benchmarks
+from tf_cnn_benchmarks import flags as flagdefs
+from tf_cnn_benchmarks import hostfacts
+from tf_cnn_benchmarks.record import RunRecord, Samples
+from tf_cnn_benchmarks.timing import Measurement
+
+ENGINE_NAME = "tf_cnn_benchmarks"
 
 
-def write_result(path: str, result: dict[str, Any]) -> None:
-    """Write the result JSON atomically."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    data = dict(result)
-    data.setdefault("schema", RESULT_SCHEMA)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True, default=str)
-        f.write("\n")
-    os.replace(tmp, target)
+@dataclass(frozen=True)
+class Setup:
+    """How the run is laid out, known once the devices, the strategy and the model are."""
+
+    batch_size: int  # per device
+    global_batch: int
+    num_devices: int
+    num_workers: int
+    num_batches: int  # timed steps
+    devices: list[str]
+    variables: str
+    all_reduce: str | None
 
 
-def read_result(path: str) -> dict[str, Any]:
-    with open(path) as f:
-        return json.load(f)
+@dataclass
+class RunFacts:
+    """What the engine knows about its run so far; each stage adds its part, in order."""
+
+    argv: list[str]
+    started: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    flags: Namespace | None = None  # parsed command line
+    import_s: float | None = None  # seconds to import TensorFlow and the engine
+    framework_version: str | None = None  # once TensorFlow is imported
+    onednn: bool | None = None  # once the devices are set up
+    setup: Setup | None = None
+    measurement: Measurement | None = None  # the run finished its timed steps
+    skipped_images: int | None = None  # real data
+
+    def record(self, reason: str | None = None) -> RunRecord:
+        """The run as a record: ok with its samples when it was measured and no ``reason`` is given, else failed."""
+        ns, setup, m = self.flags, self.setup, self.measurement
+        cpus = hostfacts.schedulable_cpus()
+        details: dict[str, Any] = {"python_version": platform.python_version()}
+        if ns is None:
+            details["argv"] = list(self.argv)
+        else:
+            details["flags"] = flagdefs.as_dict(ns)
+        details["losses"] = [[i, loss] for i, loss in m.losses] if m else []
+        if setup is not None:
+            details.update(
+                variables=setup.variables,
+                all_reduce=setup.all_reduce,
+                num_workers=setup.num_workers,
+                num_batches=setup.num_batches,
+            )
+        if self.skipped_images is not None:
+            details["skipped_images"] = self.skipped_images
+        timings = {} if self.import_s is None else {"import": self.import_s}
+        if m is not None:
+            timings.update(m.timings)
+        batch = setup.batch_size if setup else (ns.batch_size or None) if ns else None
+        rec = RunRecord(
+            status="failed",
+            reason=reason,
+            model=ns.model if ns else None,
+            batch_size=batch,
+            num_devices=setup.num_devices if setup else None,
+            framework="tensorflow",
+            framework_version=self.framework_version,
+            engine={"name": ENGINE_NAME, "version": tf_cnn_benchmarks.__version__},
+            threads=threads(ns, len(cpus)) if ns else {},
+            cpus=cpus,
+            memory_policy=hostfacts.memory_policy(),
+            # Read now, so it holds what the engine set itself (TF_ENABLE_ONEDNN_OPTS, KMP_*) on top of what it got.
+            thread_env=hostfacts.thread_env(os.environ),
+            onednn=self.onednn,
+            devices=list(setup.devices) if setup else [],
+            samples=Samples(global_batch=setup.global_batch) if setup else Samples(),
+            timings=timings or None,
+            started=self.started,
+            source="engine",
+            details=details,
+        )
+        if m is not None and reason is None:
+            return rec.with_samples(m.samples)
+        if rec.reason is None:
+            rec.reason = "the run ended before its timed steps"
+        return rec
+
+
+def threads(ns: Namespace, cores: int) -> dict[str, int]:
+    """The thread flags and the pool sizes they give: 0 leaves TensorFlow's default, one thread per schedulable CPU
+    for both the intra-op and the inter-op pool."""
+    return {
+        "intra": ns.num_intra_threads,
+        "inter": ns.num_inter_threads,
+        "intra_effective": ns.num_intra_threads or cores,
+        "inter_effective": ns.num_inter_threads or cores,
+        "schedulable_cores": cores,
+    }
+
+
+def write(path: str, record: RunRecord) -> None:
+    """Write the result JSON whole or not at all."""
+    hostfacts.atomic_write_json(path, record.to_dict())

@@ -2,7 +2,9 @@
 ``python tf_cnn_benchmarks/tf_cnn_benchmarks.py`` (how upstream's users call it) all land in :func:`main`.
 
 Flags are parsed and the speed-relevant environment is set before TensorFlow is imported, because TensorFlow reads
-TF_ENABLE_ONEDNN_OPTS and the OpenMP variables once, at import.
+TF_ENABLE_ONEDNN_OPTS and the OpenMP variables once, at import. Every way a run can end (a bad command line, an
+import failure, a failed or finished run) goes through one :class:`~tf_cnn_benchmarks.result.RunFacts`, from which
+the result JSON is written (``--result_json``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 
 from tf_cnn_benchmarks import flags as flagdefs  # noqa: E402
-from tf_cnn_benchmarks.result import write_result  # noqa: E402
+from tf_cnn_benchmarks import result  # noqa: E402
+from tf_cnn_benchmarks.hostfacts import first_line  # noqa: E402
 
 
 def _set_environment(ns: flagdefs.argparse.Namespace) -> None:
@@ -50,63 +53,58 @@ def _result_json_arg(argv: list[str]) -> str:
     return ""
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    facts = result.RunFacts(argv=list(argv))
     try:
         ns = flagdefs.parse(argv)
     except flagdefs.FlagError as e:
         # The runner reads the result JSON: give it the reason even when the command line itself is wrong.
         path = _result_json_arg(argv)
         if path:
-            write_result(path, {"status": "failed", "reason": str(e), "argv": argv, "images_per_sec": None})
+            result.write(path, facts.record(str(e)))
         return flagdefs.main_error(str(e))
+    facts.flags = ns
     _set_environment(ns)
     t0 = time.perf_counter()
-    result: dict = {"status": "failed", "flags": flagdefs.as_dict(ns), "model": ns.model}
+    reason: str | None = None
     code = 1
     try:
         from tf_cnn_benchmarks.benchmark import Benchmark, BenchmarkError
 
-        import_s = time.perf_counter() - t0
-        bench = Benchmark(ns)
+        facts.import_s = time.perf_counter() - t0
+        bench = Benchmark(ns, facts)
         # Kept alive past main(): destroying a real-data run's tf.data iterator waits for every in-flight decode
         # (seconds per run); cli() ends the process with os._exit right after, so nothing needs destroying.
         _KEEP_ALIVE.append(bench)
-        bench.result["timings"]["import"] = import_s
-        result = bench.result
 
-        def fatal(reason: str) -> None:  # before a call that a watchdog may have to end: record why
+        def fatal(why: str) -> None:  # before a call that a watchdog may have to end: record why
             if ns.result_json:
-                write_result(ns.result_json, {**result, "reason": reason})
+                result.write(ns.result_json, facts.record(why))
 
         from tf_cnn_benchmarks import strategies
 
         strategies.on_fatal = fatal
         try:
-            result = bench.run()
+            bench.run()
             code = 0
         except BenchmarkError as e:
-            result["reason"] = str(e)
+            reason = str(e)
         except MemoryError:
-            result["reason"] = f"out of memory: {ns.model} does not fit at this batch size; lower --batch_size"
+            reason = f"out of memory: {ns.model} does not fit at this batch size; lower --batch_size"
         except KeyboardInterrupt:
-            result["reason"] = "interrupted"
+            reason = "interrupted"
             code = 130
         except Exception as e:  # noqa: BLE001 - any crash becomes a failed result with its reason, never a 0
             traceback.print_exc()
-            result["reason"] = _one_line(e)
+            reason = first_line(e)
     except Exception as e:  # noqa: BLE001 - e.g. TensorFlow failing to import
         traceback.print_exc()
-        result["reason"] = _one_line(e)
-    if code != 0 and result.get("reason"):
-        print(f"tf_cnn_benchmarks: error: {result['reason']}", file=sys.stderr, flush=True)
+        reason = first_line(e)
+    if code != 0 and reason:
+        print(f"tf_cnn_benchmarks: error: {reason}", file=sys.stderr, flush=True)
     if ns.result_json:
-        write_result(ns.result_json, result)
+        result.write(ns.result_json, facts.record(reason))
     return code
 
 

@@ -1,0 +1,118 @@
+"""The timing loop: warm-up steps, then timed steps, each timed around the call and the fetch of its loss.
+
+Why apart from the log: what was measured (:class:`~tf_cnn_benchmarks.record.Samples`, the losses at the display
+steps, the wall time of each phase) is the run's data, and upstream's log is one view of it
+(:class:`~tf_cnn_benchmarks.upstreamlog.UpstreamLog`). The loop formats nothing; live output comes from an observer
+it calls when a phase starts and after every timed step. Nothing here imports TensorFlow: a step is any callable
+that returns the step's loss (or None), so the loop can be driven by fake steps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from tf_cnn_benchmarks.record import Samples
+
+
+class StepObserver(Protocol):
+    """Told what the loop is doing, as it does it (to print progress live)."""
+
+    def on_warmup(self) -> None:
+        """Before the first warm-up step (also called when there are none)."""
+
+    def on_timed(self) -> None:
+        """After the last warm-up step, before the first timed step."""
+
+    def on_step(self, i: int, seconds: float, loss: float | None) -> None:
+        """After timed step ``i`` (1-based): its wall seconds and its loss."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one run measured."""
+
+    samples: Samples
+    losses: tuple[tuple[int, float | None], ...]  # (step, loss) at each display step
+    # Wall seconds per phase: setup (start of the run to the start of the build), build (graph construction and the
+    # first warm-up step, which traces and compiles), warmup (the other warm-up steps), measured (the timed steps,
+    # with the observer's printing), total_in_engine (start of the run to the end of the timed steps).
+    timings: dict[str, float]
+
+
+def is_display_step(i: int, display_every: int) -> bool:
+    """Upstream prints (and we keep the loss of) the first timed step and every ``display_every``-th one."""
+    return i == 1 or i % display_every == 0
+
+
+def measure(
+    step: Callable[[], float | None],
+    *,
+    global_batch: int,
+    num_warmup: int,
+    num_batches: int,
+    display_every: int,
+    started: float,
+    build_started: float,
+    observer: StepObserver | None = None,
+    after_first_step: Callable[[], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Measurement:
+    """Run ``num_warmup`` untimed steps, then ``num_batches`` timed ones; return what was measured.
+
+    ``started`` and ``build_started`` are ``clock()`` readings taken by the caller at the start of the run and of
+    the graph construction, so the phases before the loop are timed on the same clock. ``after_first_step`` runs
+    once, after the very first step of either phase (the multi-worker watchdog is cancelled there: the first step
+    is the first collective, so the cluster is up).
+    """
+    first_pending = after_first_step is not None
+
+    def first_step_done() -> None:
+        nonlocal first_pending
+        if first_pending:
+            first_pending = False
+            after_first_step()
+
+    build_end = clock()
+    if observer is not None:
+        observer.on_warmup()
+    warm_start = clock()
+    warmup_times: list[float] = []
+    for k in range(num_warmup):
+        s = clock()
+        step()
+        warmup_times.append(clock() - s)
+        if k == 0:
+            # The first step traces, optimises and compiles the graph: that is build, not warm-up.
+            build_end = warm_start = clock()
+            first_step_done()
+    warm_end = clock()
+    if observer is not None:
+        observer.on_timed()
+
+    timed_start = clock()
+    step_times: list[float] = []
+    losses: list[tuple[int, float | None]] = []
+    for i in range(1, num_batches + 1):
+        s = clock()
+        loss = step()
+        dt = clock() - s
+        step_times.append(dt)
+        if is_display_step(i, display_every):
+            losses.append((i, loss))
+        if observer is not None:
+            observer.on_step(i, dt, loss)
+        if i == 1:
+            first_step_done()
+    end = clock()
+    timings = {
+        "setup": build_started - started,
+        "build": build_end - build_started,
+        "warmup": warm_end - warm_start,
+        "measured": end - timed_start,
+        "total_in_engine": end - started,
+    }
+    samples = Samples(global_batch=global_batch, step_times=tuple(step_times), warmup_times=tuple(warmup_times))
+    return Measurement(samples=samples, losses=tuple(losses), timings=timings)
