@@ -23,6 +23,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the engine's package, also from a checkout that is not installed
+
+from tf_cnn_benchmarks.record import RunRecord, Spread  # noqa: E402
 
 
 def _worker(kind: str, batch: int, steps: int, warmup: int, threads: int) -> None:
@@ -88,26 +91,40 @@ def _ours(forward_only: bool, batch: int, steps: int, warmup: int, threads: int,
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "r.json"
         cmd = [
-            sys.executable, "-m", "tf_cnn_benchmarks", "--model=resnet50", f"--batch_size={batch}",
-            f"--num_batches={steps}", f"--num_warmup_batches={warmup}", f"--forward_only={forward_only}",
-            f"--num_intra_threads={threads}", f"--precision={precision}", f"--result_json={out}",
+            sys.executable,
+            "-m",
+            "tf_cnn_benchmarks",
+            "--model=resnet50",
+            f"--batch_size={batch}",
+            f"--num_batches={steps}",
+            f"--num_warmup_batches={warmup}",
+            f"--forward_only={forward_only}",
+            f"--num_intra_threads={threads}",
+            f"--precision={precision}",
+            f"--result_json={out}",
             f"--mkl={os.environ.get('BENCH_ONEDNN', '1') == '1'}",
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        res = json.loads(out.read_text()) if out.exists() else {"reason": proc.stderr[-300:]}
-        if res.get("status") != "ok":
-            raise RuntimeError(f"engine failed: {res.get('reason')}")
-        return float(res["images_per_sec"])
+        if not out.exists():
+            raise RuntimeError(f"engine failed without a result: {proc.stderr[-300:]}")
+        rec = RunRecord.from_dict(json.loads(out.read_text()))
+        if not rec.ok or rec.images_per_sec is None:
+            raise RuntimeError(f"engine failed: {rec.reason}")
+        return rec.images_per_sec
 
 
 def _keras(kind: str, batch: int, steps: int, warmup: int, threads: int) -> float:
-    cmd = [sys.executable, __file__, "--worker", kind, f"--batch={batch}", f"--steps={steps}", f"--warmup={warmup}",
-           f"--threads={threads}"]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        kind,
+        f"--batch={batch}",
+        f"--steps={steps}",
+        f"--warmup={warmup}",
+        f"--threads={threads}",
+    ]
     return float(_run(cmd)["images_per_sec"])
-
-
-def _fmt(xs: list[float]) -> str:
-    return f"{statistics.median(xs):8.2f} [{min(xs):.2f}-{max(xs):.2f}]"
 
 
 def main() -> int:
@@ -126,15 +143,18 @@ def main() -> int:
         return 0
     if a.quick:
         a.batch, a.steps, a.warmup, a.repeats = 4, 2, 1, 1
-    sys.path.insert(0, str(ROOT))
     from tf_cnn_benchmarks import models
 
     macs = models.get("resnet50").graph().summary()["macs"]
     figures: dict[str, list[float]] = {}
     loads: list[float] = []
     plan = [
-        ("matmul GFLOP/s", lambda: _run([sys.executable, __file__, "--worker", "matmul", f"--steps={a.steps}",
-                                         f"--threads={a.threads}"])["gflops"]),
+        (
+            "matmul GFLOP/s",
+            lambda: _run(
+                [sys.executable, __file__, "--worker", "matmul", f"--steps={a.steps}", f"--threads={a.threads}"]
+            )["gflops"],
+        ),
         ("ours inference", lambda: _ours(True, a.batch, a.steps, a.warmup, a.threads)),
         ("keras inference", lambda: _keras("keras-infer", a.batch, a.steps, a.warmup, a.threads)),
         ("ours training", lambda: _ours(False, a.batch, a.steps, a.warmup, a.threads)),
@@ -149,25 +169,37 @@ def main() -> int:
         for name, fn in plan:
             loads.append(os.getloadavg()[0])
             figures.setdefault(name, []).append(fn())
-            print(f"  repeat {r + 1}/{a.repeats} {name:22s} {figures[name][-1]:8.2f}  (load {loads[-1]:.2f})",
-                  file=sys.stderr, flush=True)
-    med = {k: statistics.median(v) for k, v in figures.items()}
-    print(f"resnet50, batch {a.batch}, threads {a.threads or 'default'}, {a.steps} steps x {a.repeats} repeats; "
-          f"median [min-max]; load average 1-min during the run: {min(loads):.2f}-{max(loads):.2f}")
-    for k, v in figures.items():
+            print(
+                f"  repeat {r + 1}/{a.repeats} {name:22s} {figures[name][-1]:8.2f}  (load {loads[-1]:.2f})",
+                file=sys.stderr,
+                flush=True,
+            )
+    spreads = {k: Spread.of(v) for k, v in figures.items()}
+    med = {k: s.median for k, s in spreads.items()}
+    print(
+        f"resnet50, batch {a.batch}, threads {a.threads or 'default'}, {a.steps} steps x {a.repeats} repeats; "
+        f"median [min-max]; load average 1-min during the run: {min(loads):.2f}-{max(loads):.2f}"
+    )
+    for k, s in spreads.items():
         unit = "GFLOP/s" if "GFLOP" in k else "images/sec"
-        print(f"  {k:22s} {_fmt(v)} {unit}")
+        print(f"  {k:22s} {s.text()} {unit}")
     for mode in ("inference", "training"):
         # Each repeat's pair ran back to back, so its ratio cancels most of the machine's drift between repeats.
         pairs = [o / k for o, k in zip(figures[f"ours {mode}"], figures[f"keras {mode}"], strict=True)]
-        print(f"  ratio ours/keras {mode + ':':10s} {med[f'ours {mode}'] / med[f'keras {mode}']:.2f}x of the medians; "
-              f"per repeat {statistics.median(pairs):.2f}x [{min(pairs):.2f}-{max(pairs):.2f}]")
-    print(f"  achieved inference: {2 * macs * med['ours inference'] / 1e9:.1f} GFLOP/s "
-          f"(matmul in this run: {med['matmul GFLOP/s']:.1f} GFLOP/s)")
+        print(
+            f"  ratio ours/keras {mode + ':':10s} {med[f'ours {mode}'] / med[f'keras {mode}']:.2f}x of the medians; "
+            f"per repeat {Spread.of(pairs).text(unit='x')}"
+        )
+    print(
+        f"  achieved inference: {2 * macs * med['ours inference'] / 1e9:.1f} GFLOP/s "
+        f"(matmul in this run: {med['matmul GFLOP/s']:.1f} GFLOP/s)"
+    )
     print(f"  achieved training:  {6 * macs * med['ours training'] / 1e9:.1f} GFLOP/s (3x forward)")
     if a.precision:
-        print(f"  bf16/fp32 inference: {med['ours inference bf16'] / med['ours inference']:.2f}x, "
-              f"training: {med['ours training bf16'] / med['ours training']:.2f}x")
+        print(
+            f"  bf16/fp32 inference: {med['ours inference bf16'] / med['ours inference']:.2f}x, "
+            f"training: {med['ours training bf16'] / med['ours training']:.2f}x"
+        )
     return 0
 
 

@@ -12,24 +12,32 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the engine's package, also from a checkout that is not installed
+
+from tf_cnn_benchmarks.record import RunRecord, Spread  # noqa: E402
 
 
 def run_engine(flags: list[str]) -> float:
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "r.json"
-        proc = subprocess.run([sys.executable, "-m", "tf_cnn_benchmarks", *flags, f"--result_json={out}"],
-                              capture_output=True, text=True, cwd=ROOT)
-        res = json.loads(out.read_text()) if out.exists() else {"reason": proc.stderr[-300:]}
-        if res.get("status") != "ok":
-            raise RuntimeError(f"{' '.join(flags)}: {res.get('reason')}")
-        return float(res["images_per_sec"])
+        proc = subprocess.run(
+            [sys.executable, "-m", "tf_cnn_benchmarks", *flags, f"--result_json={out}"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        if not out.exists():
+            raise RuntimeError(f"{' '.join(flags)}: no result: {proc.stderr[-300:]}")
+        rec = RunRecord.from_dict(json.loads(out.read_text()))
+        if not rec.ok or rec.images_per_sec is None:
+            raise RuntimeError(f"{' '.join(flags)}: {rec.reason}")
+        return rec.images_per_sec
 
 
 def main() -> int:
@@ -54,16 +62,20 @@ def main() -> int:
         for name, flags in cases.items():
             loads.append(os.getloadavg()[0])
             rates[name].append(run_engine(common + flags))
-            print(f"  repeat {r + 1}/{a.repeats} {name:26s} {rates[name][-1]:8.2f} (load {loads[-1]:.2f})",
-                  file=sys.stderr, flush=True)
-    base = statistics.median(rates["1 device"])
-    print(f"{a.model} training, global batch {a.batch}, {a.steps} steps x {a.repeats} repeats; median [min-max]; "
-          f"1-min load average {min(loads):.2f}-{max(loads):.2f}")
+            print(
+                f"  repeat {r + 1}/{a.repeats} {name:26s} {rates[name][-1]:8.2f} (load {loads[-1]:.2f})",
+                file=sys.stderr,
+                flush=True,
+            )
+    spreads = {name: Spread.of(xs) for name, xs in rates.items()}
+    base = spreads["1 device"].median
+    print(
+        f"{a.model} training, global batch {a.batch}, {a.steps} steps x {a.repeats} repeats; median [min-max]; "
+        f"1-min load average {min(loads):.2f}-{max(loads):.2f}"
+    )
     print("| setting | images/sec | relative to 1 device | overhead |\n|---|---|---|---|")
-    for name, xs in rates.items():
-        med = statistics.median(xs)
-        spread = f"{min(xs):.2f}-{max(xs):.2f}"
-        print(f"| {name} | {med:.2f} [{spread}] | {med / base:.2f}x | {100 * (1 - med / base):+.1f}% |")
+    for name, s in spreads.items():
+        print(f"| {name} | {s.text()} | {s.median / base:.2f}x | {100 * (1 - s.median / base):+.1f}% |")
     return 0
 
 

@@ -17,8 +17,8 @@ real without distortions >= 0.95x synthetic, input-only >= 5x the training rate.
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -27,7 +27,10 @@ import time
 from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RATE_RE = re.compile(r"total images/sec:\s*([0-9.]+)")
+sys.path.insert(0, ROOT)  # the engine's package, also from a checkout that is not installed
+
+from tf_cnn_benchmarks.hostfacts import first_line  # noqa: E402
+from tf_cnn_benchmarks.record import RecordError, RunRecord, Spread  # noqa: E402
 
 
 @dataclass
@@ -45,8 +48,13 @@ class Outcome:
     error: str = ""
 
     @property
+    def spread(self) -> Spread | None:
+        return Spread.of(self.rates)
+
+    @property
     def median(self) -> float:
-        return statistics.median(self.rates) if self.rates else float("nan")
+        s = self.spread
+        return s.median if s else float("nan")
 
 
 def make_set(src: str, out: str, count: int, size: str, shards: int) -> None:
@@ -78,22 +86,28 @@ def run_once(flags: list[str], timeout: float) -> tuple[float | None, float, str
     """One engine run: (images/sec or None, 1-minute load average just before it, error line)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     load = os.getloadavg()[0]
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "tf_cnn_benchmarks", *flags],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=ROOT,
-            env=env,
-        )
-    except subprocess.TimeoutExpired:
-        return None, load, f"timed out after {timeout:.0f} s"
-    m = RATE_RE.search(proc.stdout)
-    if proc.returncode != 0 or not m:
-        tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
-        return None, load, f"exit {proc.returncode}: {tail[0][:200]}"
-    return float(m.group(1)), load, ""
+    with tempfile.TemporaryDirectory(prefix="cpubench-run-") as d:
+        out = os.path.join(d, "result.json")
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "tf_cnn_benchmarks", *flags, f"--result_json={out}"],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd=ROOT,
+                env=env,
+            )
+        except subprocess.TimeoutExpired:
+            return None, load, f"timed out after {timeout:.0f} s"
+        try:
+            with open(out) as f:
+                rec = RunRecord.from_dict(json.load(f))
+        except (OSError, ValueError, RecordError) as e:
+            tail = first_line(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no output", 200)
+            return None, load, f"exit {proc.returncode}, no result ({first_line(e, 100)}): {tail}"
+    if not rec.ok or rec.images_per_sec is None:
+        return None, load, f"exit {proc.returncode}: {first_line(rec.reason or 'failed', 200)}"
+    return rec.images_per_sec, load, ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,10 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     syn = outcomes[2].median
     rows = []
     for o in outcomes:
-        spread = f"{min(o.rates):.2f}..{max(o.rates):.2f}" if o.rates else o.error
+        spread = o.spread.text() if o.spread else o.error
         ratio = o.median / syn if syn == syn and syn > 0 else float("nan")
-        rows.append([o.case.name, f"{o.median:.2f}", spread, f"{ratio:.2f}x", f"{statistics.mean(o.loads):.2f}"])
-    headers = ["case", "images/sec (median)", "min..max", "vs train synthetic", "load avg (1 min)"]
+        rows.append([o.case.name, spread, f"{ratio:.2f}x", f"{statistics.mean(o.loads):.2f}"])
+    headers = ["case", "images/sec median [min-max]", "vs train synthetic", "load avg (1 min)"]
     try:
         from tabulate import tabulate
 
