@@ -7,9 +7,14 @@ setup(
     version="0.1.0",
     description="TensorFlow CNN benchmark suite: which CPU runs these networks fastest, and why",
     python_requires=">=3.10",
-    packages=find_packages(include=["tf_cnn_benchmarks", "tf_cnn_benchmarks.*", "cpubench", "cpubench.*"]),
+    # cpubench/configs holds only the shipped YAML matrices: a data package, listed so setuptools installs it
+    # (and does not warn that an importable folder is missing from `packages`).
+    packages=[
+        *find_packages(include=["tf_cnn_benchmarks", "tf_cnn_benchmarks.*", "cpubench", "cpubench.*"]),
+        "cpubench.configs",
+    ],
     include_package_data=True,
-    package_data={"cpubench": ["configs/*.yaml"]},
+    package_data={"cpubench.configs": ["*.yaml"]},
     install_requires=[
         "tensorflow-cpu==2.21.0",
         "numpy",

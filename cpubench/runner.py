@@ -29,6 +29,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -43,12 +44,21 @@ from typing import Any, TextIO
 
 from cpubench import config as cfg
 from cpubench import store, sysinfo
-from cpubench.executor import Executor, Job, Outcome, child_environment, last_error_line, log_header, log_tail
+from cpubench.executor import (
+    Executor,
+    Job,
+    Outcome,
+    child_environment,
+    last_error_line,
+    log_header,
+    log_tail,
+    read_result,
+)
 from cpubench.planner import PlannedRun, Planner, engine_identity, select
-from cpubench.progress import Progress, hms
+from cpubench.progress import Progress, describe, hms
 from cpubench.recorder import DiskFull, Recorder, Unrecorded
 from tf_cnn_benchmarks import hostfacts
-from tf_cnn_benchmarks.record import STATUSES, RunRecord
+from tf_cnn_benchmarks.record import STATUSES, RecordError, RunRecord
 
 ENGINE_ENV = "CPUBENCH_ENGINE"
 LOCK_ENV = "CPUBENCH_LOCK"  # the machine-wide lock file (default below); tests point it elsewhere
@@ -227,6 +237,31 @@ def generate_data(data: DataPlan, config: cfg.Config, executor: Executor, out: P
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     data.needs_generation = False
+
+
+def recover(run_hash: str, log: Path, result_json: Path) -> Outcome | None:
+    """The outcome of a run that was measured but never recorded (the sweep stopped between the engine's exit and
+    the record: a full disk, ``kill -9``): its log names the same run hash and its result JSON is a valid ok record.
+    Recording it beats measuring it again: a measured run is never dropped."""
+    try:
+        with open(log, encoding="utf-8", errors="replace") as f:
+            first = f.readline()
+    except OSError:
+        return None
+    if f"run_hash={run_hash}" not in first.split():
+        return None
+    result, _ = read_result(result_json)
+    if result is None:
+        return None
+    try:
+        rec = RunRecord.from_dict(result)
+    except RecordError:
+        return None
+    if not rec.ok:
+        return None
+    m = re.search(r"^# cpubench: exit rc=(-?\d+) after ([\d.]+) s$", log_tail(log), re.M)
+    duration = float(m.group(2)) if m else float((rec.timings or {}).get("total_in_engine") or 0.0)
+    return Outcome("ok", None, duration, exit_code=int(m.group(1)) if m else None, record=rec)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -415,10 +450,18 @@ class Runner:
             rec = self.recorder.build(base, None, self.child_env, reason=data.unavailable)
         else:
             header = log_header(host=self.host_id, config=self.config.name, setting=run.setting.name,
-                                model=run.model, batch_size=run.batch_size, repeat=run.repeat)  # fmt: skip
+                                model=run.model, batch_size=run.batch_size, repeat=run.repeat,
+                                run_hash=p.run_hash)  # fmt: skip
             job = Job(cmd, log, result_json, self.child_env, self.config.timeout, header=[header])
             try:
-                outcome = self.executor.run(job, progress.tick)
+                outcome = recover(p.run_hash, log, result_json)
+                if outcome is not None:
+                    base["details"]["recovered"] = f"recorded from {result_json.name}, kept by a sweep that stopped"
+                    progress.say(
+                        f"cpubench: {describe(run)}: measured before, not recorded; recorded from {result_json}"
+                    )
+                else:
+                    outcome = self.executor.run(job, progress.tick)
             except OSError as e:  # the log could not be written: the run never started
                 if e.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise DiskFull(f"no space left on the disk of {self.host_dir}") from e
@@ -530,9 +573,11 @@ class Runner:
             progress.started(n, n + len(planner), p.run, [q.run for q in planner.pending()])
             try:
                 rec = self._one(p, data, progress, forced)
-            except DiskFull:
+            except (DiskFull, Interrupted):
                 raise
-            except Unrecorded as e:
+            except Exception as e:  # noqa: BLE001 - one run's trouble is said and counted; the sweep goes on
+                if not isinstance(e, Unrecorded):
+                    e = Unrecorded(f"unrecorded: the runner failed on this run ({hostfacts.first_line(e)})")
                 summary.unrecorded.append(
                     f"{p.run.setting.name} {p.run.model} bs{p.run.batch_size} r{p.run.repeat}: {e}"
                 )

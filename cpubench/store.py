@@ -16,6 +16,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -188,7 +189,8 @@ def append_run(root: str | os.PathLike[str], record: RunRecord) -> Path:
                 raise OSError(errno.ENOSPC, "short write", str(path))
             os.fsync(fd)
         except OSError:
-            os.ftruncate(fd, size)  # no half line left behind for the next reader
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)  # no half line left behind for the next reader
             raise
     finally:
         os.close(fd)

@@ -1,0 +1,14 @@
+"""Shared fixtures: ``env`` is the environment of a ``cpubench run`` subprocess driving the fake engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fakeengine import fake_env
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """Environment for a runner subprocess using the fake engine; calls are logged to ``tmp_path/calls.jsonl``."""
+    return fake_env(tmp_path)
