@@ -31,6 +31,8 @@ class Unrecorded(Exception):
 class DiskFull(Unrecorded):
     """No space left for the record: the sweep stops; running the same command again resumes."""
 
+    left: int | None = None  # runs still to do when it filled, the one in flight included
+
 
 class Recorder:
     """Files records under ``root/<host_id>/``; keeps this invocation's records for the closing lines."""

@@ -516,12 +516,8 @@ class Runner:
             )
             return 130
         except DiskFull as e:
-            c = summary.counts
-            print(
-                f"cpubench run: error: {e}; free space, then run the same command again: the runs not recorded "
-                f"resume ({c['ok'] + c['failed'] + c['timeout']} recorded before it filled)",
-                file=sys.stderr,
-            )
+            left = f"{e.left} runs resume" if e.left is not None else "the runs not recorded resume"
+            print(f"cpubench run: error: {e}; free space, then run the same command again: {left}", file=sys.stderr)
             return 3
         finally:
             for s, h in old.items():
@@ -573,7 +569,10 @@ class Runner:
             progress.started(n, n + len(planner), p.run, [q.run for q in planner.pending()])
             try:
                 rec = self._one(p, data, progress, forced)
-            except (DiskFull, Interrupted):
+            except DiskFull as e:
+                e.left = len(planner) + 1
+                raise
+            except Interrupted:
                 raise
             except Exception as e:  # noqa: BLE001 - one run's trouble is said and counted; the sweep goes on
                 if not isinstance(e, Unrecorded):

@@ -64,7 +64,7 @@ def test_full_disk_stops_the_sweep_with_the_fix_and_the_measured_run_is_recorded
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("cpubench run: error: no space left on the disk of ")
     assert f"its result is kept at {logs}/inception3-bs8-r0.json" in err
-    assert "free space, then run the same command again" in err
+    assert err.rstrip().endswith("free space, then run the same command again: 2 runs resume")
     assert "inception3-bs8-r0.json" in (tmp_path / "first.ls").read_text()
     assert not (tmp_path / "first.jsonl").exists() or (tmp_path / "first.jsonl").read_text() == ""
     recs = [json.loads(ln) for ln in (tmp_path / "second.jsonl").read_text().splitlines()]
