@@ -63,11 +63,7 @@ _CPUINFO_KEYS = ("cpu_brand", "cpu_vendor", "cpu_family", "cpu_model", "cpu_step
 # Cheap facts (files only)
 
 
-def _read(path: str) -> str | None:
-    try:
-        return Path(path).read_text().strip()
-    except OSError:
-        return None
+_read = hostfacts.read_text
 
 
 def _proc_cpuinfo() -> list[dict[str, str]]:
@@ -234,9 +230,7 @@ def _topology() -> dict[str, Any]:
 
 
 def _flags_of_interest(cpuinfo_flags: list[str]) -> list[str]:
-    flags = set(cpuinfo_flags)
-    for cpu in _proc_cpuinfo()[:1]:
-        flags |= set((cpu.get("flags") or cpu.get("Features") or "").split())
+    flags = set(cpuinfo_flags) | set(hostfacts.cpu_flags())
     pats = [re.compile(p) for p in _FLAG_PATTERNS]
     return sorted(f for f in flags if any(p.fullmatch(f) for p in pats))
 
