@@ -1,4 +1,4 @@
-"""Benchmark for issue 5: real-data input vs synthetic on this host.
+"""Real-data input against synthetic data on this host.
 
 Makes a set of ImageNet-like JPEGs (~500x375, ~110 KB) with ``cpubench make-data --generate`` in a temporary
 folder (or uses ``--data-dir``), then runs the engine as subprocesses, one at a time so they do not compete for the
