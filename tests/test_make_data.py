@@ -200,7 +200,7 @@ def test_unreadable_source_image_is_skipped_with_a_warning(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------------------------------------------
-# The engine on real data (the lead's benchmark.py calls make_dataset / diagnose_error)
+# The engine on real data (benchmark.py calls make_dataset / diagnose_error)
 # --------------------------------------------------------------------------------------------------------------
 def _engine_reads_real_data() -> bool:
     path = os.path.join(ROOT, "tf_cnn_benchmarks", "benchmark.py")

@@ -27,8 +27,9 @@ _THREAD_LIMITING = re.compile(
     r"^(OMP_\w+|KMP_\w+|GOMP_\w+|MKL_NUM_THREADS|MKL_DYNAMIC|MKL_DOMAIN_NUM_THREADS|OPENBLAS_NUM_THREADS"
     r"|BLIS_NUM_THREADS|VECLIB_MAXIMUM_THREADS|NUMEXPR_NUM_THREADS|TF_NUM_INTRAOP_THREADS|TF_NUM_INTEROP_THREADS)$"
 )
-# Variables that only change what is printed: kept out of a measurement's identity.
-_LOGGING_ONLY = frozenset({"TF_CPP_MIN_LOG_LEVEL", "TF_CPP_MAX_VLOG_LEVEL", "TF_CPP_VMODULE"})
+# Variables that only change what is printed, or where a cluster's peers are (TF_CONFIG: host:port pairs): not
+# thread settings, kept out of a measurement's identity.
+_LOGGING_ONLY = frozenset({"TF_CPP_MIN_LOG_LEVEL", "TF_CPP_MAX_VLOG_LEVEL", "TF_CPP_VMODULE", "TF_CONFIG"})
 # Terraform's variables share the TF_ prefix and mean nothing to TensorFlow.
 _NOT_TENSORFLOW = ("TF_CLI_", "TF_VAR_", "TF_LOG", "TF_DATA_DIR", "TF_WORKSPACE", "TF_IN_AUTOMATION", "TF_INPUT")
 
