@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         print("no records selected", file=sys.stderr)
         return 1
     print(format_overhead(overhead_breakdown(records, wall_of(records))))
-    print(f"\n{'model':<16}{'runs':>5}{'process':>9}{'import':>8}{'setup':>8}{'build':>8}{'warmup':>8}{'measured':>9}"
-          f"{'total':>8}")
+    print(
+        f"\n{'model':<16}{'runs':>5}{'process':>9}{'import':>8}{'setup':>8}{'build':>8}{'warmup':>8}{'measured':>9}"
+        f"{'total':>8}"
+    )
     models = sorted({str(r.model) for r in records})
     for m in models:
         rs = [r for r in records if r.model == m]

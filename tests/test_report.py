@@ -190,9 +190,7 @@ def write_dataset(root: Path) -> list[Path]:
                     ips = round(base * host["factor"] * (1 + 0.1 * s) * (1 + 0.004 * (r - 1)) + h * 0.013, 4)
                     append(root, _record(host["host_id"], setting, model, r, "ok", ips))
     # a model run with two batch sizes in one setting: one row per batch size there
-    append(
-        root, _record("ryzen-5950x", "syn-parameter_server-1cpus", "resnet50", 0, "ok", 19.5, batch_size=64)
-    )
+    append(root, _record("ryzen-5950x", "syn-parameter_server-1cpus", "resnet50", 0, "ok", 19.5, batch_size=64))
     # a record of a schema this cpubench does not read
     with open(root / "lab-box" / store.RUNS_FILE, "a") as f:
         f.write(json.dumps({"schema": 99, "host_id": "lab-box", "setting": "x", "model": "y", "status": "ok"}) + "\n")

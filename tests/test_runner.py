@@ -330,7 +330,8 @@ def test_real_engine_tiny_sweep_survives_sigkill_and_resumes(tmp_path: Path) -> 
     )
     out = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if k != runner.ENGINE_ENV}
-    env.update({"CPUBENCH_NO_TF_PROBE": "1", "PYTHONPATH": str(ROOT)})
+    # A shell that limits OpenMP to one thread: the engine must not inherit it, and the records must say so.
+    env.update({"CPUBENCH_NO_TF_PROBE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
     args = ["--config", str(cfg), "--out", str(out), "--host-id", "real"]
     proc = subprocess.Popen([sys.executable, "-m", "cpubench", "run", *args], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
@@ -361,6 +362,20 @@ def test_real_engine_tiny_sweep_survives_sigkill_and_resumes(tmp_path: Path) -> 
         assert "total images/sec:" in (out / "real" / r["log"]).read_text()
     host = json.loads((out / "real" / "host.json").read_text())
     assert host["cores_logical"] == os.cpu_count()
+    cpus = sorted(os.sched_getaffinity(0))
+    for r in recs:  # what the engine saw from inside, and the per-batch latency statistics
+        assert r["cpus"] == cpus and r["threads"]["intra_effective"] == len(cpus)
+        assert r["env_removed"] == ["OMP_NUM_THREADS"] and "OMP_NUM_THREADS" not in r["thread_env"]
+        assert r["thread_env"]["TF_ENABLE_ONEDNN_OPTS"] == "1" and r["framework_version"]
+        lat = r["latency_ms"]
+        assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+    files, _ = report.build_report([out], tmp_path / "summary", model_rows=None, plots=False)
+    rows = list(csv.DictReader(open(files.csv)))
+    assert len(rows) == 4
+    for row in rows:
+        assert row["threads_intra"] == str(len(cpus)) and row["cpus"] and row["framework_version"]
+        assert "TF_ENABLE_ONEDNN_OPTS=1" in row["thread_env"] and row["env_removed"] == "OMP_NUM_THREADS"
+        assert float(row["latency_ms_p50"]) <= float(row["latency_ms_p90"]) <= float(row["latency_ms_p99"])
 
 
 @pytest.mark.skipif(not (ROOT / ".venv" / ".cpubench-installed").is_file(), reason="the script would install the venv")
