@@ -102,12 +102,68 @@ class Spread:
 
 
 @dataclass(frozen=True)
+class Drift:
+    """Whether the timed steps got faster or slower during the run: the median of the second half against the
+    first, compared with the spread (IQR) of all of them. A run still warming up, or one that something else
+    started to share the CPU with, drifts."""
+
+    first_ms: float
+    second_ms: float
+    spread_ms: float
+
+    @property
+    def change_pct(self) -> float:
+        return 100.0 * (self.second_ms - self.first_ms) / self.first_ms if self.first_ms > 0 else 0.0
+
+    @property
+    def drifted(self) -> bool:
+        return abs(self.second_ms - self.first_ms) > self.spread_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"first_ms": round(self.first_ms, 4), "second_ms": round(self.second_ms, 4),
+                "spread_ms": round(self.spread_ms, 4), "change_pct": round(self.change_pct, 2),
+                "drifted": self.drifted}  # fmt: skip
+
+
+DRIFT_MIN_STEPS = 6  # fewer timed steps say nothing about drift
+
+
+@dataclass(frozen=True)
 class Samples:
-    """What the timing loop measured: seconds of each warm-up and each timed step, for a global batch of images."""
+    """What the timing loop measured: seconds of each warm-up and each timed step, for a global batch of images.
+
+    ``windows`` gives, for each timed step, the measured window it belongs to (a run may time several windows in
+    one process); empty means one window.
+    """
 
     global_batch: int | None = None
     step_times: tuple[float, ...] = ()
     warmup_times: tuple[float, ...] = ()
+    windows: tuple[int, ...] = ()
+
+    @property
+    def num_windows(self) -> int:
+        return len(set(self.windows)) if self.windows else (1 if self.step_times else 0)
+
+    def window_rates(self) -> list[float]:
+        """Images/sec of each measured window, in window order."""
+        if not self.global_batch or not self.step_times:
+            return []
+        index = self.windows or (0,) * len(self.step_times)
+        by: dict[int, list[float]] = {}
+        for w, t in zip(index, self.step_times, strict=True):
+            by.setdefault(w, []).append(t)
+        return [self.global_batch * len(ts) / sum(ts) for _, ts in sorted(by.items()) if sum(ts) > 0]
+
+    @property
+    def drift(self) -> Drift | None:
+        n = len(self.step_times)
+        if n < DRIFT_MIN_STEPS:
+            return None
+        ms = [1000.0 * t for t in self.step_times]
+        lat = Latency.of(self.step_times)
+        assert lat is not None
+        return Drift(statistics.median(ms[: n // 2]), statistics.median(ms[n - n // 2 :]), lat.iqr)
 
     @property
     def images_per_sec(self) -> float | None:
@@ -161,6 +217,8 @@ class RunRecord:
     # Measurement
     samples: Samples = field(default_factory=Samples)
     timings: dict[str, float] | None = None  # wall seconds per phase: import, setup, build, warmup, measured
+    # What else ran during the measured window (hostfacts.Noise.to_dict): foreign CPU seconds and share, frequency
+    noise: dict[str, Any] | None = None
     # The run in its sweep
     host_id: str | None = None
     setting: str | None = None
@@ -170,6 +228,7 @@ class RunRecord:
     started: str | None = None  # ISO 8601 UTC
     duration: float | None = None  # wall seconds of the whole process
     load_avg_before: list[float] | None = None
+    load_avg_after: list[float] | None = None
     log: str | None = None  # path of the log under the host folder
     command: list[str] | None = None
     exit_code: int | None = None
@@ -215,6 +274,9 @@ class RunRecord:
         out["global_batch_size"] = s.global_batch
         out["step_times"] = list(s.step_times)
         out["warmup_times"] = list(s.warmup_times)
+        out["windows"] = list(s.windows)
+        drift = s.drift
+        out["drift"] = drift.to_dict() if drift else None
         lat = s.latency_ms
         out["latency_ms"] = lat.to_dict() if lat else None
         out["cv"] = None if s.cv is None else round(s.cv, 6)
@@ -324,6 +386,9 @@ class _Reader:
         load = d.get("load_avg_before")
         if load is not None and not (isinstance(load, list) and all(_number(x) for x in load)):
             raise self.fail("load_avg_before", "expected a list of numbers")
+        load_after = d.get("load_avg_after")
+        if load_after is not None and not (isinstance(load_after, list) and all(_number(x) for x in load_after)):
+            raise self.fail("load_avg_after", "expected a list of numbers")
         command = d.get("command")
         if command is not None and not (isinstance(command, list) and all(isinstance(x, str) for x in command)):
             raise self.fail("command", "expected a list of strings")
@@ -333,11 +398,21 @@ class _Reader:
         cpus = d.get("cpus")
         if cpus is not None and not (isinstance(cpus, list) and all(_int(c) and c >= 0 for c in cpus)):
             raise self.fail("cpus", "expected a list of CPU numbers")
+        step_times = self.times("step_times")
+        windows = d.get("windows") or []
+        if not (isinstance(windows, list) and all(_int(w) and w >= 0 for w in windows)) or (
+            windows and len(windows) != len(step_times)
+        ):
+            raise self.fail("windows", "expected a window number (>= 0) for each timed step")
         samples = Samples(
             global_batch=self.opt("global_batch_size", int, 1),
-            step_times=self.times("step_times"),
+            step_times=step_times,
             warmup_times=self.times("warmup_times"),
+            windows=tuple(windows),
         )
+        noise = self.mapping("noise") if d.get("noise") is not None else None
+        if noise is not None and noise.get("foreign_cpu_pct") is not None and not _number(noise["foreign_cpu_pct"]):
+            raise self.fail("noise", "foreign_cpu_pct must be a number")
         return RunRecord(
             status=status,
             reason=reason,
@@ -360,6 +435,7 @@ class _Reader:
             devices=[str(x) for x in d.get("devices") or []],
             samples=samples,
             timings=timings,
+            noise=noise,
             host_id=d.get("host_id"),
             setting=d.get("setting"),
             config_name=d.get("config_name"),
@@ -368,6 +444,7 @@ class _Reader:
             started=d.get("started"),
             duration=self.opt("duration", (int, float), 0),
             load_avg_before=None if load is None else [float(x) for x in load],
+            load_avg_after=None if load_after is None else [float(x) for x in load_after],
             log=d.get("log"),
             command=None if command is None else list(command),
             exit_code=self.opt("exit_code", int),
