@@ -112,6 +112,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="without a terminal, print a line at least this often while a run is in flight (default 60)",
     )
     p.add_argument(
+        "--wait-quiet",
+        nargs="?",
+        type=float,
+        const=300.0,
+        default=None,
+        metavar="SECONDS",
+        help="before each run, wait until other processes use at most 5%% of the CPUs (up to SECONDS, default 300; "
+        "then run anyway and say so)",
+    )
+    p.add_argument(
         "--force",
         action="store_true",
         help="run even while another benchmark holds this machine (the records say so)",
@@ -130,6 +140,8 @@ def main(args: argparse.Namespace) -> int:
             raise cfg.ConfigError(f"--repeats={args.repeats}: must be at least 1")
         if not args.heartbeat > 0:
             raise cfg.ConfigError(f"--heartbeat={args.heartbeat}: must be more than 0 seconds")
+        if args.wait_quiet is not None and not 0 < args.wait_quiet < float("inf"):
+            raise cfg.ConfigError(f"--wait-quiet={args.wait_quiet:g}: must be a number of seconds above 0")
         host_id = sysinfo.resolve_host_id(args.out, args.host_id, args.unique_host_id)
         if not args.print_host_dir and not args.dry_run:
             store.check_writable(args.out)
@@ -145,6 +157,7 @@ def main(args: argparse.Namespace) -> int:
         return runner.dry_run(args.only, args.repeats, args.retry_failed, sys.stdout)
     mode = {"always": "live", "auto": "live" if sys.stdout.isatty() else "plain"}.get(args.progress, args.progress)
     progress = Progress(sys.stdout, mode, args.heartbeat)
+    runner.wait_quiet = args.wait_quiet
     return runner.sweep(args.only, args.repeats, args.retry_failed, progress, force=args.force)
 
 
@@ -237,6 +250,29 @@ def generate_data(data: DataPlan, config: cfg.Config, executor: Executor, out: P
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     data.needs_generation = False
+
+
+QUIET_PCT = 5.0  # other processes' share of the CPUs under which the machine counts as quiet
+
+
+def wait_for_quiet(limit: float, progress: Progress, what: str, sample: float = 1.0) -> dict[str, Any]:
+    """Wait until other processes use at most 5% of the machine's CPUs (sampled over ``sample`` seconds), up to
+    ``limit`` seconds; what happened goes into the record."""
+    t0 = time.monotonic()
+    while True:
+        start = hostfacts.CpuSnapshot.take()
+        time.sleep(sample)
+        n = hostfacts.noise_between(start, hostfacts.CpuSnapshot.take())
+        busy = n["foreign_cpu_pct"]
+        waited = time.monotonic() - t0
+        if busy is None or busy <= QUIET_PCT + (n["resolution_pct"] or 0.0):
+            return {"waited_s": round(waited, 1), "busy_pct": busy, "gave_up": False}
+        if waited >= limit:
+            progress.say(
+                f"cpubench: {what}: gave up waiting for a quiet machine after {waited:.0f} s (other processes used "
+                f"{busy:.1f}% of the CPUs); running anyway"
+            )
+            return {"waited_s": round(waited, 1), "busy_pct": busy, "gave_up": True}
 
 
 def recover(run_hash: str, log: Path, result_json: Path) -> Outcome | None:
@@ -364,6 +400,7 @@ class Runner:
         self.child_env, self.env_removed = child_environment(os.environ, config.env)
         self._interrupted: int | None = None
         self._writing = False  # while a record is written, a signal waits so the line is never cut
+        self.wait_quiet: float | None = None  # seconds to wait for a quiet machine before each run
 
     # -- planning
 
@@ -461,7 +498,11 @@ class Runner:
                         f"cpubench: {describe(run)}: measured before, not recorded; recorded from {result_json}"
                     )
                 else:
+                    if self.wait_quiet is not None:
+                        base["details"]["wait_quiet"] = wait_for_quiet(self.wait_quiet, progress, describe(run))
+                        base["load_avg_before"] = [round(x, 2) for x in os.getloadavg()]
                     outcome = self.executor.run(job, progress.tick)
+                    base["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
             except OSError as e:  # the log could not be written: the run never started
                 if e.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise DiskFull(f"no space left on the disk of {self.host_dir}") from e

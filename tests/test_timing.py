@@ -251,3 +251,56 @@ def test_loop_log_and_result_do_not_import_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_windows_repeat_the_timed_steps_in_one_process_and_each_step_knows_its_window() -> None:
+    clock = FakeClock()
+    times = [1.0, 0.1, 0.1] + [0.2] * 4 + [0.1] * 4 + [0.4] * 4
+    step = fake_steps(clock, times, [1.0] * len(times))
+    m = measure(step, global_batch=8, num_warmup=3, num_batches=4, display_every=2, started=clock(),
+                build_started=clock(), clock=clock, num_windows=3, snapshot=None)  # fmt: skip
+    assert m.samples.windows == (0,) * 4 + (1,) * 4 + (2,) * 4
+    assert m.samples.window_rates() == pytest.approx([40.0, 80.0, 20.0])
+    assert m.samples.num_windows == 3 and m.noise is None
+
+
+def test_a_window_runs_at_least_its_minimum_time() -> None:
+    clock = FakeClock()
+    times = [0.5] + [0.125] * 30
+    step = fake_steps(clock, times, [0.0] * len(times))
+    m = measure(step, global_batch=1, num_warmup=1, num_batches=3, display_every=10, started=clock(),
+                build_started=clock(), clock=clock, num_windows=2, min_window_seconds=1.0, snapshot=None)  # fmt: skip
+    # 3 steps are not 1 s: each window goes on to 8 steps (8 x 0.125 s)
+    assert m.samples.windows == (0,) * 8 + (1,) * 8
+
+
+def test_warm_up_goes_on_until_the_step_time_is_steady_or_the_limit() -> None:
+    clock = FakeClock()
+    # tracing (left out), then steps settling: steady at the 9th step, when the last three steps' median (0.2)
+    # is within 5% of the three before's (0.3, 0.2, 0.2 -> 0.2); more steps are left for the timed part
+    warm = [3.0, 0.5, 0.4, 0.3, 0.2, 0.2, 0.2, 0.2, 0.2]
+    step = fake_steps(clock, warm + [0.2] * 2, [0.0] * (len(warm) + 2))
+    m = measure(step, global_batch=1, num_warmup=2, num_batches=2, display_every=10, started=clock(),
+                build_started=clock(), clock=clock, max_warmup=20, snapshot=None)  # fmt: skip
+    assert len(m.samples.warmup_times) == len(warm) and m.warmup_settled is True
+    clock = FakeClock()
+    never = [3.0] + [0.1, 0.3] * 5
+    step = fake_steps(clock, never + [0.2] * 2, [0.0] * (len(never) + 2))
+    m = measure(step, global_batch=1, num_warmup=2, num_batches=2, display_every=10, started=clock(),
+                build_started=clock(), clock=clock, max_warmup=len(never), snapshot=None)  # fmt: skip
+    assert len(m.samples.warmup_times) == len(never) and m.warmup_settled is False
+
+
+def test_noise_is_what_others_used_during_the_timed_steps() -> None:
+    from tf_cnn_benchmarks.hostfacts import CpuSnapshot
+
+    clock = FakeClock()
+    shots = iter([CpuSnapshot(0.0, 100.0, 5.0, 2000.0), CpuSnapshot(2.0, 103.0, 6.0, 2100.0)])
+    step = fake_steps(clock, [0.1] * 3, [0.0] * 3)
+    m = measure(step, global_batch=1, num_warmup=1, num_batches=2, display_every=10, started=clock(),
+                build_started=clock(), clock=clock, snapshot=lambda: next(shots))  # fmt: skip
+    assert m.noise is not None
+    cpus = m.noise["cpus"]
+    # 3 CPU seconds used on the machine, 1 of them ours, over 2 s of a machine with `cpus` CPUs
+    assert m.noise["foreign_cpu_s"] == 2.0 and m.noise["foreign_cpu_pct"] == pytest.approx(100 * 2 / (2 * cpus), 0.01)
+    assert m.noise["freq_mhz"] == [2000.0, 2100.0]

@@ -189,6 +189,9 @@ class Benchmark:
             build_started=t_build,
             observer=upstream,
             after_first_step=cluster_ready,
+            max_warmup=f.max_warmup_batches,
+            num_windows=f.num_windows,
+            min_window_seconds=f.min_window_seconds,
         )
         if f.data_dir:
             from tf_cnn_benchmarks import data as realdata

@@ -34,6 +34,15 @@ FLAGS: tuple[Flag, ...] = (
     Flag("num_batches", int, 100, "number of timed steps"),
     Flag("num_epochs", float, 0.0, "alternative to --num_batches for real data: epochs of the subset"),
     Flag("num_warmup_batches", int, 10, "untimed steps run first (graph build, allocator, caches)"),
+    Flag(
+        "max_warmup_batches",
+        int,
+        0,
+        "above --num_warmup_batches: warm up until the step time is steady (median of the last 3 steps within 5% "
+        "of the 3 before), at most this many steps",
+    ),
+    Flag("num_windows", int, 1, "measured windows in one process, each of --num_batches timed steps (repeats)"),
+    Flag("min_window_seconds", float, 0.0, "each measured window runs at least this long (more steps if needed)"),
     Flag("display_every", int, 10, "print a progress line every N timed steps"),
     Flag("forward_only", bool, False, "inference only: no gradients, no variable updates"),
     Flag("eval", bool, False, "alias of --forward_only kept for upstream scripts"),
@@ -195,6 +204,12 @@ def validate(ns: argparse.Namespace) -> None:
         raise FlagError(f"--num_batches={ns.num_batches}: must be at least 1")
     if ns.num_warmup_batches < 0:
         raise FlagError(f"--num_warmup_batches={ns.num_warmup_batches}: must be 0 or more")
+    if ns.max_warmup_batches < 0:
+        raise FlagError(f"--max_warmup_batches={ns.max_warmup_batches}: must be 0 or more")
+    if ns.num_windows < 1:
+        raise FlagError(f"--num_windows={ns.num_windows}: must be at least 1")
+    if not 0 <= ns.min_window_seconds < float("inf"):
+        raise FlagError(f"--min_window_seconds={ns.min_window_seconds}: must be 0 or more seconds")
     if ns.display_every < 1:
         raise FlagError(f"--display_every={ns.display_every}: must be at least 1")
     if ns.num_gpus < 1:

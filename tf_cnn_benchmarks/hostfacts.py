@@ -15,6 +15,8 @@ import platform
 import re
 import resource
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +206,66 @@ def atomic_write_json(target: str | os.PathLike[str], data: Any, indent: int | N
     """JSON written with :func:`atomic_write_text`; NaN and infinity become null."""
     text = json.dumps(finite(data), indent=indent, sort_keys=True, allow_nan=False, default=str)
     atomic_write_text(target, text + "\n")
+
+
+# ------------------------------------------------------------------------------------------------------- noise
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_busy_seconds() -> float | None:
+    """CPU seconds every process on the machine has used since boot (``/proc/stat``: user, nice, system, irq,
+    softirq, steal), or None off Linux."""
+    line = (read_text("/proc/stat") or "").split("\n", 1)[0].split()
+    if len(line) < 9 or line[0] != "cpu":
+        return None
+    v = [int(x) for x in line[1:9]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / _CLK_TCK
+
+
+def cpu_freq_mhz() -> float | None:
+    """The mean current frequency of the logical CPUs (cpufreq in sysfs, else ``/proc/cpuinfo``), or None."""
+    khz = []
+    for i in range(os.cpu_count() or 1):
+        t = read_text(f"/sys/devices/system/cpu/cpu{i}/cpufreq/scaling_cur_freq")
+        if t and t.isdigit():
+            khz.append(int(t))
+    if khz:
+        return round(sum(khz) / len(khz) / 1000.0, 1)
+    mhz = [float(m) for m in re.findall(r"^cpu MHz\s*:\s*([\d.]+)", read_text("/proc/cpuinfo") or "", re.M)]
+    return round(sum(mhz) / len(mhz), 1) if mhz else None
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """The machine's and this process's CPU time at one moment, to tell later how much others used meanwhile."""
+
+    wall: float
+    busy: float | None  # machine-wide CPU seconds (every process)
+    own: float  # this process's CPU seconds (all its threads)
+    freq_mhz: float | None
+
+    @classmethod
+    def take(cls) -> CpuSnapshot:
+        return cls(time.perf_counter(), cpu_busy_seconds(), time.process_time(), cpu_freq_mhz())
+
+
+def noise_between(start: CpuSnapshot, end: CpuSnapshot) -> dict[str, Any]:
+    """What other processes used between two snapshots: CPU seconds, and their share of the machine's capacity.
+
+    ``/proc/stat`` counts in clock ticks (10 ms), so a short window cannot tell a few percent: ``resolution_pct``
+    is that uncertainty (one tick per CPU at each end), and only a share above it says something.
+    """
+    window = max(0.0, end.wall - start.wall)
+    cpus = os.cpu_count() or 1
+    out: dict[str, Any] = {"window_s": round(window, 4), "cpus": cpus, "freq_mhz": [start.freq_mhz, end.freq_mhz]}
+    if start.busy is None or end.busy is None or window <= 0:
+        return {**out, "foreign_cpu_s": None, "foreign_cpu_pct": None, "resolution_pct": None}
+    foreign = max(0.0, (end.busy - start.busy) - (end.own - start.own))
+    capacity = window * cpus
+    return {
+        **out,
+        "foreign_cpu_s": round(foreign, 4),
+        "foreign_cpu_pct": round(100.0 * foreign / capacity, 2),
+        "resolution_pct": round(100.0 * 2 * cpus / _CLK_TCK / capacity, 2),
+    }

@@ -16,6 +16,7 @@ also before a call a watchdog may have to end (``strategies.on_fatal``). A run t
   variables         the --variable_update mode run; all_reduce: the all-reduce used, or null
   num_workers       processes of a multi-worker run (1 otherwise); num_batches: the timed steps
   skipped_images    real data only: undecodable images skipped by the input pipeline
+  warmup_settled    with --max_warmup_batches: whether the step time was steady before the limit
   python_version    the interpreter's version
 """
 
@@ -84,6 +85,8 @@ class RunFacts:
             )
         if self.skipped_images is not None:
             details["skipped_images"] = self.skipped_images
+        if m is not None and m.warmup_settled is not None:
+            details["warmup_settled"] = m.warmup_settled
         timings = {} if self.import_s is None else {"import": self.import_s}
         if m is not None:
             timings.update(m.timings)
@@ -106,6 +109,7 @@ class RunFacts:
             devices=list(setup.devices) if setup else [],
             samples=Samples(global_batch=setup.global_batch) if setup else Samples(),
             timings=timings or None,
+            noise=m.noise if m is not None else None,
             started=self.started,
             source="engine",
             details=details,

@@ -9,12 +9,17 @@ that returns the step's loss (or None), so the loop can be driven by fake steps.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from tf_cnn_benchmarks import hostfacts
 from tf_cnn_benchmarks.record import Samples
+
+STEADY_STEPS = 3  # warm-up is steady when the median of the last 3 steps is within STEADY_TOLERANCE of the 3 before
+STEADY_TOLERANCE = 0.05
 
 
 class StepObserver(Protocol):
@@ -40,11 +45,26 @@ class Measurement:
     # first warm-up step, which traces and compiles), warmup (the other warm-up steps), measured (the timed steps,
     # with the observer's printing), total_in_engine (start of the run to the end of the timed steps).
     timings: dict[str, float]
+    # What other processes used during the timed steps (hostfacts.noise_between); None when not measured.
+    noise: dict[str, Any] | None = None
+    # With a warm-up limit above the minimum: whether the step time settled before the limit; else None.
+    warmup_settled: bool | None = None
 
 
 def is_display_step(i: int, display_every: int) -> bool:
     """Upstream prints (and we keep the loss of) the first timed step and every ``display_every``-th one."""
     return i == 1 or i % display_every == 0
+
+
+def steady(times: list[float]) -> bool:
+    """Whether warm-up step times have settled: the last few steps' median within 5% of the few before (the first
+    step, which traces and compiles, is left out)."""
+    t = times[1:]
+    if len(t) < 2 * STEADY_STEPS:
+        return False
+    last = statistics.median(t[-STEADY_STEPS:])
+    before = statistics.median(t[-2 * STEADY_STEPS : -STEADY_STEPS])
+    return before > 0 and abs(last - before) / before <= STEADY_TOLERANCE
 
 
 def measure(
@@ -59,13 +79,23 @@ def measure(
     observer: StepObserver | None = None,
     after_first_step: Callable[[], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    max_warmup: int = 0,
+    num_windows: int = 1,
+    min_window_seconds: float = 0.0,
+    snapshot: Callable[[], hostfacts.CpuSnapshot] | None = hostfacts.CpuSnapshot.take,
 ) -> Measurement:
-    """Run ``num_warmup`` untimed steps, then ``num_batches`` timed ones; return what was measured.
+    """Run at least ``num_warmup`` untimed steps, then ``num_windows`` measured windows of at least ``num_batches``
+    timed steps (and at least ``min_window_seconds``) each; return what was measured.
+
+    With ``max_warmup`` above ``num_warmup``, warm-up goes on until the step time is steady (:func:`steady`) or
+    ``max_warmup`` steps have run. Several windows in one process are repeats that cost no process start, import
+    or graph build (pyperf's "values" within a "process"); each timed step records its window.
 
     ``started`` and ``build_started`` are ``clock()`` readings taken by the caller at the start of the run and of
     the graph construction, so the phases before the loop are timed on the same clock. ``after_first_step`` runs
     once, after the very first step of either phase (the multi-worker watchdog is cancelled there: the first step
-    is the first collective, so the cluster is up).
+    is the first collective, so the cluster is up). ``snapshot`` reads the machine's CPU time around the timed
+    steps, to tell what other processes used meanwhile (None: not measured).
     """
     first_pending = after_first_step is not None
 
@@ -80,7 +110,9 @@ def measure(
         observer.on_warmup()
     warm_start = clock()
     warmup_times: list[float] = []
-    for k in range(num_warmup):
+    limit = max(num_warmup, max_warmup)
+    k = 0
+    while k < num_warmup or (k < limit and not steady(warmup_times)):
         s = clock()
         step()
         warmup_times.append(clock() - s)
@@ -88,25 +120,36 @@ def measure(
             # The first step traces, optimises and compiles the graph: that is build, not warm-up.
             build_end = warm_start = clock()
             first_step_done()
+        k += 1
+    settled = steady(warmup_times) if max_warmup > num_warmup else None
     warm_end = clock()
     if observer is not None:
         observer.on_timed()
 
+    before = snapshot() if snapshot is not None else None
     timed_start = clock()
     step_times: list[float] = []
+    windows: list[int] = []
     losses: list[tuple[int, float | None]] = []
-    for i in range(1, num_batches + 1):
-        s = clock()
-        loss = step()
-        dt = clock() - s
-        step_times.append(dt)
-        if is_display_step(i, display_every):
-            losses.append((i, loss))
-        if observer is not None:
-            observer.on_step(i, dt, loss)
-        if i == 1:
-            first_step_done()
+    i = 0
+    for w in range(num_windows):
+        w_start, n = clock(), 0
+        while n < num_batches or clock() - w_start < min_window_seconds:
+            i += 1
+            n += 1
+            s = clock()
+            loss = step()
+            dt = clock() - s
+            step_times.append(dt)
+            windows.append(w)
+            if is_display_step(i, display_every):
+                losses.append((i, loss))
+            if observer is not None:
+                observer.on_step(i, dt, loss)
+            if i == 1:
+                first_step_done()
     end = clock()
+    noise = hostfacts.noise_between(before, snapshot()) if snapshot is not None and before is not None else None
     timings = {
         "setup": build_started - started,
         "build": build_end - build_started,
@@ -114,5 +157,10 @@ def measure(
         "measured": end - timed_start,
         "total_in_engine": end - started,
     }
-    samples = Samples(global_batch=global_batch, step_times=tuple(step_times), warmup_times=tuple(warmup_times))
-    return Measurement(samples=samples, losses=tuple(losses), timings=timings)
+    samples = Samples(
+        global_batch=global_batch,
+        step_times=tuple(step_times),
+        warmup_times=tuple(warmup_times),
+        windows=tuple(windows) if num_windows > 1 else (),
+    )
+    return Measurement(samples, tuple(losses), timings, noise=noise, warmup_settled=settled)
