@@ -38,7 +38,7 @@ def test_lambda_4gpu_is_the_classic_matrix() -> None:
         "real-replicated-nccl-distortions-4gpus",
     ]
     runs = cfg.plan(c)
-    assert len(runs) == 9 * 7 * 2 and c.models["alexnet"] == [512] and c.flags == {"optimizer": "sgd"}
+    assert len(runs) == 9 * 7 * 3 and c.models["alexnet"] == [512] and c.flags == {"optimizer": "sgd"}
     assert c.device == "gpu" and c.timeout == 1800 and c.data_dir == "~/data/imagenet_mini"
     nccl = next(r for r in runs if r.setting.name == "real-replicated-nccl-4gpus" and r.model == "vgg16")
     flags = cfg.engine_flags(c, nccl, "/d")
@@ -62,7 +62,8 @@ def test_default_config_is_small() -> None:
     runs = cfg.plan(c)
     # ResNet-50 only as inference: training it is ~6 images/s on 2 cores.
     assert {r.setting.params["forward_only"] for r in runs if r.model == "resnet50"} == {True}
-    assert len(runs) <= 24 and c.num_batches <= 30
+    # Three repeats (noise against differences), each short: at most 10 engine processes per repeat.
+    assert c.repeats == 3 and len(runs) <= 30 and c.num_batches <= 30
 
 
 def test_configs_folder_and_package_hold_the_same_files() -> None:
