@@ -1,13 +1,18 @@
 """Sweep configs: load and validate a YAML matrix, expand it into settings, name them as the classic tables do.
 
+What may be swept, and how each axis is checked, spelled on the command line and named, is declared once in
+:mod:`cpubench.axes`; this module applies those declarations to a YAML document.
+
 Why validation up front, with line numbers: a config is written once and then run overnight on several hosts. A typo
 (``variable_update: replicate``, ``modles:``) found at 3 a.m. by the engine costs a night; found at load time with
 ``configs/x.yaml:12: matrix.variable_update[1]: ...`` it costs ten seconds.
 
 Why a per-run hash (:func:`run_hash`) rather than one hash of the whole file: resume must skip exactly the runs whose
 measurement would be the same. Adding a model to a config must not rerun the others; changing ``num_batches`` or a
-flag must rerun everything it touches. The hash covers every engine flag and environment variable that changes the
-measurement, and nothing else (not the config name, not the engine's path, not the timeout).
+flag must rerun everything it touches. The hash covers what identifies the measurement (:func:`run_identity`: every
+axis value, the counts and extra flags, the real data's source, the engine and its framework version, the config's
+``env:`` and the thread environment the engine starts with), and nothing else (not the config name, not where the
+results or our engine are installed, not the timeout).
 """
 
 from __future__ import annotations
