@@ -256,8 +256,14 @@ def argv(values: dict[str, Any], ctx: Context) -> list[str]:
 
 
 def identity(values: dict[str, Any]) -> dict[str, Any]:
-    """The axis values that identify a measurement (for the run hash)."""
-    return {a.name: values.get(a.name, a.default) for a in table() if a.identity}
+    """The axis values that identify a measurement (for the run hash). An axis at its default is left out, so
+    declaring a new axis reruns nothing measured before it existed (those runs were at its default)."""
+    out = {}
+    for a in table():
+        v = values.get(a.name, a.default)
+        if a.identity and (v != a.default or a.source == MODELS):
+            out[a.name] = v
+    return out
 
 
 def sort_key(params: dict[str, Any]) -> tuple[Any, ...]:

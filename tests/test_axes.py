@@ -100,3 +100,13 @@ def test_every_engine_flag_an_axis_owns_exists() -> None:
     known = set(flags.known_flags())
     for flag, where in cfg.runner_flags().items():
         assert flag in known, (flag, where)
+
+
+def test_declaring_an_axis_reruns_nothing_measured_before_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    c = cfg.parse_config("name: t\nmodels: {trivial: 8}\n")
+    before = [cfg.run_hash(c, r, {}) for r in cfg.plan(c)]
+    monkeypatch.setattr(axes, "AXES", (*axes.AXES, KMP))
+    c = cfg.parse_config("name: t\nmodels: {trivial: 8}\n")
+    assert [cfg.run_hash(c, r, {}) for r in cfg.plan(c)] == before  # the new axis at its default
+    c = cfg.parse_config("name: t\nmodels: {trivial: 8}\nmatrix: {kmp_blocktime: 5}\n")
+    assert [cfg.run_hash(c, r, {}) for r in cfg.plan(c)] != before
