@@ -81,8 +81,11 @@ def signal_name(rc: int | None) -> str | None:
         return f"signal {-rc}"
 
 
-def tie_to_parent(parent: int, cpus: Sequence[int] | None = None) -> Callable[[], None]:
-    """Run in the child before exec: die with the runner (Linux), and run only on ``cpus`` when given."""
+def tie_to_parent(
+    parent: int, cpus: Sequence[int] | None = None, membind: Sequence[int] | None = None
+) -> Callable[[], None]:
+    """Run in the child before exec: die with the runner (Linux), run only on ``cpus`` and allocate only on NUMA
+    nodes ``membind`` when given (the engine reads both back from inside and reports them)."""
     prctl = None
     if sys.platform.startswith("linux"):
         try:
@@ -97,6 +100,8 @@ def tie_to_parent(parent: int, cpus: Sequence[int] | None = None) -> Callable[[]
                 os._exit(1)
         if cpus:
             os.sched_setaffinity(0, set(cpus))
+        if membind:
+            hostfacts.bind_memory(list(membind))
 
     return setup
 
@@ -112,6 +117,7 @@ class Job:
     timeout: float
     header: list[str] = field(default_factory=list)  # lines written at the top of the log
     cpus: list[int] | None = None  # pin the child to these CPUs (None: inherit)
+    membind: list[int] | None = None  # bind the child's memory to these NUMA nodes (None: the default policy)
 
 
 @dataclass
@@ -206,6 +212,8 @@ class Executor:
             ]
             if job.cpus:
                 header.append(f"# cpubench cpus: {','.join(map(str, job.cpus))}")
+            if job.membind:
+                header.append(f"# cpubench memory bound to nodes: {','.join(map(str, job.membind))}")
             f.write(("\n".join(header) + "\n").encode())
             f.flush()
         except OSError:
@@ -220,7 +228,7 @@ class Executor:
                 stderr=subprocess.STDOUT,
                 env=job.env,
                 start_new_session=True,
-                preexec_fn=tie_to_parent(os.getpid(), job.cpus),
+                preexec_fn=tie_to_parent(os.getpid(), job.cpus, job.membind),
             )
         except (OSError, ValueError, subprocess.SubprocessError) as e:
             why = f"could not start the engine: {hostfacts.first_line(e)}"

@@ -135,6 +135,28 @@ def memory_policy() -> dict[str, Any]:
     return out
 
 
+_SYS_SET_MEMPOLICY = {"x86_64": 238, "aarch64": 237}
+_MPOL_BIND = 2
+
+
+def bind_memory(nodes: list[int]) -> None:
+    """Bind this process's future allocations to NUMA ``nodes`` (``set_mempolicy(MPOL_BIND)``; children inherit it).
+
+    The raw system call, so no libnuma or ``numactl`` is needed; raises OSError when the kernel refuses.
+    """
+    number = _SYS_SET_MEMPOLICY.get(platform.machine())
+    if number is None:
+        raise OSError(f"set_mempolicy: unknown system call number on {platform.machine()}")
+    bits = ctypes.sizeof(ctypes.c_ulong) * 8
+    mask = (ctypes.c_ulong * 16)()
+    for n in nodes:
+        mask[n // bits] |= 1 << (n % bits)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(number, ctypes.c_int(_MPOL_BIND), mask, ctypes.c_ulong(ctypes.sizeof(mask) * 8 + 1)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"set_mempolicy(MPOL_BIND, nodes {nodes}): {os.strerror(err)}")
+
+
 def is_thread_limiting(name: str) -> bool:
     """A variable that limits or pins threads (``OMP_NUM_THREADS``, ``KMP_AFFINITY``...)."""
     return bool(_THREAD_LIMITING.match(name))
