@@ -18,14 +18,15 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the engine's package, also from a checkout that is not installed
 
-from tf_cnn_benchmarks.record import RunRecord, Spread  # noqa: E402
+import _engine  # noqa: E402
+
+from tf_cnn_benchmarks.record import Spread  # noqa: E402
 
 
 def _worker(kind: str, batch: int, steps: int, warmup: int, threads: int) -> None:
@@ -88,29 +89,17 @@ def _run(cmd: list[str]) -> dict:
 
 
 def _ours(forward_only: bool, batch: int, steps: int, warmup: int, threads: int, precision: str = "fp32") -> float:
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d) / "r.json"
-        cmd = [
-            sys.executable,
-            "-m",
-            "tf_cnn_benchmarks",
-            "--model=resnet50",
-            f"--batch_size={batch}",
-            f"--num_batches={steps}",
-            f"--num_warmup_batches={warmup}",
-            f"--forward_only={forward_only}",
-            f"--num_intra_threads={threads}",
-            f"--precision={precision}",
-            f"--result_json={out}",
-            f"--mkl={os.environ.get('BENCH_ONEDNN', '1') == '1'}",
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        if not out.exists():
-            raise RuntimeError(f"engine failed without a result: {proc.stderr[-300:]}")
-        rec = RunRecord.from_dict(json.loads(out.read_text()))
-        if not rec.ok or rec.images_per_sec is None:
-            raise RuntimeError(f"engine failed: {rec.reason}")
-        return rec.images_per_sec
+    flags = [
+        "--model=resnet50",
+        f"--batch_size={batch}",
+        f"--num_batches={steps}",
+        f"--num_warmup_batches={warmup}",
+        f"--forward_only={forward_only}",
+        f"--num_intra_threads={threads}",
+        f"--precision={precision}",
+        f"--mkl={os.environ.get('BENCH_ONEDNN', '1') == '1'}",
+    ]
+    return _engine.run_engine(flags).images_per_sec or 0.0
 
 
 def _keras(kind: str, batch: int, steps: int, warmup: int, threads: int) -> float:

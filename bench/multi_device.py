@@ -10,34 +10,20 @@ is a fresh engine process, one at a time, interleaved across repeats; medians wi
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the engine's package, also from a checkout that is not installed
 
-from tf_cnn_benchmarks.record import RunRecord, Spread  # noqa: E402
+import _engine  # noqa: E402
+
+from tf_cnn_benchmarks.record import Spread  # noqa: E402
 
 
 def run_engine(flags: list[str]) -> float:
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d) / "r.json"
-        proc = subprocess.run(
-            [sys.executable, "-m", "tf_cnn_benchmarks", *flags, f"--result_json={out}"],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
-        if not out.exists():
-            raise RuntimeError(f"{' '.join(flags)}: no result: {proc.stderr[-300:]}")
-        rec = RunRecord.from_dict(json.loads(out.read_text()))
-        if not rec.ok or rec.images_per_sec is None:
-            raise RuntimeError(f"{' '.join(flags)}: {rec.reason}")
-        return rec.images_per_sec
+    return _engine.run_engine(flags).images_per_sec or 0.0
 
 
 def main() -> int:
