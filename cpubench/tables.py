@@ -40,6 +40,21 @@ def fmt_ratio(value: float | None) -> str:
     return MISSING if value is None else f"{value:.2f}"
 
 
+NOT_SIGNIFICANT_MARK = "\u2248"  # almost equal to: the interval contains 1.00
+
+
+def fmt_ratio_ci(ratio: float, low: float | None, high: float | None, significant: bool, n_min: int) -> str:
+    """A ratio with its interval, rendered so that a ratio the repeats do not support is seen at a glance.
+
+    ``1.32 [1.25–1.40]`` the interval excludes 1.00; ``≈1.02 [0.97–1.08]`` it contains 1.00 (not significant);
+    ``1.02 (n=1)`` a side had ``n_min`` < 2 repeats, so there is no interval.
+    """
+    if low is None or high is None:
+        return f"{ratio:.2f} (n={n_min})"
+    mark = "" if significant else NOT_SIGNIFICANT_MARK
+    return f"{mark}{ratio:.2f} [{low:.2f}\u2013{high:.2f}]"
+
+
 def fmt_bytes_gib(value: float | int | None) -> str:
     if value is None:
         return MISSING
