@@ -7,15 +7,24 @@ as half the value; here every cell says what happened:
 - ``12.34``        median images/sec of the ok repeats (two decimals)
 - ``12.34 ~[n]``   the ok repeats spread more than 5% (coefficient of variation, sample std / mean): see note n
 - ``12.34 *[n]``   some repeats failed or timed out; the value is the median of the ok ones only: see note n
+- ``12.34 ![n]``   noisy: other processes used more than 5% of the machine's CPU during a repeat's measured window
+                   (``noise.foreign_cpu_pct`` above 5 plus the measurement's resolution): see note n
+- ``12.34 ^[n]``   drift: a repeat's timed steps got slower or faster from the first half to the second by more than
+                   their spread (``samples.drift``): see note n
 - ``failed [n]`` / ``timeout [n]``  no repeat succeeded; note n gives the reason
 - ``—``            never run (``— [n]`` when the runner skipped it, with its reason)
+
+The relative table gives each ratio to the baseline with its 95% bootstrap interval (:mod:`cpubench.stats`):
+``1.32 [1.25–1.40]`` when the interval excludes 1.00, ``≈1.02 [0.97–1.08]`` when it contains 1.00 (not
+significant), ``1.02 (n=1)`` when a side has fewer than 2 ok repeats (no interval).
 
 Merging checks its inputs: records of an unknown schema (reported by ``cpubench.store``), two folders that claim the
 same host id with different machine fingerprints (an error: exit 2), and the same run recorded twice with status ok
 (a warning; the earliest record is kept) all show up on stderr and in the Warnings section of ``summary.md``.
 
 Outputs (under ``-o``, default ``summary/``): ``summary.md``, ``results.csv`` (tidy: one row per host x setting x
-model x batch x repeat), ``results.json`` and ``plots/<setting>.png``. TensorFlow is imported only for the model
+model x batch x repeat), ``relative.csv`` (one row per host x setting x model against the baseline, with the
+interval), ``results.json`` and ``plots/<setting>.png``. TensorFlow is imported only for the model
 table (``cpubench.models_table``), lazily; ``--no-model-table`` skips it.
 """
 
@@ -35,10 +44,11 @@ from typing import Any
 
 import pandas as pd
 
-from cpubench import axes, store, tables
+from cpubench import axes, stats, store, tables
 from tf_cnn_benchmarks.record import RunRecord
 
 CV_LIMIT = 0.05
+NOISE_LIMIT_PCT = 5.0  # foreign CPU share (percent of the machine) above which a repeat is noisy, plus resolution
 PLOTS_DIR = "plots"
 
 # Classic order first (as in the classic summary.md), then other known models; unknown models after, alphabetically.
@@ -107,6 +117,12 @@ class Cell:
     cv: float | None = None
     low: float | None = None
     high: float | None = None
+    values: list[float] = field(default_factory=list)  # images/sec of each ok repeat, in repeat order
+    noisy: int = 0  # ok repeats whose measured window saw more foreign CPU than NOISE_LIMIT_PCT (+ resolution)
+    foreign_cpu_pct: float | None = None  # the largest foreign CPU share among those repeats
+    drift_pcts: list[float] = field(default_factory=list)  # change_pct of each ok repeat that drifted
+    relative: stats.RatioCI | None = None  # this cell against the baseline's (add_relative)
+    reason: str | None = None  # why a failed, timed-out or skipped cell has no value (the note without "where")
     note: str | None = None  # footnote text, when the cell needs one
     note_id: int | None = None
 
@@ -118,10 +134,19 @@ class Cell:
     def partial(self) -> bool:
         return self.status == "ok" and self.n_ok < self.n_runs
 
+    @property
+    def drifted(self) -> bool:
+        return bool(self.drift_pcts)
+
     def text(self) -> str:
         ref = f"[{self.note_id}]" if self.note_id is not None else ""
         if self.status == "ok":
-            marks = ("~" if self.unstable else "") + ("*" if self.partial else "")
+            marks = (
+                ("~" if self.unstable else "")
+                + ("*" if self.partial else "")
+                + ("!" if self.noisy else "")
+                + ("^" if self.drifted else "")
+            )
             return f"{tables.fmt_ips(self.value)} {marks}{ref}".rstrip()
         if self.status in ("failed", "timeout"):
             return f"{self.status} {ref}".rstrip()
@@ -227,6 +252,8 @@ def runs_frame(merged: Merged) -> pd.DataFrame:
     for m in merged.runs:
         r = m.rec
         lat = r.latency_ms
+        drift = r.samples.drift
+        noise = r.noise or {}
         threads = r.threads or {}
         rows.append(
             {
@@ -247,6 +274,13 @@ def runs_frame(merged: Merged) -> pd.DataFrame:
                 "latency_ms_p99": lat.p99 if lat else None,
                 "step_cv": r.samples.cv,
                 "steps": len(r.step_times),
+                "windows": r.samples.num_windows,
+                "drift_pct": drift.change_pct if drift else None,
+                "drifted": drift.drifted if drift else None,
+                "foreign_cpu_pct": _number(noise.get("foreign_cpu_pct")),
+                "resolution_pct": _number(noise.get("resolution_pct")),
+                "load_avg_before": (r.load_avg_before or [None])[0],
+                "load_avg_after": (r.load_avg_after or [None])[0],
                 "reason": r.reason,
                 "started": r.started,
                 "duration": r.duration,
@@ -278,6 +312,13 @@ def runs_frame(merged: Merged) -> pd.DataFrame:
         )
     )
     return pd.DataFrame(rows)
+
+
+def _number(value: Any) -> float | None:
+    """A finite number from a free-form record field (``noise`` is the engine's dict), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _cpu_list(cpus: list[int] | None) -> str | None:
@@ -335,7 +376,8 @@ def _cell(setting: str, row: str, model: str, bs: int | None, host: str, runs: p
         skipped = runs[runs["status"] == "skipped"]
         if not skipped.empty:
             cell.status = "skipped"
-            cell.note = f"{where}: skipped: {_reasons(skipped)}"
+            cell.reason = f"skipped: {_reasons(skipped)}"
+            cell.note = f"{where}: {cell.reason}"
         return cell
     ok = made[made["status"] == "ok"]
     bad = made[made["status"] != "ok"]
@@ -347,10 +389,12 @@ def _cell(setting: str, row: str, model: str, bs: int | None, host: str, runs: p
         what = f"{len(bad)} of {len(bad)} repeats {verb}" if len(bad) > 1 else verb
         if cell.status == "failed" and n_timeout:
             what = f"{len(bad) - n_timeout} repeats failed and {n_timeout} timed out"
-        cell.note = f"{where}: {what}: {_reasons(bad)}"
+        cell.reason = f"{what}: {_reasons(bad)}"
+        cell.note = f"{where}: {cell.reason}"
         return cell
     values = ok["images_per_sec"].astype(float)
     cell.status = "ok"
+    cell.values = [float(v) for v in values]
     cell.value = float(values.median())
     cell.low, cell.high = float(values.min()), float(values.max())
     if len(values) >= 2 and values.mean() > 0:
@@ -365,9 +409,55 @@ def _cell(setting: str, row: str, model: str, bs: int | None, host: str, runs: p
         kinds = bad["status"].value_counts()
         what = " and ".join(f"{n} {'timed out' if s == 'timeout' else 'failed'}" for s, n in kinds.items())
         parts.append(f"{what} of {cell.n_runs} repeats ({_reasons(bad)}); the value is the median of the ok ones")
+    foreign = [float(f) for f, res in zip(ok["foreign_cpu_pct"], ok["resolution_pct"], strict=True) if _noisy(f, res)]
+    if foreign:
+        cell.noisy, cell.foreign_cpu_pct = len(foreign), max(foreign)
+        parts.append(noise_note(cell.noisy, cell.n_ok, cell.foreign_cpu_pct))
+    cell.drift_pcts = [float(p) for p, d in zip(ok["drift_pct"], ok["drifted"], strict=True) if _true(d)]
+    if cell.drift_pcts:
+        parts.append(drift_note(cell.drift_pcts, cell.n_ok))
     if parts:
         cell.note = f"{where}: " + "; ".join(parts)
     return cell
+
+
+def _noisy(foreign: Any, resolution: Any) -> bool:
+    """Other processes used more of the machine than NOISE_LIMIT_PCT beyond what the measurement can resolve."""
+    if foreign is None or pd.isna(foreign):
+        return False
+    res = 0.0 if resolution is None or pd.isna(resolution) else float(resolution)
+    return float(foreign) > NOISE_LIMIT_PCT + res
+
+
+def _true(value: Any) -> bool:
+    """True for a frame's True (Python or numpy bool); False for False, None and NaN."""
+    return value is not None and not pd.isna(value) and bool(value)
+
+
+def noise_note(noisy: int, n_ok: int, foreign_pct: float) -> str:
+    """``noisy: a repeat saw 23.4% foreign CPU during its measured window`` (or k of n repeats, the largest share)."""
+    if noisy == 1:
+        return f"noisy: a repeat saw {foreign_pct:.1f}% foreign CPU during its measured window"
+    return f"noisy: {noisy} of {n_ok} repeats saw up to {foreign_pct:.1f}% foreign CPU during their measured windows"
+
+
+def drift_note(drift_pcts: Sequence[float], n_ok: int) -> str:
+    """``drift: the second half of the timed steps ran 8.1% slower than the first (beyond their spread)``.
+
+    Positive change is slower (longer steps). With several drifted repeats: how many, and the largest change in
+    each direction.
+    """
+    slower = [p for p in drift_pcts if p > 0]
+    faster = [-p for p in drift_pcts if p < 0]
+    upto = "up to " if len(drift_pcts) > 1 else ""
+    how = []
+    if slower:
+        how.append(f"{upto}{max(slower):.1f}% slower")
+    if faster:
+        how.append(f"{upto}{max(faster):.1f}% faster")
+    who = "" if n_ok == 1 else f"in {len(drift_pcts)} of {n_ok} repeats "
+    speed = " or ".join(how) if how else "at another speed"
+    return f"drift: {who}the second half of the timed steps ran {speed} than the first (beyond their spread)"
 
 
 def number_notes(settings: dict[str, tuple[list[str], dict[tuple[str, str], Cell]]], hosts: Sequence[str]) -> None:
@@ -487,21 +577,50 @@ def setting_table(rows: list[str], cells: dict[tuple[str, str], Cell], hosts: Se
     return tables.markdown_table(["model", *hosts], body, ["left", *["right"] * len(hosts)])
 
 
+def add_relative(
+    settings: dict[str, tuple[list[str], dict[tuple[str, str], Cell]]], hosts: Sequence[str], baseline: str
+) -> None:
+    """Give each ok cell of a host other than the baseline its ratio to the baseline's cell, with the interval."""
+    for rows, cells in settings.values():
+        for row in rows:
+            base = cells[(row, baseline)]
+            for h in hosts:
+                c = cells[(row, h)]
+                c.relative = None
+                if h != baseline and c.status == "ok" and base.status == "ok":
+                    c.relative = stats.ratio_of_medians(c.values, base.values)
+
+
+def relative_text(c: Cell, base: Cell, is_baseline: bool) -> str:
+    """One relative-table cell: the ratio and interval, ``1.00`` for the baseline, or why there is no ratio."""
+    if c.status in ("failed", "timeout"):
+        return c.status
+    if c.value is None or base.value is None or base.value <= 0:
+        return tables.MISSING
+    if is_baseline:
+        return tables.fmt_ratio(1.0)
+    ci = c.relative or stats.ratio_of_medians(c.values, base.values)
+    return tables.MISSING if ci is None else ci.text()
+
+
 def relative_table(rows: list[str], cells: dict[tuple[str, str], Cell], hosts: Sequence[str], baseline: str) -> str:
-    body = []
-    for row in rows:
-        base = cells[(row, baseline)]
-        line: list[str] = [row]
-        for h in hosts:
-            c = cells[(row, h)]
-            if c.status in ("failed", "timeout"):
-                line.append(c.status)
-            elif c.value is None or base.value is None or base.value <= 0:
-                line.append(tables.MISSING)
-            else:
-                line.append(tables.fmt_ratio(c.value / base.value))
-        body.append(line)
+    body = [
+        [row, *(relative_text(cells[(row, h)], cells[(row, baseline)], h == baseline) for h in hosts)] for row in rows
+    ]
     return tables.markdown_table(["model", *hosts], body, ["left", *["right"] * len(hosts)])
+
+
+def repeat_counts(rows: list[str], cells: dict[tuple[str, str], Cell], hosts: Sequence[str]) -> str:
+    """``Repeats: 3 per cell, except alexnet on epyc-7742: 2.``: the ok repeats the ratios of a table rest on."""
+    counts = {(row, h): cells[(row, h)].n_ok for row in rows for h in hosts if cells[(row, h)].status == "ok"}
+    if not counts:
+        return "Repeats: none ok."
+    tally: dict[int, int] = {}
+    for n in counts.values():
+        tally[n] = tally.get(n, 0) + 1
+    usual = max(tally, key=lambda n: (tally[n], n))
+    others = [f"{row} on {h}: {n}" for (row, h), n in counts.items() if n != usual]
+    return f"Repeats (ok engine processes): {usual} per cell" + (f", except {'; '.join(others)}." if others else ".")
 
 
 def plot_name(setting: str) -> str:
@@ -521,9 +640,11 @@ def render_markdown(
         "# CPU benchmark summary",
         "",
         "Images/sec: median of the ok repeats, two decimals. `~` marks repeats that spread more than 5% "
-        "(coefficient of variation), `*` a value from fewer repeats than were run; `failed` and `timeout` mean no "
-        f"repeat succeeded; `{tables.MISSING}` means never run. Numbers in brackets point to the notes under each "
-        "table.",
+        "(coefficient of variation), `*` a value from fewer repeats than were run, `!` a repeat during whose "
+        f"measured window other processes used more than {NOISE_LIMIT_PCT:.0f}% of the machine's CPU (noisy), `^` a "
+        "repeat whose timed steps drifted (the second half ran slower or faster than the first, beyond their "
+        f"spread); `failed` and `timeout` mean no repeat succeeded; `{tables.MISSING}` means never run. Numbers in "
+        "brackets point to the notes under each table.",
         "",
         "## Hosts",
         "",
@@ -553,12 +674,29 @@ def render_markdown(
         if setting in plots:
             out += [f"![{setting}]({plots[setting]})", ""]
     if len(hosts) > 1:
-        out += ["## Relative to " + baseline, "", f"Median images/sec divided by {baseline}'s (= 1.00).", ""]
+        out += [
+            "## Relative to " + baseline,
+            "",
+            f"Median images/sec divided by {baseline}'s (= 1.00), with the 95% confidence interval of the ratio in "
+            "brackets. `1.32 [1.25\u20131.40]`: the interval excludes 1.00, the repeats tell the hosts apart. "
+            f"`{tables.NOT_SIGNIFICANT_MARK}1.02 [0.97\u20131.08]`: the interval contains 1.00, not significant (the "
+            "repeats do not tell the hosts apart). `0.50 (n=1)`: a side has fewer than 2 ok repeats, so there is no "
+            "interval. `failed`, `timeout` and `\u2014` as above.",
+            "",
+        ]
         for setting, (rows, cells) in settings.items():
             out += [f"**{setting}**", "", relative_table(rows, cells, hosts, baseline), ""]
+            out += [repeat_counts(rows, cells, hosts), ""]
+        out += [
+            f"Intervals: {stats.METHOD}; each repeat is one engine process's images/sec, and the fixed seed gives "
+            "the same intervals for the same data. With 3 repeats a side or fewer the bootstrap has little to resample "
+            "and its interval is a rough guide; more repeats (`cpubench run --repeats N`) make it firmer.",
+            "",
+        ]
     if merged.warnings:
         out += ["## Warnings", ""] + [f"- {tables.escape(w)}" for w in merged.warnings] + [""]
-    out += ["Made with `cpubench report`; tidy data in `results.csv` and `results.json`.", ""]
+    tidy = "`results.csv`, `relative.csv` and `results.json`" if len(hosts) > 1 else "`results.csv` and `results.json`"
+    out += [f"Made with `cpubench report`; tidy data in {tidy}.", ""]
     return "\n".join(out)
 
 
@@ -571,6 +709,48 @@ class ReportFiles:
     csv: Path
     json: Path
     plots: list[Path]
+    relative_csv: Path | None = None  # written when there are two hosts or more
+
+
+def relative_frame(
+    settings: dict[str, tuple[list[str], dict[tuple[str, str], Cell]]], hosts: Sequence[str], baseline: str
+) -> pd.DataFrame:
+    """``relative.csv``: one row per setting x row x host other than the baseline, the ratio and its interval."""
+    rows = []
+    for setting, (labels, cells) in settings.items():
+        for label in labels:
+            base = cells[(label, baseline)]
+            for h in hosts:
+                if h == baseline:
+                    continue
+                c = cells[(label, h)]
+                ci = c.relative
+                rows.append(
+                    {
+                        "setting": setting,
+                        "row": label,
+                        "model": c.model,
+                        "batch_size": c.batch_size,
+                        "host_id": h,
+                        "baseline": baseline,
+                        "status": c.status,
+                        "baseline_status": base.status,
+                        "ratio": ci.ratio if ci else None,
+                        "low": ci.low if ci else None,
+                        "high": ci.high if ci else None,
+                        "verdict": ci.verdict if ci else None,
+                        "n": c.n_ok,
+                        "n_baseline": base.n_ok,
+                        "noisy": c.noisy or base.noisy,
+                        "drifted": c.drifted or base.drifted,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def cell_json(c: Cell) -> dict[str, Any]:
+    """A cell in ``results.json``: its fields, its text, and its ratio to the baseline with the interval."""
+    return {**vars(c), "relative": c.relative.to_dict() if c.relative else None, "text": c.text()}
 
 
 def build_report(
@@ -594,6 +774,7 @@ def build_report(
     df = runs_frame(merged)
     settings = build_cells(df, hosts)
     number_notes(settings, hosts)
+    add_relative(settings, hosts, baseline)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plot_dir = out / PLOTS_DIR
@@ -616,27 +797,33 @@ def build_report(
     files = ReportFiles(out / "summary.md", out / "results.csv", out / "results.json", written)
     files.summary.write_text(md, encoding="utf-8")
     df.to_csv(files.csv, index=False)
+    rel_csv = out / "relative.csv"
+    if len(hosts) > 1:
+        relative_frame(settings, hosts, baseline).to_csv(rel_csv, index=False)
+        files.relative_csv = rel_csv
+    elif rel_csv.exists():
+        rel_csv.unlink()  # from an earlier report of more hosts: there is no baseline to compare with now
     doc = {
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "baseline": baseline,
         "hosts": merged.hosts,
         "settings": list(settings),
-        "cells": [vars(c) | {"text": c.text()} for _, cells in settings.values() for c in cells.values()],
+        "cells": [cell_json(c) for _, cells in settings.values() for c in cells.values()],
         "runs": [{**r.rec.to_dict(), "folder": r.folder} for r in merged.runs],
         "warnings": merged.warnings,
     }
-    files.json.write_text(json.dumps(_clean(doc), indent=1, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    files.json.write_text(json.dumps(json_safe(doc), indent=1, sort_keys=False, default=str) + "\n", encoding="utf-8")
     return files, merged
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON without NaN (not valid JSON): NaN and inf become null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -680,7 +867,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"copied summary.md and {len(files.plots)} plot(s) to {copied.parent}")
     print(
         f"wrote {files.summary} ({len(merged.hosts)} host(s), {len(merged.runs)} runs), {files.csv.name}, "
-        f"{files.json.name}, {len(files.plots)} plot(s)"
+        + (f"{files.relative_csv.name}, " if files.relative_csv else "")
+        + f"{files.json.name}, {len(files.plots)} plot(s)"
         + (f"; {len(merged.warnings)} warning(s), see the Warnings section" if merged.warnings else "")
     )
     return 0

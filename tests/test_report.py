@@ -1,5 +1,6 @@
-"""cpubench report: 5 hosts x 9 settings x 7 models rendered into the classic table shape (golden file), and the cells
-and merge checks the issue asks for: failed, timeout, missing, unstable, partly failed, duplicates, host id clashes.
+"""cpubench report: 5 hosts x 9 settings x 7 models rendered into the classic table shape (golden file), and the
+special cells and merge checks: failed, timeout, missing, unstable, partly failed, noisy, drifting, duplicates, host
+id clashes; the relative table's intervals (cpubench.stats) on hosts drawn from one set of measurements.
 
 The data set is generated here, deterministically, through cpubench.store (the same writer the runner uses), so the
 golden file depends on the report alone. Regenerate it with ``UPDATE_GOLDEN=1 pytest tests/test_report.py``.
@@ -16,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from cpubench import axes, cli, report, store
-from tf_cnn_benchmarks.record import RunRecord
+from cpubench import axes, cli, report, stats, store
+from tf_cnn_benchmarks.record import RunRecord, Samples
 
 GOLDEN = Path(__file__).parent / "golden" / "summary.md"
 
@@ -144,6 +145,31 @@ def _record(host: str, setting: str, model: str, repeat: int, status: str, ips: 
     return rec
 
 
+def drifting_steps(ips: float, steps: int = 10, batch: int = 32, slope: float = 0.02) -> list[float]:
+    """Timed steps that get slower step by step (a linear ramp) and add up to ``ips`` images/sec."""
+    c = batch * steps / ips / sum(1 + slope * i for i in range(steps))
+    return [round(c * (1 + slope * i), 9) for i in range(steps)]
+
+
+# Extra fields of single ok repeats: (host, setting, model, repeat) -> record fields given the repeat's images/sec.
+EXTRAS: dict[tuple[str, str, str, int], Any] = {
+    # another process took 23.4% of the machine during the measured window: noisy
+    ("lab-box", "syn-parameter_server-1cpus-inference", "resnet152", 2): lambda ips: {
+        "noise": {"foreign_cpu_pct": 23.4, "resolution_pct": 0.5, "window_s": 30.0},
+        "load_avg_after": [1.9, 0.6, 0.3],
+    },
+    # 5.3% foreign CPU is within 5% plus the 0.5% resolution: not noisy
+    ("lab-box", "syn-parameter_server-1cpus-inference", "resnet50", 1): lambda ips: {
+        "noise": {"foreign_cpu_pct": 5.3, "resolution_pct": 0.5, "window_s": 30.0},
+    },
+    # timed steps slowing down through the run: drift
+    ("i7-12700", "syn-parameter_server-1cpus-inference", "vgg16", 0): lambda ips: {
+        "global_batch_size": 32,
+        "step_times": drifting_steps(ips),
+    },
+}
+
+
 def write_dataset(root: Path) -> list[Path]:
     """The 5-host x 9-setting x 7-model set with one of every special cell; returns the host folders."""
     special: dict[tuple[str, str, str], list[tuple[str, float | None, str | None]]] = {
@@ -188,7 +214,8 @@ def write_dataset(root: Path) -> list[Path]:
                         append(root, _record(host["host_id"], setting, model, r, status, ips, **extra))
                         continue
                     ips = round(base * host["factor"] * (1 + 0.1 * s) * (1 + 0.004 * (r - 1)) + h * 0.013, 4)
-                    append(root, _record(host["host_id"], setting, model, r, "ok", ips))
+                    extra = EXTRAS[(*key, r)](ips) if (*key, r) in EXTRAS else {}
+                    append(root, _record(host["host_id"], setting, model, r, "ok", ips, **extra))
     # a model run with two batch sizes in one setting: one row per batch size there
     append(root, _record("ryzen-5950x", "syn-parameter_server-1cpus", "resnet50", 0, "ok", 19.5, batch_size=64))
     # a record of a schema this cpubench does not read
@@ -405,7 +432,7 @@ def test_bad_baseline_and_docs_copy(tmp_path: Path, capsys: pytest.CaptureFixtur
     rc = cli.main(["report", str(root), "-o", str(out), "--baseline", "b", "--docs", str(docs), "--no-model-table"])
     assert rc == 0
     md = (docs / "summary.md").read_text()
-    assert "## Relative to b" in md and "| resnet50 | 0.50 | 1.00 |" in md
+    assert "## Relative to b" in md and "| resnet50 | 0.50 (n=1) | 1.00 |" in md  # one repeat each: no interval
     assert (docs / "plots" / "syn-replicated-2cpus.png").is_file()
 
 
@@ -470,3 +497,123 @@ def test_cpu_report_script(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "summary.md").is_file() and (tmp_path / "out" / "results.csv").is_file()
     assert (tmp_path / "docs" / "summary.md").read_text() == (tmp_path / "out" / "summary.md").read_text()
     assert (tmp_path / "docs" / "plots" / "syn-replicated-2cpus.png").is_file()
+
+
+# ------------------------------------------------------------------------------ intervals, noise and drift
+
+
+MEASURED = [50.2, 49.6, 50.9, 50.4, 49.9, 50.7, 50.1, 49.4, 50.6, 50.3]  # images/sec of ten engine processes
+
+
+def _ok_run(host: str, setting: str, model: str, repeat: int, ips: float, **kw: Any) -> RunRecord:
+    rec = RunRecord.from_dict(_record(host, setting, model, repeat, "ok", ips))
+    samples = kw.pop("samples", None)
+    if samples is not None:
+        rec = rec.with_samples(samples)
+    for k, v in kw.items():
+        setattr(rec, k, v)
+    return rec
+
+
+def _relative_cells(md: str, setting: str) -> dict[tuple[str, str], str]:
+    rel = md.split("## Relative to ", 1)[1]
+    block = rel.split(f"**{setting}**\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in block]
+    return {(r[0], h): c for r in rows[2:] for h, c in zip(rows[0][1:], r[1:], strict=True)}
+
+
+def test_relative_table_gives_intervals_and_marks_what_is_not_significant(tmp_path: Path) -> None:
+    import numpy as np
+
+    root = tmp_path / "data"
+    setting = "syn-replicated-2cpus"
+    for host in ("base", "same", "fast"):
+        store.write_host(root, {"host_id": host, "machine_fingerprint": f"fp-{host}"})
+    for m, model in enumerate(("resnet50", "alexnet")):
+        rng = np.random.default_rng(m)
+        base, same = rng.choice(MEASURED, 5), rng.choice(MEASURED, 5)  # two draws from one set of measurements
+        for r in range(5):
+            store.append_run(root, _ok_run("base", setting, model, r, float(base[r])))
+            store.append_run(root, _ok_run("same", setting, model, r, float(same[r])))
+            store.append_run(root, _ok_run("fast", setting, model, r, round(1.3 * float(same[r]), 4)))
+    files, _ = report.build_report([root], tmp_path / "out", baseline="base", model_rows=None, plots=False)
+    md = files.summary.read_text()
+    cells = _relative_cells(md, setting)
+    for model in ("resnet50", "alexnet"):
+        assert cells[(model, "base")] == "1.00"
+        assert re.fullmatch(r"\u2248(0\.9\d|1\.0\d) \[0\.9\d\u20131\.0\d\]", cells[(model, "same")]), cells
+        fast = re.fullmatch(r"(1\.\d\d) \[(1\.\d\d)\u2013(1\.\d\d)\]", cells[(model, "fast")])
+        assert fast and 1.2 < float(fast[1]) < 1.45 and float(fast[2]) > 1.0, cells
+    assert "the interval contains 1.00, not significant" in md
+    assert "Repeats (ok engine processes): 5 per cell." in md
+    assert f"Intervals: {stats.METHOD}" in md
+    with open(tmp_path / "out" / "relative.csv", newline="") as f:
+        rel = {(r["row"], r["host_id"]): r for r in csv.DictReader(f)}
+    assert {r["verdict"] for k, r in rel.items() if k[1] == "same"} == {"not significant"}
+    assert {r["verdict"] for k, r in rel.items() if k[1] == "fast"} == {"faster"}
+    assert all(r["baseline"] == "base" and r["n"] == r["n_baseline"] == "5" for r in rel.values())
+    doc = json.loads(files.json.read_text())
+    fast_cell = next(c for c in doc["cells"] if c["host_id"] == "fast" and c["model"] == "alexnet")
+    assert fast_cell["relative"]["verdict"] == "faster" and fast_cell["relative"]["low"] > 1.0
+    assert fast_cell["relative"]["method"] == stats.METHOD and len(fast_cell["values"]) == 5
+    assert next(c for c in doc["cells"] if c["host_id"] == "base")["relative"] is None
+
+
+def _drifting(ips: float, steps: int = 10, slope: float = 0.02) -> Samples:
+    """Timed steps at batch 32 that get slower step by step (about ``ips`` images/sec over all of them)."""
+    c = 32 * steps / ips / sum(1 + slope * i for i in range(steps))
+    return Samples(global_batch=32, step_times=tuple(c * (1 + slope * i) for i in range(steps)))
+
+
+def test_noisy_and_drifting_cells_are_marked_with_a_note(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    setting = "syn-replicated-2cpus"
+    store.write_host(root, {"host_id": "box", "machine_fingerprint": "fp"})
+    loud = {"foreign_cpu_pct": 30.0, "resolution_pct": 1.0}
+    quiet = {"foreign_cpu_pct": 5.5, "resolution_pct": 1.0}  # within 5% plus the resolution
+    for r in range(3):
+        ips = MEASURED[r]
+        store.append_run(root, _ok_run("box", setting, "resnet50", r, ips, noise=loud if r == 1 else None))
+        store.append_run(root, _ok_run("box", setting, "vgg16", r, ips, noise=quiet))
+        store.append_run(root, _ok_run("box", setting, "alexnet", r, ips, samples=_drifting(ips) if r == 2 else None,
+                                       load_avg_after=[2.5, 1.0, 0.5]))  # fmt: skip
+    files, _ = report.build_report([root], tmp_path / "out", model_rows=None, plots=False)
+    md = files.summary.read_text()
+    table = {row[0]: row[1] for row in _table(md, setting)[2:]}
+    notes = dict(re.findall(r"^- \[(\d+)\] (.*)$", md, flags=re.M))
+    noisy = re.fullmatch(r"50\.20 !\[(\d+)\]", table["resnet50"])
+    assert noisy, table
+    assert notes[noisy[1]] == "resnet50 on box: noisy: a repeat saw 30.0% foreign CPU during its measured window"
+    assert table["vgg16"] == "50.20"
+    drift = re.fullmatch(r"\d+\.\d\d \^\[(\d+)\]", table["alexnet"])
+    assert drift, table
+    assert re.fullmatch(
+        r"alexnet on box: drift: in 1 of 3 repeats the second half of the timed steps ran 9\.6% slower than the "
+        r"first \(beyond their spread\)",
+        notes[drift[1]],
+    )
+    assert "`!` a repeat during whose measured window other processes used more than 5% of the machine's CPU" in md
+    assert "`^` a repeat whose timed steps drifted" in md
+    with open(files.csv, newline="") as f:
+        rows = {(r["model"], r["repeat"]): r for r in csv.DictReader(f)}
+    assert rows[("resnet50", "1")]["foreign_cpu_pct"] == "30.0" and rows[("resnet50", "1")]["resolution_pct"] == "1.0"
+    assert rows[("resnet50", "0")]["foreign_cpu_pct"] == "" and rows[("resnet50", "0")]["drifted"] == ""
+    assert rows[("alexnet", "2")]["drifted"] == "True" and float(rows[("alexnet", "2")]["drift_pct"]) > 9
+    assert rows[("alexnet", "2")]["windows"] == "1" and rows[("alexnet", "0")]["windows"] == "0"
+    assert rows[("alexnet", "0")]["load_avg_after"] == "2.5"
+    doc = json.loads(files.json.read_text())
+    cell = next(c for c in doc["cells"] if c["model"] == "resnet50")
+    assert cell["noisy"] == 1 and cell["foreign_cpu_pct"] == 30.0 and cell["text"].startswith("50.20 !")
+
+
+def test_notes_for_several_noisy_or_drifting_repeats() -> None:
+    assert report.noise_note(2, 3, 12.34) == (
+        "noisy: 2 of 3 repeats saw up to 12.3% foreign CPU during their measured windows"
+    )
+    assert report.drift_note([8.1], 1) == (
+        "drift: the second half of the timed steps ran 8.1% slower than the first (beyond their spread)"
+    )
+    assert report.drift_note([4.0, -3.2, 6.5], 5) == (
+        "drift: in 3 of 5 repeats the second half of the timed steps ran up to 6.5% slower or up to 3.2% faster "
+        "than the first (beyond their spread)"
+    )
