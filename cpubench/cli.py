@@ -14,6 +14,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("cpubench.runner", "run the benchmark matrix of a config on this host"),
     "report": ("cpubench.report", "merge host result folders into summary/summary.md, CSV, JSON and plots"),
+    "compare": ("cpubench.compare", "two host folders: faster, slower or not significant per setting and model"),
     "models": ("cpubench.models_table", "print the model table (input size, parameters, memory, multiply-adds)"),
     "make-data": ("cpubench.make_data", "build ImageNet-format TFRecord shards from a folder of JPEGs"),
     "import-logs": ("cpubench.import_logs", "turn legacy tf_cnn_benchmarks logs into cpubench run records"),
