@@ -1,4 +1,4 @@
-"""``cpubench run|report|models|make-data|import-logs``: one small dispatcher; each command lives in its module.
+"""``cpubench run|report|compare|models|make-data|import-logs``: one small dispatcher; each command lives in its module.
 
 Each command module exposes ``add_arguments(parser)`` and ``main(args) -> int``. Modules are imported lazily so that
 ``cpubench report`` does not pay for importing TensorFlow.

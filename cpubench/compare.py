@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cpubench import report, stats, store, tables
+from tf_cnn_benchmarks import hostfacts
 
 NOT_COMPARED = "not compared"
 VERDICTS = (stats.FASTER, stats.SLOWER, stats.NOT_SIGNIFICANT, stats.NO_INTERVAL, NOT_COMPARED)
@@ -230,7 +231,7 @@ def main(args: argparse.Namespace) -> int:
         if w not in cmp.store_warnings:  # cpubench.store printed those while reading
             print(f"cpubench compare: warning: {w}", file=sys.stderr)
     if args.json:
-        print(json.dumps(report.json_safe(cmp.to_dict()), indent=1))
+        print(json.dumps(hostfacts.finite(cmp.to_dict()), indent=1))
     else:
         print(render_text(cmp))
     return 0

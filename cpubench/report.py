@@ -45,6 +45,7 @@ from typing import Any
 import pandas as pd
 
 from cpubench import axes, stats, store, tables
+from tf_cnn_benchmarks import hostfacts
 from tf_cnn_benchmarks.record import RunRecord
 
 CV_LIMIT = 0.05
@@ -812,19 +813,8 @@ def build_report(
         "runs": [{**r.rec.to_dict(), "folder": r.folder} for r in merged.runs],
         "warnings": merged.warnings,
     }
-    files.json.write_text(json.dumps(json_safe(doc), indent=1, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    files.json.write_text(json.dumps(hostfacts.finite(doc), indent=1, sort_keys=False, default=str) + "\n", encoding="utf-8")
     return files, merged
-
-
-def json_safe(value: Any) -> Any:
-    """JSON without NaN (not valid JSON): NaN and inf become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def copy_to_docs(files: ReportFiles, docs: str | Path) -> Path:

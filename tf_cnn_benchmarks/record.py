@@ -104,8 +104,9 @@ class Spread:
 @dataclass(frozen=True)
 class Drift:
     """Whether the timed steps got faster or slower during the run: the median of the second half against the
-    first, compared with the spread (IQR) of all of them. A run still warming up, or one that something else
-    started to share the CPU with, drifts."""
+    first, compared with the spread within the halves (the mean of their IQRs). A run still warming up, or one that
+    something else started to share the CPU with halfway, drifts; steady noise does not (each half spreads as much
+    as the medians differ)."""
 
     first_ms: float
     second_ms: float
@@ -160,10 +161,10 @@ class Samples:
         n = len(self.step_times)
         if n < DRIFT_MIN_STEPS:
             return None
-        ms = [1000.0 * t for t in self.step_times]
-        lat = Latency.of(self.step_times)
-        assert lat is not None
-        return Drift(statistics.median(ms[: n // 2]), statistics.median(ms[n - n // 2 :]), lat.iqr)
+        first, second = self.step_times[: n // 2], self.step_times[n - n // 2 :]
+        a, b = Latency.of(first), Latency.of(second)
+        assert a is not None and b is not None
+        return Drift(a.p50, b.p50, (a.iqr + b.iqr) / 2)
 
     @property
     def images_per_sec(self) -> float | None:
