@@ -813,7 +813,9 @@ def build_report(
         "runs": [{**r.rec.to_dict(), "folder": r.folder} for r in merged.runs],
         "warnings": merged.warnings,
     }
-    files.json.write_text(json.dumps(hostfacts.finite(doc), indent=1, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    files.json.write_text(
+        json.dumps(hostfacts.finite(doc), indent=1, sort_keys=False, default=str) + "\n", encoding="utf-8"
+    )
     return files, merged
 
 
