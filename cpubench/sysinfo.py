@@ -205,6 +205,25 @@ def resolve_host_id(root: str | os.PathLike[str], requested: str | None = None, 
 
 
 def _topology() -> dict[str, Any]:
+    """Sockets, cores, SMT and NUMA nodes: from sysfs (:mod:`cpubench.topology`), else ``/proc/cpuinfo``."""
+    from cpubench import topology
+
+    try:
+        t = topology.Topology.read()
+    except (topology.TopologyError, OSError, ValueError):
+        return _topology_from_cpuinfo()
+    return {
+        "sockets": len(t.sockets),
+        "cores_physical": t.physical_cores,
+        "cores_logical": os.cpu_count() or len(t.cpus),
+        "threads_per_core": t.threads_per_core,
+        "smt": t.smt,
+        "numa_nodes": len(t.nodes),
+        "topology": t.to_dict(),
+    }
+
+
+def _topology_from_cpuinfo() -> dict[str, Any]:
     cpus = _proc_cpuinfo()
     logical = os.cpu_count() or len(cpus) or 1
     sockets = {c.get("physical id") for c in cpus if "physical id" in c}
