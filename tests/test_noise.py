@@ -7,6 +7,7 @@ CPU time of its measured window, and ``--wait-quiet`` must say that it gave up w
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from fakeengine import ROOT, cpubench_run, records, write_config
 
-from cpubench import runner
+from cpubench import report, runner
 
 BUSY = "import time\nt = time.time()\nwhile time.time() - t < 120:\n    pass\n"
 
@@ -51,6 +52,12 @@ def test_foreign_cpu_during_the_measured_window_is_recorded(tmp_path: Path, busy
     # The busy loop had a whole CPU of the machine's os.cpu_count() for most of the window.
     assert noise["foreign_cpu_pct"] > 100 / (os.cpu_count() or 1) / 3, noise
     assert rec["load_avg_after"] is not None and len(rec["load_avg_after"]) == 3
+    # The report flags the cell, with the figure.
+    files, _ = report.build_report([out], tmp_path / "summary", model_rows=None, plots=False)
+    md = files.summary.read_text()
+    row = next(ln for ln in md.splitlines() if ln.startswith("| trivial |"))
+    assert re.search(r"\| [\d.]+ [~]?![\^*]?\[\d+\] \|$", row), row
+    assert f"noisy: a repeat saw {noise['foreign_cpu_pct']:.1f}% foreign CPU during its measured window" in md
 
 
 def test_wait_quiet_gives_up_on_a_busy_machine_and_says_so(

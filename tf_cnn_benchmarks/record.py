@@ -104,9 +104,9 @@ class Spread:
 @dataclass(frozen=True)
 class Drift:
     """Whether the timed steps got faster or slower during the run: the median of the second half against the
-    first, compared with the spread within the halves (the mean of their IQRs). A run still warming up, or one that
-    something else started to share the CPU with halfway, drifts; steady noise does not (each half spreads as much
-    as the medians differ)."""
+    first, compared with the spread within the halves (the mean of their IQRs) and with a 5% floor. A run still
+    warming up, or one that something else started to share the CPU with halfway, drifts; steady noise does not
+    (each half spreads as much as the medians differ)."""
 
     first_ms: float
     second_ms: float
@@ -118,7 +118,8 @@ class Drift:
 
     @property
     def drifted(self) -> bool:
-        return abs(self.second_ms - self.first_ms) > self.spread_ms
+        """Beyond the spread within the halves, and by more than 5% (less is not worth a flag)."""
+        return abs(self.second_ms - self.first_ms) > max(self.spread_ms, DRIFT_MIN_CHANGE * self.first_ms)
 
     def to_dict(self) -> dict[str, Any]:
         return {"first_ms": round(self.first_ms, 4), "second_ms": round(self.second_ms, 4),
@@ -126,7 +127,8 @@ class Drift:
                 "drifted": self.drifted}  # fmt: skip
 
 
-DRIFT_MIN_STEPS = 6  # fewer timed steps say nothing about drift
+DRIFT_MIN_STEPS = 10  # fewer timed steps (5 a half) say nothing about drift
+DRIFT_MIN_CHANGE = 0.05  # a smaller change between the halves is not flagged, whatever the spread
 
 
 @dataclass(frozen=True)
