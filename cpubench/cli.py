@@ -1,4 +1,4 @@
-"""``cpubench run|report|compare|models|make-data|import-logs``: one small dispatcher; each command lives in its module.
+"""``cpubench run|report|pages|compare|models|make-data|import-logs``: a dispatcher; each command lives in its module.
 
 Each command module exposes ``add_arguments(parser)`` and ``main(args) -> int``. Modules are imported lazily so that
 ``cpubench report`` does not pay for importing TensorFlow.
@@ -14,6 +14,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("cpubench.runner", "run the benchmark matrix of a config on this host"),
     "report": ("cpubench.report", "merge host result folders into summary/summary.md, CSV, JSON and plots"),
+    "pages": ("cpubench.pages", "a scaling study as a Jekyll site: per host and model a page, CSVs and plots"),
     "compare": ("cpubench.compare", "two host folders: faster, slower or not significant per setting and model"),
     "models": ("cpubench.models_table", "print the model table (input size, parameters, memory, multiply-adds)"),
     "make-data": ("cpubench.make_data", "build ImageNet-format TFRecord shards from a folder of JPEGs"),
