@@ -579,7 +579,15 @@ def build_pages(data: Iterable[str | Path], out: str | Path, plots: bool = True)
             folder.mkdir(parents=True, exist_ok=True)
             files.csvs += write_csvs(folder, m, study.of(h, m))
             page = folder / f"{m}.md"
-            page.write_text(render_page(m, host_page(study, h, m, folder, plots)))
+            sections = host_page(study, h, m, folder, plots)
+            if not plots:  # a page never names an image that was not drawn
+                for sec in sections:
+                    if sec.images:
+                        sec.images, sec.note = (
+                            [],
+                            f"plots not drawn (--no-plots): see {m}_latency.csv and {m}_throughput.csv",
+                        )
+            page.write_text(render_page(m, sections))
             files.pages.append(page)
             pages[(h, m)] = f"{h}/{m}.html"
     (root / "_layouts").mkdir(exist_ok=True)

@@ -84,7 +84,9 @@ def heatmap(path: Path, title: str, loss: Any) -> Path:
         for j in range(len(bs)):
             v = grid[i][j]
             if not math.isnan(v):
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7)
+                # white on the dark ends of the colour scale, black on the light middle, so every value reads
+                colour = "white" if abs(v) > 0.6 * top else "black"
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color=colour)
     ax.set_xticks(range(len(bs)))
     ax.set_xticklabels([f"{b}" for b in bs])
     ax.set_yticks(range(len(ts)))

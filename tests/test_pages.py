@@ -190,3 +190,47 @@ def test_site_builds_with_jekyll_and_every_image_loads_in_chromium(site: Path, t
     loaded, total = int(m.group(1)), int(m.group(2))
     assert total == len(page_images((site / HOST / "lenet.md").read_text())) > 0
     assert loaded == total
+
+
+def test_a_two_node_host_gets_numa_heatmaps_and_hosts_share_plots(study: Path, tmp_path: Path) -> None:
+    """A second host with both placements and both memory modes measured: its NUMA sections show heatmaps (remote
+    memory 20% slower, interleave 10% slower), the one-node host's still say n/a, and the index lists both."""
+    root = tmp_path / "data"
+    shutil.copytree(study / HOST, root / HOST)
+    store.write_host(root, {"host_id": "box2", "machine_fingerprint": "fp-box2"})
+    n = 0
+    for placement, memory, slower in (("sequential", "local", 1.0), ("sequential", "remote", 1.2),
+                                      ("interleave", "local", 1.1)):  # fmt: skip
+        for t in THREADS:
+            for b in (1, 2):
+                p = {**params_of("graph", t, memory), "placement": placement}
+                for r in range(REPEATS):
+                    n += 1
+                    rec = RunRecord(host_id="box2", setting=axes.setting_name(p), params=p, model="lenet",
+                                    batch_size=b, num_devices=1, repeat=r, run_hash=f"b{n:04d}")  # fmt: skip
+                    times = tuple(slower * s for s in step_times("lenet", "graph", t, b, r))
+                    store.append_run(root, rec.with_samples(Samples(b, times)))
+    out = tmp_path / "pages"
+    files, _ = pages.build_pages([root], out)
+    md = (out / "box2" / "lenet.md").read_text()
+    assert [line for line in md.splitlines() if line.startswith("#")] == HEADINGS
+    images = page_images(md)
+    assert all((out / "box2" / i).is_file() for i in images)
+    for name in ("lenet-numa-latency-graph.png", "lenet-numa-throughput-graph.png", "lenet-remote-latency-graph.png",
+                 "lenet-remote-throughput-graph.png"):  # fmt: skip
+        assert name in images
+    assert "n/a" not in md and "not measured" not in md
+    (loss,) = pages.losses(pages.build_study(store.load_host(root / "box2").runs, ["box2"]).of("box2", "lenet"),
+                           "memory", "local", "remote", "latency")  # fmt: skip
+    assert all(v == pytest.approx(20.0) for v in loss.values.values())
+    assert "n/a: one NUMA node" in (out / HOST / "lenet.md").read_text()
+    index = (out / "index.md").read_text()
+    assert "| box1 |" in index and "| box2 | [lenet](./box2/lenet.html) | — |" in index
+    assert "## box2: lenet" in (out / "summary.md").read_text()
+
+
+def test_no_plots_pages_name_no_images(study: Path, tmp_path: Path) -> None:
+    pages.build_pages([study], tmp_path, plots=False)
+    md = (tmp_path / HOST / "lenet.md").read_text()
+    assert "<img" not in md and "plots not drawn (--no-plots)" in md and not list(tmp_path.rglob("*.png"))
+    assert [line for line in md.splitlines() if line.startswith("#")] == HEADINGS
