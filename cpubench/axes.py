@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 # Where a config gives an axis's values.
@@ -32,6 +32,15 @@ class Context:
     """What an axis's argv may need beyond its value."""
 
     data_dir: str = ""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How the runner starts one engine child: the CPUs it may run on and the NUMA nodes it may allocate on
+    (None: as the runner itself)."""
+
+    cpus: list[int] | None = None
+    membind: list[int] | None = None
 
 
 def flag_value(v: Any) -> str:
@@ -68,6 +77,10 @@ class Axis:
     identity: bool = True
     help: str = ""
     choices_from: Callable[[], Sequence[Any]] | None = field(default=None, compare=False)
+    # How the runner starts the child for a value (its CPUs, its NUMA memory), for axes that are not engine flags.
+    launch: Callable[[Any, dict[str, Any], Launch, Any], Launch] | None = field(default=None, compare=False)
+    # A text value a config may give instead of a list ("all", "1..8"), expanded into values on this host.
+    expand: Callable[[str], list[Any]] | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
@@ -171,6 +184,43 @@ def _nccl_argv(value: Any, _ctx: Context) -> list[str]:
     return [f"--all_reduce_spec={'nccl' if value else ''}"]
 
 
+# --------------------------------------------------------------------------------------- placement and memory
+
+
+def _place(value: Any, values: dict[str, Any], launch: Launch, topo: Any) -> Launch:
+    """Pin to ``num_intra_threads`` physical cores placed as the value says (cpubench.topology)."""
+    if value == "none":
+        return launch
+    from cpubench import topology
+
+    return replace(launch, cpus=topology.placement_cpus(topo, value, int(values.get("num_intra_threads") or 0)))
+
+
+def _bind(value: Any, _values: dict[str, Any], launch: Launch, topo: Any) -> Launch:
+    """Bind memory to the placed cores' own node (local) or to another node (remote)."""
+    if value == "default":
+        return launch
+    from cpubench import topology
+
+    return replace(launch, membind=topology.memory_nodes(topo, launch.cpus or list(topo.cpus), value))
+
+
+def _threads(text: str) -> list[int]:
+    """``all`` = 1..the physical cores of one socket of this host; ``A..B`` = A, A+1, ..., B."""
+    if text.strip() == "all":
+        from cpubench import topology
+
+        return list(range(1, topology.Topology.read().cores_per_socket + 1))
+    a, sep, b = text.partition("..")
+    if not sep or not a.strip().isdigit() or not b.strip().isdigit() or int(a) > int(b):
+        raise ValueError(f"{text!r}: expected a number, a list, `all` or a range like 1..8")
+    return list(range(int(a), int(b) + 1))
+
+
+def _execution(value: Any, _values: dict[str, Any]) -> str | None:
+    return {"eager": "eager", "xla": "xlajit"}.get(value)
+
+
 # ----------------------------------------------------------------------------------------------------- the table
 
 # Declaration order is the order of a setting name's parts (the classic lambdal/cpu_benchmark names first).
@@ -194,9 +244,15 @@ AXES: tuple[Axis, ...] = (
     Axis("precision", ("precision", "use_fp16"), "fp32", fragment=off_default("{}", "fp32"), rank=9,
          help="compute precision"),
     Axis("num_intra_threads", ("num_intra_threads",), 0, minimum=0, fragment=off_default("intra{}", 0), rank=10,
-         help="threads inside one op; 0 = the framework's default"),
+         expand=_threads, help="threads inside one op; 0 = the framework's default; `all` or `1..N` for a sweep"),
     Axis("num_inter_threads", ("num_inter_threads",), 0, minimum=0, fragment=off_default("inter{}", 0), rank=11,
          help="ops run at once; 0 = the framework's default"),
+    Axis("execution", ("execution",), "graph", fragment=_execution, rank=12,
+         help="graph (one tf.function), eager (ops one by one) or xla"),
+    Axis("placement", (), "none", str, ("none", "sequential", "interleave"), fragment=off_default("{}", "none"),
+         launch=_place, rank=13, help="pin to num_intra_threads cores: the first in socket order, or split over two"),
+    Axis("memory", (), "default", str, ("default", "local", "remote"), fragment=off_default("mem{}", "default"),
+         launch=_bind, rank=14, help="bind memory to the cores' own NUMA node, or to another one"),
 )  # fmt: skip
 
 
@@ -238,6 +294,25 @@ def defaults() -> dict[str, Any]:
 def owned_flags() -> dict[str, str]:
     """Engine flag -> where a config sets it instead, for every flag an axis owns."""
     return {flag: a.where for a in table() for flag in a.flags}
+
+
+def launch(values: dict[str, Any], topo: Any = None) -> Launch:
+    """How to start the child of a run, from every axis that decides it (in declaration order: placement, then
+    memory). Reads this host's topology when an axis needs it; raises topology.NotApplicable for a value this host
+    cannot give (interleave on one socket, remote memory on one NUMA node) and topology.PlacementError for more
+    threads than cores."""
+    out = Launch()
+    for a in table():
+        if a.launch is not None:
+            value = values.get(a.name, a.default)
+            if value == a.default:
+                continue
+            if topo is None:
+                from cpubench import topology
+
+                topo = topology.Topology.read()
+            out = a.launch(value, values, out, topo)
+    return out
 
 
 def setting_name(values: dict[str, Any]) -> str:

@@ -380,10 +380,47 @@ class _Validator:
                     raise self.error(("matrix", key), f"not a matrix axis; set it as `{other.where}`")
                 raise self.unknown(key, ("matrix",), tuple(known), "matrix axis")
             items = self.listed(vals, ("matrix", key))
-            out[axis.name] = [self.axis_value(axis, x, _item(vals, ("matrix", key), i)) for i, x in enumerate(items)]
+            values: list[Any] = []
+            for i, x in enumerate(items):
+                path = _item(vals, ("matrix", key), i)
+                if isinstance(x, str) and axis.expand is not None and axis.value_kind is not str:
+                    try:
+                        values.extend(axis.expand(x))
+                    except (ValueError, OSError) as e:
+                        raise self.error(path, str(e)) from None
+                else:
+                    values.append(self.axis_value(axis, x, path))
+            out[axis.name] = values
             if len(set(map(repr, out[axis.name]))) != len(out[axis.name]):
                 raise self.error(("matrix", key), "a value is listed twice")
+        self.placements(out)
         return out
+
+    def placements(self, matrix: dict[str, list[Any]]) -> None:
+        """Pinned placements need a thread count per run, and no more threads than this host's cores can give."""
+        placed = [p for p in matrix.get("placement", []) if p != "none"]
+        if not placed:
+            return
+        from cpubench import topology
+
+        threads = matrix.get("num_intra_threads", [0])
+        if any(t < 1 for t in threads):
+            raise self.error(
+                ("matrix", "placement"),
+                "a pinned placement needs matrix.num_intra_threads of 1 or more (the cores to pin to)",
+            )
+        try:
+            topo = topology.Topology.read()
+        except topology.TopologyError as e:
+            raise self.error(("matrix", "placement"), f"cannot read this host's topology: {e}") from None
+        for p in placed:
+            for t in threads:
+                try:
+                    topology.check_threads(topo, p, t)
+                except topology.PlacementError as e:
+                    raise self.error(("matrix", "num_intra_threads"), f"placement {p}: {e}") from None
+                except topology.NotApplicable:
+                    pass  # recorded as n/a with the reason when it runs
 
     def exclude(self, v: Any, models: set[str]) -> list[dict[str, list[Any]]]:
         if not isinstance(v, list):

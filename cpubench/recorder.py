@@ -49,9 +49,11 @@ class Recorder:
         outcome: Outcome | None,
         child_env: dict[str, str] | None,
         reason: str | None = None,
+        status: str = "failed",
     ) -> RunRecord:
         """The record of one run: ``base`` holds the runner's fields (spec and sweep position); the engine's own
-        record (when its result JSON was valid) adds what only the child could see."""
+        record (when its result JSON was valid) adds what only the child could see. Without an outcome (the run
+        could not start here) the record is ``status`` (failed, or skipped for "n/a") with ``reason``."""
         engine_rec = outcome.record if outcome is not None else None
         rec = engine_rec if engine_rec is not None else RunRecord()
         seen_env = rec.thread_env if rec.thread_env is not None else (
@@ -68,7 +70,7 @@ class Recorder:
             "schema": RECORD_SCHEMA,
         }
         if outcome is None:
-            fields.update(status="failed", reason=reason, images_per_sec=None, duration=0.0)
+            fields.update(status=status, reason=reason, images_per_sec=None, duration=0.0)
         else:
             fields.update(
                 status=outcome.status,

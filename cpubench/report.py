@@ -13,6 +13,7 @@ as half the value; here every cell says what happened:
                    their spread (``samples.drift``): see note n
 - ``failed [n]`` / ``timeout [n]``  no repeat succeeded; note n gives the reason
 - ``—``            never run (``— [n]`` when the runner skipped it, with its reason)
+- ``n/a [n]``      not applicable on this host (remote memory on one NUMA node, interleave on one socket)
 
 The relative table gives each ratio to the baseline with its 95% bootstrap interval (:mod:`cpubench.stats`):
 ``1.32 [1.25–1.40]`` when the interval excludes 1.00, ``≈1.02 [0.97–1.08]`` when it contains 1.00 (not
@@ -151,6 +152,8 @@ class Cell:
             return f"{tables.fmt_ips(self.value)} {marks}{ref}".rstrip()
         if self.status in ("failed", "timeout"):
             return f"{self.status} {ref}".rstrip()
+        if self.status == "skipped" and (self.reason or "").startswith("skipped: n/a"):
+            return f"n/a {ref}".rstrip()  # not applicable on this host (one NUMA node...): the note says why
         return f"{tables.MISSING} {ref}".rstrip()
 
 

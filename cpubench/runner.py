@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import errno
 import fcntl
+import functools
 import json
 import os
 import re
@@ -42,8 +43,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from cpubench import axes, store, sysinfo
 from cpubench import config as cfg
-from cpubench import store, sysinfo
 from cpubench.executor import (
     Executor,
     Job,
@@ -250,6 +251,29 @@ def generate_data(data: DataPlan, config: cfg.Config, executor: Executor, out: P
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     data.needs_generation = False
+
+
+def launch_mismatch(launch: axes.Launch, outcome: Outcome) -> str | None:
+    """Why an ok run did not run as it was started (its CPUs or memory policy, as the engine saw them), or None.
+
+    An engine that does not report them (a result JSON without ``cpus``) cannot be checked; its record keeps what
+    was asked under ``details.launch``."""
+    rec = outcome.record
+    if outcome.status != "ok" or rec is None:
+        return None
+    if launch.cpus and rec.cpus is not None and sorted(rec.cpus) != sorted(launch.cpus):
+        return f"pinned to CPUs {_cpus(launch.cpus)} but the engine could run on {_cpus(rec.cpus)}"
+    if launch.membind and rec.memory_policy is not None:
+        mode, nodes = rec.memory_policy.get("mode"), rec.memory_policy.get("nodes")
+        if mode != "bind" or sorted(nodes or []) != sorted(launch.membind):
+            return f"memory bound to nodes {_cpus(launch.membind)} but the engine's policy is {mode} {nodes}"
+    return None
+
+
+def _cpus(cpus: list[int]) -> str:
+    from cpubench.topology import format_cpulist
+
+    return format_cpulist(cpus)
 
 
 QUIET_PCT = 5.0  # other processes' share of the CPUs under which the machine counts as quiet
@@ -483,13 +507,20 @@ class Runner:
         started = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         load = [round(x, 2) for x in os.getloadavg()]
         base = self._base(p, cmd, log, started, load, data, forced)
+        launch, not_here = self._launch(run)
         if run.setting.params.get("data") == "real" and data.unavailable:
             rec = self.recorder.build(base, None, self.child_env, reason=data.unavailable)
+        elif not_here is not None:
+            status, why = not_here
+            rec = self.recorder.build(base, None, self.child_env, reason=why, status=status)
         else:
             header = log_header(host=self.host_id, config=self.config.name, setting=run.setting.name,
                                 model=run.model, batch_size=run.batch_size, repeat=run.repeat,
                                 run_hash=p.run_hash)  # fmt: skip
-            job = Job(cmd, log, result_json, self.child_env, self.config.timeout, header=[header])
+            job = Job(cmd, log, result_json, self.child_env, self.config.timeout, header=[header],
+                      cpus=launch.cpus, membind=launch.membind)  # fmt: skip
+            if launch.cpus or launch.membind:
+                base["details"]["launch"] = {"cpus": launch.cpus, "membind": launch.membind}
             try:
                 outcome = recover(p.run_hash, log, result_json)
                 if outcome is not None:
@@ -509,12 +540,37 @@ class Runner:
                 outcome = Outcome("failed", f"could not write the log {log} ({e.strerror})", 0.0)
             if self._interrupted is not None:
                 raise Interrupted(self._interrupted)
+            mismatch = launch_mismatch(launch, outcome)
+            if mismatch is not None:
+                outcome.status, outcome.reason = "failed", mismatch
             rec = self.recorder.build(base, outcome, self.child_env)
         self._writing = True
         try:
             return self.recorder.accept(rec, kept_at=result_json)
         finally:
             self._writing = False
+
+    def _launch(self, run: cfg.Planned) -> tuple[axes.Launch, tuple[str, str] | None]:
+        """How to start the run's child, or why it cannot run here: ("skipped", "n/a: one NUMA node") for a value
+        this host cannot give, ("failed", reason) for a topology that cannot be read or too many threads."""
+        from cpubench import topology
+
+        try:
+            return axes.launch(run.values, self._topology), None
+        except topology.NotApplicable as e:
+            return axes.Launch(), ("skipped", f"n/a: {e}")
+        except (topology.PlacementError, topology.TopologyError) as e:
+            return axes.Launch(), ("failed", f"placement: {e}")
+
+    @functools.cached_property
+    def _topology(self) -> Any:
+        """This host's topology, read when a run first needs it (pinned placement, bound memory)."""
+        from cpubench import topology
+
+        try:
+            return topology.Topology.read()
+        except topology.TopologyError:
+            return None  # axes.launch reads it again and says why
 
     # -- the sweep
 

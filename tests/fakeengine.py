@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Model -> behaviour: trivial ok (sleeps FAKE_SLEEP), lenet fails with a result JSON (OOM), alexnet hangs (timeout),
 # vgg16 dies of SIGSEGV without a result JSON, googlenet claims ok with 0 images/sec, mobilenet claims ok with a
-# step time that is not a number, inception3 is ok and then fills the disk of its log folder.
+# step time that is not a number, inception3 is ok and then fills the disk of its log folder, resnet101 reports
+# CPUs it was not pinned to.
 FAKE_ENGINE = textwrap.dedent(
     r"""
     import json, os, signal, sys, time
@@ -63,6 +64,8 @@ FAKE_ENGINE = textwrap.dedent(
         os.kill(os.getpid(), signal.SIGSEGV)
     elif model == "googlenet":
         result(status="ok", reason=None, images_per_sec=0.0)
+    elif model == "resnet101":  # says it ran on a CPU it was not pinned to
+        result(schema=2, status="ok", reason=None, images_per_sec=7.0, cpus=[99])
     elif model == "mobilenet":
         result(status="ok", reason=None, images_per_sec=5.0, step_times=["fast", 0.1])
     elif model == "inception3":  # measured, then the disk fills up before the runner records it

@@ -223,6 +223,8 @@ class Benchmark:
             all_reduce=setup.all_reduce,
             precision=f.precision,
             xla=f.xla_compile,
+            eager=f.execution == "eager",
+            numa_bind=hostfacts.memory_policy()["mode"] == "bind",
             bf16_emulated=f.precision == "bf16" and f.device == "cpu" and not hostfacts.native_bf16(),
         )
 
@@ -259,6 +261,10 @@ class Benchmark:
             forward_backward = tf.function(forward_backward, jit_compile=True)
             forward = tf.function(forward, jit_compile=True)
 
+        def traced(fn: Callable[..., Any]) -> Callable[..., Any]:
+            """The step as one tf.function, or as it is with --execution=eager (TensorFlow ops one by one)."""
+            return fn if f.execution == "eager" else tf.function(fn)
+
         def apply(strat: tf.distribute.Strategy, grads: list) -> None:
             pairs = list(zip(grads, net.trainable, strict=True))
             if plan.aggregate:
@@ -278,7 +284,7 @@ class Benchmark:
         if f.data_dir:
             iterator = iter(strategy.experimental_distribute_dataset(self._real_dataset(spec, plan, batch, dtype)))
 
-            @tf.function
+            @traced
             def step(it: Any) -> tf.Tensor:
                 images, labels = next(it)
                 losses = strategy.run(replica_step, args=(images, labels))
@@ -302,7 +308,7 @@ class Benchmark:
 
         inputs = strategy.experimental_distribute_values_from_function(make_inputs)
 
-        @tf.function
+        @traced
         def synthetic_step(data: Any) -> tf.Tensor:
             losses = strategy.run(replica_step, args=data)
             return strategy.reduce(tf.distribute.ReduceOp.MEAN, losses, axis=None)

@@ -55,6 +55,14 @@ FLAGS: tuple[Flag, ...] = (
     Flag("use_fp16", bool, False, "half precision compute (bfloat16 on CPU, float16 on GPU), fp32 variables"),
     Flag("precision", str, "", "fp32, fp16 or bf16; overrides --use_fp16", choices=("", "fp32", "fp16", "bf16")),
     Flag("xla_compile", bool, False, "compile the step with XLA (tf.function(jit_compile=True))"),
+    Flag(
+        "execution",
+        str,
+        "graph",
+        "how the step runs: graph (one tf.function), eager (TensorFlow ops one by one, no tf.function), "
+        "xla (graph, with the model compiled by XLA; the same as --xla_compile)",
+        choices=("graph", "eager", "xla"),
+    ),
     Flag("xla", bool, False, "alias of --xla_compile"),
     Flag("num_intra_threads", int, 0, "threads inside one op; 0 = TensorFlow's default (all cores)"),
     Flag("num_inter_threads", int, 0, "ops run at once; 0 = TensorFlow's default"),
@@ -183,6 +191,8 @@ def _normalise(ns: argparse.Namespace) -> None:
     if ns.eval:
         ns.forward_only = True
     if ns.xla:
+        ns.xla_compile = True
+    if ns.execution == "xla":
         ns.xla_compile = True
     if ns.use_nccl:
         if ns.all_reduce_spec and ns.all_reduce_spec != "nccl":

@@ -49,6 +49,8 @@ class Header:
     all_reduce: str | None = None
     precision: str = "fp32"
     xla: bool = False
+    eager: bool = False  # --execution=eager
+    numa_bind: bool = False  # the process's memory is bound to NUMA nodes (it reads its own policy)
     bf16_emulated: bool = False  # bf16 asked on a CPU without native bfloat16: warn
 
     def lines(self) -> list[str]:
@@ -63,7 +65,7 @@ class Header:
             f"Num batches: {self.num_batches}",
             f"Num epochs:  {self.num_epochs:.2f}",
             f"Devices:     {self.devices}",
-            "NUMA bind:   False",
+            f"NUMA bind:   {self.numa_bind}",
             f"Data format: {self.data_format}",
             f"Optimizer:   {self.optimizer}",
             f"Variables:   {self.variables}",
@@ -74,6 +76,8 @@ class Header:
             out.append(f"Precision:   {self.precision} compute, fp32 variables")
         if self.xla:
             out.append("XLA:         True")
+        if self.eager:
+            out.append("Execution:   eager")
         if self.bf16_emulated:
             out.append(
                 "Warning:     this CPU has no native bfloat16 (AVX512_BF16 or AMX): bf16 is emulated and can be "

@@ -1,0 +1,82 @@
+"""Placement for real: a child pinned to its cores and bound to its memory node, checked from inside the engine;
+what this host cannot give is n/a with the reason, never a failure and never a copy of another figure."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from fakeengine import ROOT, cpubench_run, records, write_config
+
+from cpubench import config as cfg
+from cpubench import report, runner, topology
+
+TOPO = topology.Topology.read()
+ONE_NODE = len(TOPO.nodes) == 1
+TWO_CORES = TOPO.physical_cores >= 2
+
+
+def real_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != runner.ENGINE_ENV}
+    env.update({"CPUBENCH_NO_TF_PROBE": "1", "PYTHONPATH": str(ROOT), runner.LOCK_ENV: str(tmp_path / "lock")})
+    return env
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.skipif(not (ONE_NODE and TWO_CORES), reason="written for a one-node host with 2 or more cores")
+def test_a_tiny_study_pins_binds_and_says_na_for_remote_memory(tmp_path: Path) -> None:
+    c = write_config(tmp_path / "study.yaml", {"trivial": 4}, repeats=1, num_batches=3, timeout=240,
+                     matrix={"num_intra_threads": "1..2", "num_inter_threads": [1], "execution": ["graph", "eager"],
+                             "placement": ["sequential"], "memory": ["local", "remote"]})  # fmt: skip
+    out = tmp_path / "data"
+    p = cpubench_run(["--config", str(c), "--out", str(out), "--host-id", "h"], real_env(tmp_path), tmp_path,
+                     timeout=380)  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    recs = {(r["params"]["num_intra_threads"], r["params"]["execution"], r["params"]["memory"]): r
+            for r in records(out, "h")}  # fmt: skip
+    assert len(recs) == 8
+    for (t, execution, memory), r in recs.items():
+        if memory == "remote":
+            assert r["status"] == "skipped" and r["reason"] == "n/a: one NUMA node" and r["images_per_sec"] is None
+            continue
+        assert r["status"] == "ok", r["reason"]
+        want = topology.placement_cpus(TOPO, "sequential", t)
+        assert r["cpus"] == want and r["details"]["launch"] == {"cpus": want, "membind": [0]}  # seen from inside
+        assert r["memory_policy"]["mode"] == "bind" and r["memory_policy"]["nodes"] == [0]
+        assert r["threads"]["intra_effective"] == t and r["threads"]["inter_effective"] == 1
+        log = (out / "h" / r["log"]).read_text()
+        assert "NUMA bind:   True" in log and ("Execution:   eager" in log) == (execution == "eager")
+        assert r["setting"].endswith(("-sequential-memlocal", "-eager-sequential-memlocal"))
+    files, _ = report.build_report([out], tmp_path / "summary", model_rows=None, plots=False)
+    md = files.summary.read_text()
+    remote = [ln for ln in md.splitlines() if ln.startswith("**") and "memremote" in ln]
+    assert len(remote) == 4
+    assert re.search(r"\| trivial \| n/a \[\d+\] \|", md) and "skipped: n/a: one NUMA node" in md
+
+
+def test_a_run_that_did_not_run_where_it_was_pinned_fails_with_the_reason(tmp_path: Path, env: dict[str, str]) -> None:
+    c = write_config(tmp_path / "c.yaml", {"resnet101": 8}, matrix={"num_intra_threads": [1],
+                     "placement": ["sequential"]})  # fmt: skip
+    p = cpubench_run(["--config", str(c), "--out", str(tmp_path / "data"), "--host-id", "h1"], env, tmp_path)
+    assert p.returncode == 1
+    (r,) = records(tmp_path / "data")
+    first = topology.placement_cpus(TOPO, "sequential", 1)
+    assert r["status"] == "failed" and r["reason"] == f"pinned to CPUs {first[0]} but the engine could run on 99"
+
+
+def test_placements_are_checked_at_config_load() -> None:
+    too_many = TOPO.physical_cores + 1
+    with pytest.raises(cfg.ConfigError, match=rf"c.yaml:3: matrix.num_intra_threads: placement sequential: threads "
+                       rf"{too_many}: this host has {TOPO.physical_cores} physical cores"):  # fmt: skip
+        cfg.parse_config(f"name: t\nmodels: {{trivial: 8}}\nmatrix: {{placement: [sequential], num_intra_threads: "
+                         f"[1, {too_many}]}}\n", "c.yaml")  # fmt: skip
+    with pytest.raises(cfg.ConfigError, match=r"a pinned placement needs matrix.num_intra_threads of 1 or more"):
+        cfg.parse_config("name: t\nmodels: {trivial: 8}\nmatrix: {placement: [interleave]}\n", "c.yaml")
+    with pytest.raises(cfg.ConfigError, match=r"matrix.placement\[0\]: 'spread' is not one of none, sequential"):
+        cfg.parse_config("name: t\nmodels: {trivial: 8}\nmatrix: {placement: [spread]}\n", "c.yaml")
+    c = cfg.parse_config("name: t\nmodels: {trivial: 8}\nmatrix: {num_intra_threads: all}\n")
+    assert c.matrix["num_intra_threads"] == list(range(1, TOPO.cores_per_socket + 1))
+    with pytest.raises(cfg.ConfigError, match=r"expected a number, a list, `all` or a range like 1..8"):
+        cfg.parse_config("name: t\nmodels: {trivial: 8}\nmatrix: {num_intra_threads: lots}\n", "c.yaml")
