@@ -24,15 +24,12 @@ command line) or a config's ``engine:`` key replaces it, for tests and for other
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import fcntl
 import functools
-import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import sys
 import time
@@ -50,22 +47,20 @@ from cpubench.executor import (
     Job,
     Outcome,
     child_environment,
-    last_error_line,
     log_header,
     log_tail,
     read_result,
 )
+from cpubench.locks import Busy, MachineLock
 from cpubench.planner import PlannedRun, Planner, engine_identity, select
 from cpubench.progress import Progress, describe, hms
+from cpubench.realdata import DataPlan, generate_data, plan_data
 from cpubench.recorder import DiskFull, Recorder, Unrecorded
 from tf_cnn_benchmarks import hostfacts
 from tf_cnn_benchmarks.record import STATUSES, RecordError, RunRecord
 
 ENGINE_ENV = "CPUBENCH_ENGINE"
-LOCK_ENV = "CPUBENCH_LOCK"  # the machine-wide lock file (default below); tests point it elsewhere
-MACHINE_LOCK = "/tmp/cpubench-benchmark.lock"
-GENERATED_DIR = "_generated"  # under --out: generated real-data sets, shared by the hosts' folders
-LOCK_FILE = ".runner.lock"
+LOCK_FILE = ".runner.lock"  # per host folder: one writer at a time, even with --force
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -173,86 +168,6 @@ def engine_command(config: cfg.Config) -> tuple[list[str], bool]:
     return [sys.executable, "-m", "tf_cnn_benchmarks"], True
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Real data
-
-
-@dataclass
-class DataPlan:
-    """Where real-data runs read from; ``source`` goes into the run hash, ``unavailable`` into failed records."""
-
-    source: dict[str, Any]
-    path: str = ""
-    generated: bool = False
-    unavailable: str | None = None
-    needs_generation: bool = False
-
-
-def has_records(path: str) -> bool:
-    """A folder of ImageNet-format TFRecord shards (``train-*`` or ``validation-*``)."""
-    return bool(path) and os.path.isdir(path) and any(n.startswith(("train-", "validation-")) for n in os.listdir(path))
-
-
-def plan_data(config: cfg.Config, root: Path) -> DataPlan:
-    """Decide, without side effects, where real data comes from: the config's data_dir, else a generated set."""
-    data_dir = cfg.expand_data_dir(config.data_dir)
-    if has_records(data_dir):
-        return DataPlan(source={"dir": config.data_dir}, path=data_dir)
-    g = config.generate_data
-    if g is not None:
-        target = root / GENERATED_DIR / f"imagenet-{g.label}"
-        ready = (target / ".complete").exists() and has_records(str(target))
-        return DataPlan(
-            source={"generated": {"count": g.count, "size": g.size}},
-            path=str(target),
-            generated=True,
-            needs_generation=not ready,
-        )
-    where = f"data_dir {config.data_dir!r}" if config.data_dir else "no data_dir"
-    return DataPlan(
-        source={"dir": config.data_dir},
-        path=data_dir,
-        unavailable=f"real data unavailable: {where} holds no train-* TFRecords and the config has no generate_data",
-    )
-
-
-def make_data_command(src: Path, target: Path, gen: cfg.GenerateData) -> list[str]:
-    """``cpubench make-data SRC OUT --generate COUNT [--size S]`` in its own process (it imports TensorFlow)."""
-    cmd = [sys.executable, "-m", "cpubench", "make-data", str(src), str(target), "--generate", str(gen.count)]
-    return cmd + (["--size", gen.size] if gen.size else [])
-
-
-def generate_data(data: DataPlan, config: cfg.Config, executor: Executor, out: Progress) -> None:
-    """Generate the small real-data set once (into a temporary folder renamed into place); on failure mark it
-    unavailable with the reason, so the real-data runs fail with that reason instead of the sweep stopping."""
-    g = config.generate_data
-    assert g is not None
-    target = Path(data.path)
-    tmp = target.with_name(target.name + ".partial")
-    src = target.with_name(target.name + ".jpeg")
-    for d in (tmp, src):
-        shutil.rmtree(d, ignore_errors=True)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    cmd = make_data_command(src, tmp, g)
-    out.say(f"cpubench: generating {g.count} JPEGs for the real-data settings: {target}")
-    log = tmp.parent / f"{target.name}.log"
-    # The generator is a child like the engines: tied to the runner, killed with its process group on a signal.
-    job = Job(command=cmd, log=log, result_json=tmp / ".none", env={**os.environ, "PYTHONUNBUFFERED": "1"},
-              timeout=max(600.0, config.timeout))  # fmt: skip
-    outcome = executor.run(job)
-    ok = outcome.exit_code == 0 and has_records(str(tmp))
-    why = last_error_line(log_tail(log)) or outcome.reason or f"exit code {outcome.exit_code}"
-    shutil.rmtree(src, ignore_errors=True)
-    if not ok:
-        shutil.rmtree(tmp, ignore_errors=True)
-        data.unavailable = f"real data unavailable: make-data failed: {why}"
-        return
-    hostfacts.atomic_write_json(tmp / ".complete", {"count": g.count, "size": g.size, "command": cmd})
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
-    data.needs_generation = False
-
-
 def launch_mismatch(launch: axes.Launch, outcome: Outcome) -> str | None:
     """Why an ok run did not run as it was started (its CPUs or memory policy, as the engine saw them), or None.
 
@@ -322,68 +237,6 @@ def recover(run_hash: str, log: Path, result_json: Path) -> Outcome | None:
     m = re.search(r"^# cpubench: exit rc=(-?\d+) after ([\d.]+) s$", log_tail(log), re.M)
     duration = float(m.group(2)) if m else float((rec.timings or {}).get("total_in_engine") or 0.0)
     return Outcome("ok", None, duration, exit_code=int(m.group(1)) if m else None, record=rec)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Locks
-
-
-class Busy(Exception):
-    """Another benchmark holds the machine (or this folder): the message names it."""
-
-
-class MachineLock:
-    """One benchmark at a time on a machine, whatever its results folder: two sweeps at once measure each other.
-
-    An advisory ``flock`` on one file for the whole machine (``/tmp``, shared by every user); the holder writes who
-    it is into the file so a refused sweep can name it. The kernel drops the lock when its holder dies.
-    """
-
-    def __init__(self, path: str | None = None) -> None:
-        self.path = Path(path or os.environ.get(LOCK_ENV) or MACHINE_LOCK)
-        self._f: Any = None
-
-    def holder(self) -> str:
-        try:
-            info = json.loads(self.path.read_text() or "{}")
-        except (OSError, json.JSONDecodeError):
-            return "another cpubench run"
-        return f"pid {info.get('pid')} writing to {info.get('host_dir')} since {info.get('started')}"
-
-    def acquire(self, host_dir: Path, force: bool) -> str | None:
-        """Take the lock; with ``force``, go on without it and return who holds it. Raises Busy otherwise."""
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as e:
-            raise Busy(
-                f"cannot open the machine lock {self.path} ({e.strerror}); set {LOCK_ENV} to another file"
-            ) from e
-        f = os.fdopen(fd, "r+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            who = self.holder()
-            f.close()
-            if force:
-                return who
-            raise Busy(
-                f"another benchmark is running on this machine ({who}); wait for it to finish, or pass --force to "
-                "measure anyway (the records will say so)"
-            ) from None
-        with contextlib.suppress(OSError):
-            os.chmod(self.path, 0o666)
-        f.seek(0)
-        f.truncate()
-        f.write(json.dumps({"pid": os.getpid(), "host_dir": str(host_dir.resolve()),
-                            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}))  # fmt: skip
-        f.flush()
-        self._f = f
-        return None
-
-    def release(self) -> None:
-        if self._f is not None:
-            self._f.close()
-            self._f = None
 
 
 # ---------------------------------------------------------------------------------------------------------------

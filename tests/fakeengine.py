@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cpubench import runner, store
+from cpubench import locks, runner, store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,7 +92,7 @@ def fake_env(tmp_path: Path) -> dict[str, str]:
             "CPUBENCH_NO_TF_PROBE": "1",
             "FAKE_CALLS": str(tmp_path / "calls.jsonl"),
             "PYTHONPATH": str(ROOT),
-            runner.LOCK_ENV: str(tmp_path / "machine.lock"),
+            locks.LOCK_ENV: str(tmp_path / "machine.lock"),
         }
     )
     return e

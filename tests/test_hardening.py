@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from fakeengine import calls, cpubench_run, pid_alive, records, wait_for, write_config
 
-from cpubench import executor, report, runner, store
+from cpubench import executor, locks, report, store
 
 HAVE_NAMESPACES = shutil.which("unshare") is not None and subprocess.run(
     ["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"], capture_output=True
@@ -242,4 +242,4 @@ def test_files_are_as_readable_as_the_umask_allows(tmp_path: Path, env: dict[str
     assert p.returncode == 0, p.stderr
     for f in (out / "h1" / "host.json", out / "h1" / store.RUNS_FILE):
         assert stat.S_IMODE(f.stat().st_mode) == 0o644, f
-    assert runner.LOCK_ENV in env  # the machine lock of this test is its own file
+    assert locks.LOCK_ENV in env  # the machine lock of this test is its own file

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from fakeengine import ROOT, cpubench_run, records, write_config
 
-from cpubench import report, runner
+from cpubench import locks, report, runner
 
 BUSY = "import time\nt = time.time()\nwhile time.time() - t < 120:\n    pass\n"
 
@@ -34,7 +34,7 @@ def busy_cpu() -> Iterator[subprocess.Popen]:
 
 def real_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != runner.ENGINE_ENV}
-    env.update({"CPUBENCH_NO_TF_PROBE": "1", "PYTHONPATH": str(ROOT), runner.LOCK_ENV: str(tmp_path / "lock")})
+    env.update({"CPUBENCH_NO_TF_PROBE": "1", "PYTHONPATH": str(ROOT), locks.LOCK_ENV: str(tmp_path / "lock")})
     return env
 
 

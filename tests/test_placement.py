@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fakeengine import ROOT, cpubench_run, records, write_config
 
-from cpubench import cli, report, runner, topology
+from cpubench import cli, locks, report, runner, topology
 from cpubench import config as cfg
 
 TOPO = topology.Topology.read()
@@ -20,7 +20,7 @@ TWO_CORES = TOPO.physical_cores >= 2
 
 def real_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != runner.ENGINE_ENV}
-    env.update({"CPUBENCH_NO_TF_PROBE": "1", "PYTHONPATH": str(ROOT), runner.LOCK_ENV: str(tmp_path / "lock")})
+    env.update({"CPUBENCH_NO_TF_PROBE": "1", "PYTHONPATH": str(ROOT), locks.LOCK_ENV: str(tmp_path / "lock")})
     return env
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from fakeengine import ROOT, calls, cpubench_run, pid_alive, records, wait_for, write_config
 
-from cpubench import cli, executor, report, runner, store
+from cpubench import cli, executor, locks, report, runner, store
 from tf_cnn_benchmarks.record import RunRecord
 
 RECORD_KEYS = (
@@ -471,7 +471,7 @@ def test_a_schema1_folder_resumes_reports_and_imports(tmp_path: Path) -> None:
     out = schema1_copy(tmp_path)
     before = (out / "schema1-host" / store.RUNS_FILE).read_bytes()
     env = {k: v for k, v in os.environ.items() if k != runner.ENGINE_ENV}
-    env.update({"CPUBENCH_NO_TF_PROBE": "1", "PYTHONPATH": str(ROOT), runner.LOCK_ENV: str(tmp_path / "lock")})
+    env.update({"CPUBENCH_NO_TF_PROBE": "1", "PYTHONPATH": str(ROOT), locks.LOCK_ENV: str(tmp_path / "lock")})
     for name, done in (("schema1", 6), ("schema1-real", 1)):
         args = ["--config", str(SCHEMA1 / f"{name}.yaml"), "--out", str(out), "--host-id", "schema1-host"]
         p = cpubench_run([*args, "--dry-run"], env, tmp_path)
