@@ -47,12 +47,18 @@ def fmt_ratio_ci(ratio: float, low: float | None, high: float | None, significan
     """A ratio with its interval, rendered so that a ratio the repeats do not support is seen at a glance.
 
     ``1.32 [1.25–1.40]`` the interval excludes 1.00; ``≈1.02 [0.97–1.08]`` it contains 1.00 (not significant);
-    ``1.02 (n=1)`` a side had ``n_min`` < 2 repeats, so there is no interval.
+    ``1.02 (n=1)`` a side had ``n_min`` < 2 repeats, so there is no interval. ``1.04 [1.003–1.15]``: an end that
+    would round to 1.00 shows its third decimal.
     """
     if low is None or high is None:
         return f"{ratio:.2f} (n={n_min})"
     mark = "" if significant else NOT_SIGNIFICANT_MARK
-    return f"{mark}{ratio:.2f} [{low:.2f}\u2013{high:.2f}]"
+
+    def bound(x: float) -> str:
+        # An end that rounds to 1.00 gets a third decimal, so the side of 1.00 it is on (the verdict) shows.
+        return f"{x:.3f}" if f"{x:.2f}" == "1.00" and x != 1.0 else f"{x:.2f}"
+
+    return f"{mark}{ratio:.2f} [{bound(low)}\u2013{bound(high)}]"
 
 
 def fmt_bytes_gib(value: float | int | None) -> str:
