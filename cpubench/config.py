@@ -39,7 +39,7 @@ DEFAULT_CONFIG = "cpu-default"
 
 TOP_KEYS = (
     "name", "repeats", "num_batches", "num_warmup_batches", "timeout", "data_dir", "generate_data", "models",
-    "matrix", "exclude", "flags", "env", "engine", "description",
+    "matrix", "exclude", "flags", "env", "engine", "description", "batches_per_process",
 )  # fmt: skip
 REQUIRED_KEYS = ("name", "models")
 # Engine flags the runner sets from the config's scalars (the axes own the rest).
@@ -101,6 +101,7 @@ class Config:
     env: dict[str, str] = field(default_factory=dict)
     engine: list[str] | None = None
     description: str = ""
+    batches_per_process: bool = False  # one engine process measures every batch size of a point (inference)
 
     def values_of(self, axis: axes.Axis) -> list[Any]:
         """The values a sweep takes on an axis: the config's, else the axis default alone."""
@@ -349,6 +350,16 @@ class _Validator:
         c.env = self.env(top.get("env") or {})
         if "engine" in top and top["engine"] is not None:
             c.engine = self.engine(top["engine"])
+        if "batches_per_process" in top:
+            v = top["batches_per_process"]
+            if not isinstance(v, bool):
+                raise self.error(("batches_per_process",), f"expected true or false, got {v!r}")
+            if v and (c.matrix.get("forward_only") != [True] or c.matrix.get("data", ["syn"]) != ["syn"]):
+                raise self.error(
+                    ("batches_per_process",),
+                    "measures inference on synthetic data: needs matrix.forward_only: [true] and no real data",
+                )
+            c.batches_per_process = v
         if "real" in c.matrix.get("data", []) and not c.data_dir and c.generate_data is None:
             raise self.error(("matrix", "data"), "real data needs `data_dir:` or `generate_data: {count: N}`")
         return c
@@ -571,6 +582,8 @@ def run_identity(
         "engine": engine,
         "env": sorted(config.env.items()),
         "thread_env": sorted(thread_env.items()),
+        # One process for every batch size of a point is another way of measuring (a warm process, a retrace).
+        **({"batches_per_process": True} if config.batches_per_process else {}),
     }
 
 

@@ -130,6 +130,7 @@ class Outcome:
     exit_code: int | None = None
     signal: str | None = None
     record: RunRecord | None = None  # the engine's own record (its result JSON), when readable
+    rc: int | None = None  # the process's return code (negative: killed by that signal)
 
     @property
     def images_per_sec(self) -> float | None:
@@ -262,6 +263,7 @@ class Executor:
         out = interpret(rc, r.timed_out, r.job.timeout, result, r.job.log, duration)
         if unreadable and out.status == "failed" and result is None:
             out.reason = f"{out.reason}; {unreadable}"
+        out.rc = rc
         r.outcome = out
         if r in self.running:
             self.running.remove(r)

@@ -102,6 +102,15 @@ class Planner:
         while self.queue:
             yield self.queue.popleft()
 
+    def take_point(self, first: PlannedRun) -> list[PlannedRun]:
+        """The runs queued right after ``first`` that differ from it only by batch size (one engine process can
+        measure them all), taken off the queue."""
+        out: list[PlannedRun] = []
+        key = (first.run.setting.name, first.run.model, first.run.repeat)
+        while self.queue and (self.queue[0].run.setting.name, self.queue[0].run.model, self.queue[0].run.repeat) == key:
+            out.append(self.queue.popleft())
+        return out
+
     def pending(self) -> list[PlannedRun]:
         """The queue as it stands (for a dry run and the ETA)."""
         return list(self.queue)

@@ -47,6 +47,7 @@ from cpubench.executor import (
     Job,
     Outcome,
     child_environment,
+    interpret,
     log_header,
     log_tail,
     read_result,
@@ -403,6 +404,84 @@ class Runner:
         finally:
             self._writing = False
 
+    def _point(
+        self, group: list[PlannedRun], data: DataPlan, progress: Progress, forced: str | None
+    ) -> list[RunRecord]:
+        """Every batch size of one point (same setting, model and repeat) measured by one engine process
+        (``batches_per_process: true``): one log, one result JSON and one record per batch size. Import and
+        runtime set-up are paid once; the process's wall time is shared out equally between the records."""
+        first = group[0].run
+        sizes = [p.run.batch_size for p in group]
+        name = "-".join(map(str, sizes))
+        log = store.log_path(self.root, self.host_id, first.setting.name, first.model, name, first.repeat)
+        jsons = [log.with_name(f"{first.model}-bs{b}-r{first.repeat}.json") for b in sizes]
+        template = log.with_name(f"{first.model}-bs{{batch_size}}-r{first.repeat}.json")
+        cmd = [*self.engine, *cfg.engine_flags(self.config, first, data.path),
+               f"--batch_sizes={','.join(map(str, sizes))}", f"--result_json={template}"]  # fmt: skip
+        started = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        load = [round(x, 2) for x in os.getloadavg()]
+        bases = [self._base(p, cmd, log, started, load, data, forced) for p in group]
+        for base in bases:
+            base["details"]["process"] = {"batch_sizes": sizes}
+        launch, not_here = self._launch(first)
+        outcomes: list[Outcome | None] = [recover(p.run_hash, log, js) for p, js in zip(group, jsons, strict=True)]
+        reason, status = None, "failed"
+        if not_here is not None:
+            status, reason = not_here
+            outcomes = [None] * len(group)
+        elif any(o is None for o in outcomes):
+            header = log_header(
+                host=self.host_id,
+                config=self.config.name,
+                setting=first.setting.name,
+                model=first.model,
+                batch_sizes=",".join(map(str, sizes)),
+                repeat=first.repeat,
+            )
+            header += "".join(f" run_hash={p.run_hash}" for p in group)  # fmt: skip
+            job = Job(cmd, log, jsons[0], self.child_env, self.config.timeout * len(group), header=[header],
+                      cpus=launch.cpus, membind=launch.membind)  # fmt: skip
+            if self.wait_quiet is not None:
+                quiet = wait_for_quiet(self.wait_quiet, progress, describe(first))
+                for base in bases:
+                    base["details"]["wait_quiet"] = quiet
+            try:
+                proc = self.executor.run(job, progress.tick)
+            except OSError as e:  # the log could not be written: the process never started
+                if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise DiskFull(f"no space left on the disk of {self.host_dir}") from e
+                proc = Outcome("failed", f"could not write the log {log} ({e.strerror})", 0.0)
+            if self._interrupted is not None:
+                raise Interrupted(self._interrupted)
+            after = [round(x, 2) for x in os.getloadavg()]
+            for i, js in enumerate(jsons):
+                if outcomes[i] is not None:
+                    bases[i]["details"]["recovered"] = f"recorded from {js.name}, kept by a sweep that stopped"
+                    continue
+                bases[i]["load_avg_after"] = after
+                if proc.rc is None and proc.status == "failed":
+                    outcomes[i] = Outcome("failed", proc.reason, proc.duration / len(group))
+                    continue
+                result, _ = read_result(js)
+                out = interpret(proc.rc, proc.status == "timeout", job.timeout, result, log, proc.duration / len(group))
+                mismatch = launch_mismatch(launch, out)
+                if mismatch is not None:
+                    out.status, out.reason = "failed", mismatch
+                outcomes[i] = out
+            if launch.cpus or launch.membind:
+                for base in bases:
+                    base["details"]["launch"] = {"cpus": launch.cpus, "membind": launch.membind}
+        records = [self.recorder.build(base, o, self.child_env, reason=reason, status=status)
+                   for base, o in zip(bases, outcomes, strict=True)]  # fmt: skip
+        accepted = []
+        self._writing = True
+        try:
+            for rec, js in zip(records, jsons, strict=True):
+                accepted.append(self.recorder.accept(rec, kept_at=js))
+        finally:
+            self._writing = False
+        return accepted
+
     def _launch(self, run: cfg.Planned) -> tuple[axes.Launch, tuple[str, str] | None]:
         """How to start the run's child, or why it cannot run here: ("skipped", "n/a: one NUMA node") for a value
         this host cannot give, ("failed", reason) for a topology that cannot be read or too many threads."""
@@ -515,10 +594,19 @@ class Runner:
         t_loop = time.monotonic()
         n = 0
         for p in planner:
-            n += 1
+            group = [p, *planner.take_point(p)] if self.config.batches_per_process else [p]
+            n += len(group)
             progress.started(n, n + len(planner), p.run, [q.run for q in planner.pending()])
             try:
-                rec = self._one(p, data, progress, forced)
+                if len(group) > 1:
+                    recs = self._point(group, data, progress, forced)
+                    for q, rec in zip(group, recs[:-1], strict=False):
+                        summary.counts[rec.status] += 1
+                        progress.finished(q.run, rec, [x.run for x in planner.pending()])
+                    rec = recs[-1]
+                    p = group[-1]
+                else:
+                    rec = self._one(p, data, progress, forced)
             except DiskFull as e:
                 e.left = len(planner) + 1
                 raise

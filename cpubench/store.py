@@ -100,9 +100,10 @@ def host_dir(root: str | os.PathLike[str], host_id: str) -> Path:
 
 
 def log_path(
-    root: str | os.PathLike[str], host_id: str, setting: str, model: str, batch_size: int, repeat: int
+    root: str | os.PathLike[str], host_id: str, setting: str, model: str, batch_size: int | str, repeat: int
 ) -> Path:
-    """``<root>/<host-id>/logs/<setting>/<model>-bs<k>-r<i>.log``: the full stdout+stderr of one engine process."""
+    """``<root>/<host-id>/logs/<setting>/<model>-bs<k>-r<i>.log``: the full stdout+stderr of one engine process
+    (``bs1-2-4`` when one process measured several batch sizes)."""
     for part in (setting, model):
         if not part or part in (".", "..") or "/" in part or "\0" in part:
             raise StoreError(f"{part!r} cannot be part of a log path")

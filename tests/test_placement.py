@@ -89,3 +89,34 @@ def test_placements_are_checked_at_config_load() -> None:
     assert c.matrix["num_intra_threads"] == list(range(1, TOPO.cores_per_socket + 1))
     with pytest.raises(cfg.ConfigError, match=r"expected a number, a list, `all` or a range like 1..8"):
         cfg.parse_config("name: t\nmodels: {trivial: 8}\nmatrix: {num_intra_threads: lots}\n", "c.yaml")
+
+
+@pytest.mark.timeout(300)
+def test_one_process_measures_every_batch_size_of_a_point(tmp_path: Path) -> None:
+    c = write_config(tmp_path / "c.yaml", {"trivial": [1, 2, 4], "lenet": [2, 4]}, repeats=1, num_batches=3,
+                     num_warmup_batches=1, timeout=120, batches_per_process=True,
+                     matrix={"forward_only": [True], "num_intra_threads": [1],
+                             "execution": ["graph", "eager"]})  # fmt: skip
+    out = tmp_path / "data"
+    args = ["--config", str(c), "--out", str(out), "--host-id", "h"]
+    p = cpubench_run(args, real_env(tmp_path), tmp_path, timeout=280)
+    assert p.returncode == 0, p.stdout + p.stderr
+    recs = records(out, "h")
+    assert len(recs) == 10 and all(r["status"] == "ok" for r in recs)
+    logs = {r["log"] for r in recs}
+    assert len(logs) == 4  # one engine process (and log) per point: setting x model
+    for r in recs:
+        sizes = r["details"]["process"]["batch_sizes"]
+        assert r["batch_size"] in sizes and r["log"].endswith(f"{r['model']}-bs{'-'.join(map(str, sizes))}-r0.log")
+        assert r["global_batch_size"] == r["batch_size"]
+        assert r["command"][-2] == f"--batch_sizes={','.join(map(str, sizes))}"
+    log = (out / "h" / recs[0]["log"]).read_text()
+    assert log.count("total images/sec:") == len(recs[0]["details"]["process"]["batch_sizes"])
+    again = cpubench_run(args, real_env(tmp_path), tmp_path, timeout=120)
+    assert "0 ok" in again.stdout and "10 already done" in again.stdout
+    # Measured one process per batch size instead, the same points are other measurements: not resumed.
+    c2 = cfg.parse_config(c.read_text().replace('"batches_per_process": true', '"batches_per_process": false'))
+    c1 = cfg.parse_config(c.read_text())
+    assert [cfg.run_hash(c1, r, {}) for r in cfg.plan(c1)] != [cfg.run_hash(c2, r, {}) for r in cfg.plan(c2)]
+    with pytest.raises(cfg.ConfigError, match=r"batches_per_process: measures inference on synthetic data"):
+        cfg.parse_config('{"name": "t", "models": {"trivial": 8}, "batches_per_process": true}', "c.yaml")

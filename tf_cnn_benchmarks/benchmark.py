@@ -126,10 +126,15 @@ class Benchmark:
     """One run of the engine. What it learns goes into ``facts`` as it goes, so a run that fails part-way still
     reports what was known by then (oneDNN, devices, batch) in its result."""
 
-    def __init__(self, flags: Namespace, facts: RunFacts, out: TextIO | None = None) -> None:
+    def __init__(
+        self, flags: Namespace, facts: RunFacts, out: TextIO | None = None, shared: dict[str, Any] | None = None
+    ) -> None:
         self.flags = flags
         self.facts = facts
         self.out = out
+        # Process-wide state kept between the batch sizes of --batch_sizes: the configured runtime (threads and
+        # devices are fixed once TensorFlow starts), and the inference network with its traced step.
+        self.shared = shared if shared is not None else {}
         facts.framework_version = tf.__version__
         self.upstream: UpstreamLog | None = None
 
@@ -140,14 +145,18 @@ class Benchmark:
         """Set up, build, warm up and time the steps, printing upstream's log as it goes; raise BenchmarkError."""
         f = self.flags
         t0 = time.perf_counter()
-        configure_threads(f)
-        try:
-            devices = configure_devices(f)
-            plan = build_plan(f, devices)
-        except StrategyError as e:
-            raise BenchmarkError(str(e)) from None
-        except (RuntimeError, ValueError) as e:
-            raise BenchmarkError(f"could not set up the devices: {e}") from None
+        if "plan" in self.shared:
+            plan = self.shared["plan"]
+        else:
+            configure_threads(f)
+            try:
+                devices = configure_devices(f)
+                plan = build_plan(f, devices)
+            except StrategyError as e:
+                raise BenchmarkError(str(e)) from None
+            except (RuntimeError, ValueError) as e:
+                raise BenchmarkError(f"could not set up the devices: {e}") from None
+            self.shared["plan"] = plan
         self.facts.onednn = _onednn_enabled()
         check_data_format(f, "/device:CPU:0" if f.device == "cpu" else "/device:GPU:0")
         try:
@@ -233,11 +242,12 @@ class Benchmark:
         f = self.flags
         strategy = plan.strategy
         dtype = compute_dtype(f)
-        size = spec.image_size
         if f.input_only:
             self.log("Generating input pipeline")
             return self._build_input_only(spec, plan, batch)
         self.log("Generating training model" if not f.forward_only else "Generating model")
+        if "synthetic_step" in self.shared:  # a later batch size of --batch_sizes: the same network and step
+            return self.shared["synthetic_step"], (self._synthetic_inputs(spec, plan, batch, dtype),)
         with strategy.scope():
             net = Network(graph, data_format=f.data_format, compute_dtype=dtype, seed=f.seed)
             opt = None if f.forward_only else Optimizer(f.optimizer, f.learning_rate, f.momentum, net.trainable)
@@ -292,10 +302,23 @@ class Benchmark:
 
             return step, (iterator,)
 
-        # Synthetic data: one random batch per device, made once and kept on the device (as upstream did), so
-        # the step measures the model and the variable updates, not an input pipeline. The global batch is drawn
-        # from the seed and each replica takes its slice, so N devices see exactly what 1 device sees at N x batch.
-        shape = [batch, 3, size, size] if nchw else [batch, size, size, 3]
+        inputs = self._synthetic_inputs(spec, plan, batch, dtype)
+
+        @traced
+        def synthetic_step(data: Any) -> tf.Tensor:
+            losses = strategy.run(replica_step, args=data)
+            return strategy.reduce(tf.distribute.ReduceOp.MEAN, losses, axis=None)
+
+        if f.batch_sizes:
+            self.shared["synthetic_step"] = synthetic_step
+        return synthetic_step, (inputs,)
+
+    def _synthetic_inputs(self, spec: models.ModelSpec, plan: Plan, batch: int, dtype: tf.DType) -> Any:
+        """One random batch per device, made once and kept on the device (as upstream did), so the step measures
+        the model and the variable updates, not an input pipeline. The global batch is drawn from the seed and each
+        replica takes its slice, so N devices see exactly what 1 device sees at N x batch."""
+        f, size = self.flags, spec.image_size
+        shape = [batch, 3, size, size] if f.data_format == "NCHW" else [batch, size, size, 3]
         global_shape = [batch * plan.num_replicas, *shape[1:]]
 
         def make_inputs(ctx: tf.distribute.experimental.ValueContext) -> tuple[tf.Tensor, tf.Tensor]:
@@ -306,14 +329,7 @@ class Benchmark:
             )
             return tf.cast(images[i * batch : (i + 1) * batch], dtype), labels[i * batch : (i + 1) * batch]
 
-        inputs = strategy.experimental_distribute_values_from_function(make_inputs)
-
-        @traced
-        def synthetic_step(data: Any) -> tf.Tensor:
-            losses = strategy.run(replica_step, args=data)
-            return strategy.reduce(tf.distribute.ReduceOp.MEAN, losses, axis=None)
-
-        return synthetic_step, (inputs,)
+        return plan.strategy.experimental_distribute_values_from_function(make_inputs)
 
     def _real_dataset(self, spec: models.ModelSpec, plan: Plan, batch: int, dtype: tf.DType) -> tf.data.Dataset:
         from tf_cnn_benchmarks import data as realdata

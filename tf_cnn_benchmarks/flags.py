@@ -31,6 +31,13 @@ FLAGS: tuple[Flag, ...] = (
     # What to run
     Flag("model", str, "trivial", "model name; see `cpubench models`"),
     Flag("batch_size", int, 0, "batch size per device; left out = the model's default"),
+    Flag(
+        "batch_sizes",
+        str,
+        "",
+        "comma-separated batch sizes measured one after another in this process (inference on synthetic data; "
+        "one network, each size its own trace); each writes --result_json with {batch_size} replaced",
+    ),
     Flag("num_batches", int, 100, "number of timed steps"),
     Flag("num_epochs", float, 0.0, "alternative to --num_batches for real data: epochs of the subset"),
     Flag("num_warmup_batches", int, 10, "untimed steps run first (graph build, allocator, caches)"),
@@ -216,6 +223,15 @@ def validate(ns: argparse.Namespace) -> None:
         raise FlagError(f"--num_warmup_batches={ns.num_warmup_batches}: must be 0 or more")
     if ns.max_warmup_batches < 0:
         raise FlagError(f"--max_warmup_batches={ns.max_warmup_batches}: must be 0 or more")
+    if ns.batch_sizes:
+        sizes = ns.batch_sizes.split(",")
+        if not all(x.strip().isdigit() and int(x) > 0 for x in sizes) or len(set(sizes)) != len(sizes):
+            raise FlagError(f"--batch_sizes={ns.batch_sizes}: expected distinct batch sizes like 1,2,4,8")
+        if not ns.forward_only or ns.data_dir or ns.input_only or ns.job_name:
+            raise FlagError("--batch_sizes: measures inference on synthetic data in one process; add "
+                            "--forward_only and leave out --data_dir")  # fmt: skip
+        if ns.result_json and "{batch_size}" not in ns.result_json:
+            raise FlagError("--batch_sizes: --result_json must hold {batch_size} (one result per batch size)")
     if ns.num_windows < 1:
         raise FlagError(f"--num_windows={ns.num_windows}: must be at least 1")
     if not 0 <= ns.min_window_seconds < float("inf"):

@@ -18,6 +18,7 @@ if __name__ == "__main__" and not __package__:
     sys.path = [p for p in sys.path if os.path.abspath(p or ".") != _here]
     sys.path.insert(0, os.path.dirname(_here))
 
+import argparse  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         return flagdefs.main_error(str(e))
     facts.flags = ns
     _set_environment(ns)
+    if ns.batch_sizes:
+        return _batch_sizes(ns, argv)
     t0 = time.perf_counter()
     reason: str | None = None
     code = 1
@@ -105,6 +108,53 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tf_cnn_benchmarks: error: {reason}", file=sys.stderr, flush=True)
     if ns.result_json:
         result.write(ns.result_json, facts.record(reason))
+    return code
+
+
+def _batch_sizes(ns: argparse.Namespace, argv: list[str]) -> int:
+    """``--batch_sizes``: each size measured in turn in this one process, each with its own result and log block.
+
+    TensorFlow is imported and its runtime configured once; the network is built once and its step traced again for
+    each batch size (one trace per size: bench/dynamic_batch.py measured a dynamic-batch trace at the same speed).
+    A size that fails (one that does not fit) is recorded failed, and the next sizes still run.
+    """
+    sizes = [int(x) for x in ns.batch_sizes.split(",")]
+    shared: dict = {}
+    t0 = time.perf_counter()
+    code = 0
+    for k, b in enumerate(sizes):
+        nb = argparse.Namespace(**vars(ns))
+        nb.batch_size = b
+        facts = result.RunFacts(argv=list(argv), flags=nb)
+        reason: str | None = None
+        try:
+            from tf_cnn_benchmarks.benchmark import Benchmark, BenchmarkError
+
+            if k == 0:
+                facts.import_s = time.perf_counter() - t0
+            bench = Benchmark(nb, facts, shared=shared)
+            _KEEP_ALIVE.append(bench)
+            try:
+                bench.run()
+            except BenchmarkError as e:
+                reason = str(e)
+            except MemoryError:
+                reason = f"out of memory: {ns.model} does not fit at batch size {b}; lower --batch_size"
+        except KeyboardInterrupt:
+            reason, code = "interrupted", 130
+        except Exception as e:  # noqa: BLE001 - any crash becomes a failed result with its reason, never a 0
+            traceback.print_exc()
+            reason = first_line(e)
+        if reason is not None:
+            print(f"tf_cnn_benchmarks: error: batch size {b}: {reason}", file=sys.stderr, flush=True)
+            code = code or 1
+        if ns.result_json:
+            rec = facts.record(reason)
+            rec.details["batch_sizes"] = sizes
+            rec.details["trace"] = "per-batch"
+            result.write(ns.result_json.replace("{batch_size}", str(b)), rec)
+        if code == 130:
+            break
     return code
 
 
