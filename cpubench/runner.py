@@ -375,23 +375,16 @@ class Runner:
                       cpus=launch.cpus, membind=launch.membind)  # fmt: skip
             if launch.cpus or launch.membind:
                 base["details"]["launch"] = {"cpus": launch.cpus, "membind": launch.membind}
-            try:
-                outcome = recover(p.run_hash, log, result_json)
-                if outcome is not None:
-                    base["details"]["recovered"] = f"recorded from {result_json.name}, kept by a sweep that stopped"
-                    progress.say(
-                        f"cpubench: {describe(run)}: measured before, not recorded; recorded from {result_json}"
-                    )
-                else:
-                    if self.wait_quiet is not None:
-                        base["details"]["wait_quiet"] = wait_for_quiet(self.wait_quiet, progress, describe(run))
-                        base["load_avg_before"] = [round(x, 2) for x in os.getloadavg()]
-                    outcome = self.executor.run(job, progress.tick)
-                    base["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
-            except OSError as e:  # the log could not be written: the run never started
-                if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise DiskFull(f"no space left on the disk of {self.host_dir}") from e
-                outcome = Outcome("failed", f"could not write the log {log} ({e.strerror})", 0.0)
+            outcome = recover(p.run_hash, log, result_json)
+            if outcome is not None:
+                base["details"]["recovered"] = f"recorded from {result_json.name}, kept by a sweep that stopped"
+                progress.say(f"cpubench: {describe(run)}: measured before, not recorded; recorded from {result_json}")
+            else:
+                if self.wait_quiet is not None:
+                    base["details"]["wait_quiet"] = wait_for_quiet(self.wait_quiet, progress, describe(run))
+                    base["load_avg_before"] = [round(x, 2) for x in os.getloadavg()]
+                outcome = self._execute(job, progress)
+                base["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
             if self._interrupted is not None:
                 raise Interrupted(self._interrupted)
             mismatch = launch_mismatch(launch, outcome)
@@ -403,6 +396,16 @@ class Runner:
             return self.recorder.accept(rec, kept_at=result_json)
         finally:
             self._writing = False
+
+    def _execute(self, job: Job, progress: Progress) -> Outcome:
+        """Run one engine child. A log that cannot be written means it never started: a full disk stops the sweep
+        (DiskFull), any other write error is that run's failure with the reason."""
+        try:
+            return self.executor.run(job, progress.tick)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFull(f"no space left on the disk of {self.host_dir}") from e
+            return Outcome("failed", f"could not write the log {job.log} ({e.strerror})", 0.0)
 
     def _point(
         self, group: list[PlannedRun], data: DataPlan, progress: Progress, forced: str | None
@@ -445,12 +448,7 @@ class Runner:
                 quiet = wait_for_quiet(self.wait_quiet, progress, describe(first))
                 for base in bases:
                     base["details"]["wait_quiet"] = quiet
-            try:
-                proc = self.executor.run(job, progress.tick)
-            except OSError as e:  # the log could not be written: the process never started
-                if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise DiskFull(f"no space left on the disk of {self.host_dir}") from e
-                proc = Outcome("failed", f"could not write the log {log} ({e.strerror})", 0.0)
+            proc = self._execute(job, progress)
             if self._interrupted is not None:
                 raise Interrupted(self._interrupted)
             after = [round(x, 2) for x in os.getloadavg()]
