@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_cnn_benchmarks.models.graph import Graph, Node
+from tf_cnn_benchmarks.models.init import initial_values
 
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.997
@@ -39,72 +40,33 @@ class Network(tf.Module):
         self.data_format = data_format
         self.compute_dtype = compute_dtype
         self._channel_axis = 3 if data_format == "NHWC" else 1
-        rng = np.random.default_rng(seed)
         self.weights: dict[int, dict[str, tf.Variable]] = {}
         self.decay_vars: list[tf.Variable] = []
         self.moving_vars: list[tf.Variable] = []
-        for i, node in enumerate(graph.nodes):
-            made = self._make_vars(node, graph, rng)
-            if made:
-                self.weights[i] = made
+        for i, values in initial_values(graph, seed):
+            self.weights[i] = self._make_vars(graph.nodes[i], values)
         self.trainable = [v for d in self.weights.values() for v in d.values() if v.trainable]
         self.fold_batch_norm = True
         self._folds = _foldable(graph)
 
     # -- variables ---------------------------------------------------------------------------------------------
-    def _make_vars(self, node: Node, graph: Graph, rng: np.random.Generator) -> dict[str, tf.Variable]:
-        def var(name: str, value: np.ndarray, *, decay: bool = False) -> tf.Variable:
-            v = tf.Variable(value.astype(np.float32), name=f"{node.name}/{name}")
-            if decay:
-                self.decay_vars.append(v)
-            return v
-
-        def moving(name: str, value: np.ndarray) -> tf.Variable:
-            # ON_READ + MEAN: each replica keeps its own running statistics (as upstream's towers did); a read
-            # outside the replicas averages them.
-            v = tf.Variable(
-                value.astype(np.float32),
-                name=f"{node.name}/{name}",
-                trainable=False,
-                synchronization=tf.VariableSynchronization.ON_READ,
-                aggregation=tf.VariableAggregation.MEAN,
-            )
-            self.moving_vars.append(v)
-            return v
-
-        src = graph.nodes[node.inputs[0]].shape if node.inputs else None
-        if node.op == "conv":
-            kh, kw = node.attrs["kernel"]
-            cin, cout = src[2], node.shape[2]
-            std = np.sqrt(2.0 / (kh * kw * cin))
-            out = {"kernel": var("kernel", rng.standard_normal((kh, kw, cin, cout), np.float32) * std, decay=True)}
-            if node.attrs["bias"]:
-                out["bias"] = var("bias", np.zeros(cout))
-            return out
-        if node.op == "dwconv":
-            kh, kw = node.attrs["kernel"]
-            c = src[2]
-            std = np.sqrt(2.0 / (kh * kw))
-            out = {"kernel": var("kernel", rng.standard_normal((kh, kw, c, 1), np.float32) * std, decay=True)}
-            if node.attrs["bias"]:
-                out["bias"] = var("bias", np.zeros(c))
-            return out
-        if node.op == "bn":
-            c = node.shape[2]
-            out = {"beta": var("beta", np.zeros(c))}
-            if node.attrs["scale"]:
-                out["gamma"] = var("gamma", np.ones(c))
-            out["mean"] = moving("moving_mean", np.zeros(c))
-            out["variance"] = moving("moving_variance", np.ones(c))
-            return out
-        if node.op == "dense":
-            fan_in, units = src[0] * src[1] * src[2], node.shape[2]
-            std = np.sqrt(1.0 / fan_in)
-            return {
-                "kernel": var("kernel", rng.standard_normal((fan_in, units), np.float32) * std, decay=True),
-                "bias": var("bias", np.zeros(units)),
-            }
-        return {}
+    def _make_vars(self, node: Node, values: dict[str, np.ndarray]) -> dict[str, tf.Variable]:
+        """Variables of one node from its initial values (:func:`~tf_cnn_benchmarks.models.init.initial_values`)."""
+        out: dict[str, tf.Variable] = {}
+        for name, value in values.items():
+            if name in ("mean", "variance"):
+                # ON_READ + MEAN: each replica keeps its own running statistics (as upstream's towers did); a read
+                # outside the replicas averages them.
+                label = f"{node.name}/moving_{name}"
+                v = tf.Variable(value, name=label, trainable=False, synchronization=tf.VariableSynchronization.ON_READ,
+                                aggregation=tf.VariableAggregation.MEAN)  # fmt: skip
+                self.moving_vars.append(v)
+            else:
+                v = tf.Variable(value, name=f"{node.name}/{name}")
+                if name == "kernel":
+                    self.decay_vars.append(v)
+            out[name] = v
+        return out
 
     # -- forward -----------------------------------------------------------------------------------------------
     def __call__(self, images: tf.Tensor, training: bool) -> tf.Tensor:
