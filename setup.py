@@ -27,7 +27,9 @@ setup(
     extras_require={
         "test": ["pytest", "pytest-timeout", "ruff"],
         "gpu": ["tensorflow[and-cuda]==2.21.0"],
-        "torch": ["torch==2.13.0"],
+        # The PyTorch engine (--framework=pytorch). threadpoolctl names the OpenMP/BLAS pools torch loads, for
+        # host.json's record of the thread set-up a PyTorch run had.
+        "torch": ["torch==2.13.0", "threadpoolctl"],
     },
     entry_points={
         "console_scripts": [

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up .venv (with the test extra) and run the whole test suite. Extra arguments go to pytest.
-source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" test
+# Set up .venv (with the test and torch extras: the PyTorch engine is tested, not skipped) and run the whole test
+# suite. Extra arguments go to pytest.
+source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" test,torch
 ruff check tf_cnn_benchmarks cpubench tests bench
 exec python -m pytest "$@"

@@ -489,3 +489,13 @@ def test_onednn_env_respected_without_mkl_flag(runs):
     run = get(runs, "onednn_env_0")
     assert_ok(run)
     assert run.result.onednn is False
+
+
+def test_a_run_leaves_nothing_in_its_temporary_folder(tmp_path: Path) -> None:
+    """TensorFlow's autograph writes generated sources to the temporary folder and removes them at interpreter exit,
+    which the engine skips (os._exit): the engine's own private folder inside TMPDIR takes them and is removed."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    run = run_engine(ENGINE, ["--model=lenet", *TINY], tmp_path / "run", env=_env(TMPDIR=str(scratch)))
+    assert_ok(run)
+    assert not list(scratch.iterdir())

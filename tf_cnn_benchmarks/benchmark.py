@@ -11,28 +11,28 @@ stops only when the work is done. Upstream's log is printed live by
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from argparse import Namespace
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 
 import tensorflow as tf
 
 from tf_cnn_benchmarks import hostfacts, models
 from tf_cnn_benchmarks.models.graph import Graph
 from tf_cnn_benchmarks.models.network import Network
-from tf_cnn_benchmarks.result import RunFacts, Setup
+from tf_cnn_benchmarks.preflight import (
+    BenchmarkError,
+    EngineRun,
+    check_memory,
+    timed_steps,
+    timing_flags,
+)
+from tf_cnn_benchmarks.result import Setup
 from tf_cnn_benchmarks.strategies import Plan, StrategyError, build_plan, cluster_ready, configure_devices
 from tf_cnn_benchmarks.timing import Measurement, measure
 from tf_cnn_benchmarks.upstreamlog import Header, UpstreamLog
-
-IMAGENET_EXAMPLES = {"train": 1281167, "validation": 50000}
-
-
-class BenchmarkError(Exception):
-    """A run that cannot proceed: the message is the one line the user sees (what went wrong and the fix)."""
 
 
 # -- set-up ---------------------------------------------------------------------------------------------------------
@@ -60,28 +60,6 @@ def check_data_format(flags: Namespace, device: str) -> None:
             f"--data_format=NCHW: this TensorFlow build cannot run NCHW convolutions on CPU ({first}); "
             "use --data_format=NHWC"
         ) from None
-
-
-def check_memory(g: Graph, batch: int, local_replicas: int, training: bool) -> None:
-    """Refuse a run that cannot fit, before it starts.
-
-    Why: with oneDNN's allocator an allocation failure can crash the process (SIGSEGV) instead of raising
-    ResourceExhaustedError, so the clear "lower --batch_size" line would never be printed. The estimate is a lower
-    bound from the model declaration: training keeps every layer's output for the backward pass; inference needs at
-    least a layer's input and output at once; the variables (with gradients and a slot when training) come on top.
-    """
-    avail = hostfacts.available_memory()
-    if avail is None:
-        return
-    outputs = [math.prod(n.shape) for n in g.nodes if n.op not in ("input", "flatten")]
-    act = (sum(outputs) if training else 2 * max(outputs)) * batch * 4
-    params = g.summary()["params"] * 4 * (3 if training else 1)
-    need = (act + params) * local_replicas
-    if need > avail:
-        raise BenchmarkError(
-            f"out of memory: {g.name} at batch {batch} per device needs at least {need / 2**30:.1f} GiB, "
-            f"{avail / 2**30:.1f} GiB is available; lower --batch_size"
-        )
 
 
 def compute_dtype(flags: Namespace) -> tf.DType:
@@ -122,24 +100,18 @@ class Optimizer:
 
 
 # -- the run --------------------------------------------------------------------------------------------------------
-class Benchmark:
+class Benchmark(EngineRun):
     """One run of the engine. What it learns goes into ``facts`` as it goes, so a run that fails part-way still
-    reports what was known by then (oneDNN, devices, batch) in its result."""
+    reports what was known by then (oneDNN, devices, batch) in its result. Kept between the batch sizes of
+    --batch_sizes: the configured runtime (threads and devices are fixed once TensorFlow starts), and the inference
+    network with its traced step."""
 
-    def __init__(
-        self, flags: Namespace, facts: RunFacts, out: TextIO | None = None, shared: dict[str, Any] | None = None
-    ) -> None:
-        self.flags = flags
-        self.facts = facts
-        self.out = out
-        # Process-wide state kept between the batch sizes of --batch_sizes: the configured runtime (threads and
-        # devices are fixed once TensorFlow starts), and the inference network with its traced step.
-        self.shared = shared if shared is not None else {}
-        facts.framework_version = tf.__version__
-        self.upstream: UpstreamLog | None = None
+    framework = "tensorflow"
+    upstream: UpstreamLog | None = None
 
-    def log(self, line: str = "") -> None:
-        print(line, file=self.out, flush=True)
+    @staticmethod
+    def framework_version() -> str:
+        return tf.__version__
 
     def run(self) -> Measurement:
         """Set up, build, warm up and time the steps, printing upstream's log as it goes; raise BenchmarkError."""
@@ -166,9 +138,7 @@ class Benchmark:
         batch = f.batch_size or spec.default_batch_size
         replicas = plan.num_replicas
         global_batch = batch * replicas
-        num_batches = f.num_batches
-        if f.num_epochs > 0:
-            num_batches = max(1, math.ceil(f.num_epochs * IMAGENET_EXAMPLES[f.data_subset] / global_batch))
+        num_batches = timed_steps(f, global_batch)
         setup = Setup(
             batch_size=batch,
             global_batch=global_batch,
@@ -191,16 +161,12 @@ class Benchmark:
         m = measure(
             lambda: self._run_step(step, inputs),
             global_batch=global_batch,
-            num_warmup=f.num_warmup_batches,
             num_batches=num_batches,
-            display_every=f.display_every,
             started=t0,
             build_started=t_build,
             observer=upstream,
             after_first_step=cluster_ready,
-            max_warmup=f.max_warmup_batches,
-            num_windows=f.num_windows,
-            min_window_seconds=f.min_window_seconds,
+            **timing_flags(f),
         )
         if f.data_dir:
             from tf_cnn_benchmarks import data as realdata
@@ -213,29 +179,8 @@ class Benchmark:
 
     def _header(self, spec: models.ModelSpec, setup: Setup) -> Header:
         f = self.flags
-        mode = "forward-only" if f.forward_only else "training"
-        if f.input_only:
-            mode = "input-only"
-        return Header(
-            tf_version=tf.__version__,
-            model=spec.name,
-            dataset="imagenet" if f.data_dir else "imagenet (synthetic)",
-            mode=mode,
-            global_batch=setup.global_batch,
-            batch=setup.batch_size,
-            num_batches=setup.num_batches,
-            num_epochs=setup.num_batches * setup.global_batch / IMAGENET_EXAMPLES[f.data_subset],
-            devices=setup.devices,
-            data_format=f.data_format,
-            optimizer=f.optimizer,
-            variables=setup.variables,
-            all_reduce=setup.all_reduce,
-            precision=f.precision,
-            xla=f.xla_compile,
-            eager=f.execution == "eager",
-            numa_bind=hostfacts.memory_policy()["mode"] == "bind",
-            bf16_emulated=f.precision == "bf16" and f.device == "cpu" and not hostfacts.native_bf16(),
-        )
+        differs = {"mode": "input-only"} if f.input_only else {}
+        return self.header(spec.name, setup, xla=f.xla_compile, eager=f.execution == "eager", **differs)
 
     # -- graph construction -------------------------------------------------------------------------------------
     def _build(self, spec: models.ModelSpec, graph: Graph, plan: Plan, batch: int) -> tuple[Callable[..., Any], tuple]:
@@ -272,8 +217,12 @@ class Benchmark:
             forward = tf.function(forward, jit_compile=True)
 
         def traced(fn: Callable[..., Any]) -> Callable[..., Any]:
-            """The step as one tf.function, or as it is with --execution=eager (TensorFlow ops one by one)."""
-            return fn if f.execution == "eager" else tf.function(fn)
+            """The step as one tf.function, or as it is with --execution=eager (TensorFlow ops one by one).
+
+            Without autograph: the step has no data-dependent Python control flow to convert (its ``if`` and loops
+            run on Python values while tracing), and converting it cost about a second of every run's build.
+            """
+            return fn if f.execution == "eager" else tf.function(fn, autograph=False)
 
         def apply(strat: tf.distribute.Strategy, grads: list) -> None:
             pairs = list(zip(grads, net.trainable, strict=True))

@@ -27,6 +27,13 @@ class Flag:
     choices: tuple[Any, ...] | None = None
 
 
+FRAMEWORKS = ("tensorflow", "pytorch")
+# Each framework's ways of running the step, its default first.
+EXECUTIONS: dict[str, tuple[str, ...]] = {
+    "tensorflow": ("graph", "eager", "xla"),
+    "pytorch": ("eager", "script", "compile"),
+}
+
 FLAGS: tuple[Flag, ...] = (
     # What to run
     Flag("model", str, "trivial", "model name; see `cpubench models`"),
@@ -63,12 +70,20 @@ FLAGS: tuple[Flag, ...] = (
     Flag("precision", str, "", "fp32, fp16 or bf16; overrides --use_fp16", choices=("", "fp32", "fp16", "bf16")),
     Flag("xla_compile", bool, False, "compile the step with XLA (tf.function(jit_compile=True))"),
     Flag(
+        "framework",
+        str,
+        "tensorflow",
+        "which framework runs the declared network: tensorflow, or pytorch (the optional torch extra)",
+        choices=FRAMEWORKS,
+    ),
+    Flag(
         "execution",
         str,
-        "graph",
-        "how the step runs: graph (one tf.function), eager (TensorFlow ops one by one, no tf.function), "
-        "xla (graph, with the model compiled by XLA; the same as --xla_compile)",
-        choices=("graph", "eager", "xla"),
+        "",
+        "how the step runs. tensorflow: graph (one tf.function, the default), eager (ops one by one), xla (graph, "
+        "the model compiled by XLA; the same as --xla_compile). pytorch: eager (the default), script (torch.jit "
+        "trace; for inference also frozen and optimized), compile (torch.compile with inductor)",
+        choices=("", *dict.fromkeys(m for modes in EXECUTIONS.values() for m in modes)),
     ),
     Flag("xla", bool, False, "alias of --xla_compile"),
     Flag("num_intra_threads", int, 0, "threads inside one op; 0 = TensorFlow's default (all cores)"),
@@ -199,6 +214,17 @@ def _normalise(ns: argparse.Namespace) -> None:
         ns.forward_only = True
     if ns.xla:
         ns.xla_compile = True
+    modes = EXECUTIONS[ns.framework]
+    if ns.framework == "pytorch" and ns.xla_compile:
+        raise FlagError("--xla_compile: XLA is tensorflow's compiler; with --framework=pytorch use --execution=compile")
+    if not ns.execution:
+        ns.execution = "xla" if ns.xla_compile else modes[0]
+    if ns.execution not in modes:
+        other = next(f for f, ms in EXECUTIONS.items() if ns.execution in ms)
+        raise FlagError(
+            f"--execution={ns.execution} is a {other} mode; {ns.framework} runs {', '.join(modes)}"
+            + ("" if "framework" in getattr(ns, "explicit_flags", ()) else f" (or add --framework={other})")
+        )
     if ns.execution == "xla":
         ns.xla_compile = True
     if ns.use_nccl:

@@ -59,8 +59,11 @@ class RunFacts:
     argv: list[str]
     started: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     flags: Namespace | None = None  # parsed command line
-    import_s: float | None = None  # seconds to import TensorFlow and the engine
-    framework_version: str | None = None  # once TensorFlow is imported
+    import_s: float | None = None  # seconds to import the framework and the engine
+    framework: str = "tensorflow"  # which engine runs: tensorflow or pytorch (--framework)
+    framework_version: str | None = None  # once the framework is imported
+    # The pool sizes the framework reports it runs with, where it can say (PyTorch); None: derived from the flags.
+    threads_effective: dict[str, int] | None = None
     onednn: bool | None = None  # once the devices are set up
     setup: Setup | None = None
     measurement: Measurement | None = None  # the run finished its timed steps
@@ -97,10 +100,10 @@ class RunFacts:
             model=ns.model if ns else None,
             batch_size=batch,
             num_devices=setup.num_devices if setup else None,
-            framework="tensorflow",
+            framework=self.framework,
             framework_version=self.framework_version,
             engine={"name": ENGINE_NAME, "version": tf_cnn_benchmarks.__version__},
-            threads=threads(ns, len(cpus)) if ns else {},
+            threads={**threads(ns, len(cpus)), **(self.threads_effective or {})} if ns else {},
             cpus=cpus,
             memory_policy=hostfacts.memory_policy(),
             # Read now, so it holds what the engine set itself (TF_ENABLE_ONEDNN_OPTS, KMP_*) on top of what it got.

@@ -19,6 +19,8 @@ if __name__ == "__main__" and not __package__:
     sys.path.insert(0, os.path.dirname(_here))
 
 import argparse  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 
@@ -54,6 +56,64 @@ def _result_json_arg(argv: list[str]) -> str:
     return ""
 
 
+def _engine(ns: argparse.Namespace) -> type:
+    """The benchmark class of the run's framework; imports that framework (only that one). Both raise
+    :class:`~tf_cnn_benchmarks.preflight.BenchmarkError` for a run that cannot proceed."""
+    from tf_cnn_benchmarks.preflight import BenchmarkError
+
+    if ns.framework == "pytorch":
+        try:
+            from tf_cnn_benchmarks.torchbench import TorchBenchmark
+        except ModuleNotFoundError as e:
+            if e.name != "torch":
+                raise
+            raise BenchmarkError(
+                "--framework=pytorch: torch is not installed; install the extra: pip install -e '.[torch]'"
+            ) from None
+        return TorchBenchmark
+    _import_tensorflow()
+    from tf_cnn_benchmarks.benchmark import Benchmark
+
+    return Benchmark
+
+
+_KERAS_PRELOAD = "keras.src.optimizers"
+
+
+def _import_tensorflow() -> None:
+    """Import TensorFlow without its eager preload of Keras's optimizers.
+
+    TensorFlow's ``__init__`` imports ``keras.src.optimizers`` for Keras's SavedModel registrations, about a second
+    of each run's start on 2 cores (a quarter of the import), for a library this engine never uses: its network,
+    step and optimizers are its own. A ``None`` entry in ``sys.modules`` makes that one import raise ImportError,
+    which TensorFlow catches and ignores; the entry is removed right after, so Keras still imports if asked for.
+    """
+    if "tensorflow" in sys.modules or _KERAS_PRELOAD in sys.modules:
+        return
+    sys.modules[_KERAS_PRELOAD] = None  # type: ignore[assignment]
+    try:
+        import tensorflow  # noqa: F401
+    finally:
+        if sys.modules.get(_KERAS_PRELOAD, 0) is None:
+            del sys.modules[_KERAS_PRELOAD]
+
+
+def _private_tempdir() -> str:
+    """A temporary folder of this process's own, made the default of :mod:`tempfile` (and so TensorFlow's autograph
+    sources and torch.compile's caches go there), removed by :func:`_remove` when the run ends.
+
+    Why: cli() leaves with os._exit, so the frameworks' own exit-time cleanups never run, and each run would leave
+    its generated files in the system's temporary folder."""
+    path = tempfile.mkdtemp(prefix="tf_cnn_benchmarks-")
+    tempfile.tempdir = path
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(path, "inductor"))
+    return path
+
+
+def _remove(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     facts = result.RunFacts(argv=list(argv))
@@ -66,15 +126,23 @@ def main(argv: list[str] | None = None) -> int:
             result.write(path, facts.record(str(e)))
         return flagdefs.main_error(str(e))
     facts.flags = ns
+    facts.framework = ns.framework
     _set_environment(ns)
-    if ns.batch_sizes:
-        return _batch_sizes(ns, argv)
+    scratch = _private_tempdir()
+    try:
+        return _batch_sizes(ns, argv) if ns.batch_sizes else _one(ns, facts)
+    finally:
+        _remove(scratch)
+
+
+def _one(ns: argparse.Namespace, facts: result.RunFacts) -> int:
     t0 = time.perf_counter()
     reason: str | None = None
     code = 1
-    try:
-        from tf_cnn_benchmarks.benchmark import Benchmark, BenchmarkError
+    from tf_cnn_benchmarks.preflight import BenchmarkError
 
+    try:
+        Benchmark = _engine(ns)
         facts.import_s = time.perf_counter() - t0
         bench = Benchmark(ns, facts)
         # Kept alive past main(): destroying a real-data run's tf.data iterator waits for every in-flight decode
@@ -85,9 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             if ns.result_json:
                 result.write(ns.result_json, facts.record(why))
 
-        from tf_cnn_benchmarks import strategies
+        if ns.framework == "tensorflow":
+            from tf_cnn_benchmarks import strategies
 
-        strategies.on_fatal = fatal
+            strategies.on_fatal = fatal
         try:
             bench.run()
             code = 0
@@ -101,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as e:  # noqa: BLE001 - any crash becomes a failed result with its reason, never a 0
             traceback.print_exc()
             reason = first_line(e)
+    except BenchmarkError as e:  # the framework is not installed
+        reason = str(e)
     except Exception as e:  # noqa: BLE001 - e.g. TensorFlow failing to import
         traceback.print_exc()
         reason = first_line(e)
@@ -114,10 +185,12 @@ def main(argv: list[str] | None = None) -> int:
 def _batch_sizes(ns: argparse.Namespace, argv: list[str]) -> int:
     """``--batch_sizes``: each size measured in turn in this one process, each with its own result and log block.
 
-    TensorFlow is imported and its runtime configured once; the network is built once and its step traced again for
+    The framework is imported and its runtime configured once; the network is built once and its step traced again for
     each batch size (one trace per size: bench/dynamic_batch.py measured a dynamic-batch trace at the same speed).
     A size that fails (one that does not fit) is recorded failed, and the next sizes still run.
     """
+    from tf_cnn_benchmarks.preflight import BenchmarkError
+
     sizes = [int(x) for x in ns.batch_sizes.split(",")]
     shared: dict = {}
     t0 = time.perf_counter()
@@ -125,11 +198,10 @@ def _batch_sizes(ns: argparse.Namespace, argv: list[str]) -> int:
     for k, b in enumerate(sizes):
         nb = argparse.Namespace(**vars(ns))
         nb.batch_size = b
-        facts = result.RunFacts(argv=list(argv), flags=nb)
+        facts = result.RunFacts(argv=list(argv), flags=nb, framework=ns.framework)
         reason: str | None = None
         try:
-            from tf_cnn_benchmarks.benchmark import Benchmark, BenchmarkError
-
+            Benchmark = _engine(ns)
             if k == 0:
                 facts.import_s = time.perf_counter() - t0
             bench = Benchmark(nb, facts, shared=shared)
@@ -140,6 +212,8 @@ def _batch_sizes(ns: argparse.Namespace, argv: list[str]) -> int:
                 reason = str(e)
             except MemoryError:
                 reason = f"out of memory: {ns.model} does not fit at batch size {b}; lower --batch_size"
+        except BenchmarkError as e:  # the framework is not installed: every size fails alike
+            reason = str(e)
         except KeyboardInterrupt:
             reason, code = "interrupted", 130
         except Exception as e:  # noqa: BLE001 - any crash becomes a failed result with its reason, never a 0

@@ -34,7 +34,7 @@ def rate_stats(rates: list[float]) -> tuple[float, float, float]:
 class Header:
     """What the header block says about the run."""
 
-    tf_version: str  # full version; the header shows major.minor, as upstream did
+    tf_version: str  # the framework's full version; the header shows major.minor, as upstream did
     model: str
     dataset: str  # "imagenet" or "imagenet (synthetic)"
     mode: str  # "training", "forward-only" or "input-only"
@@ -52,10 +52,12 @@ class Header:
     eager: bool = False  # --execution=eager
     numa_bind: bool = False  # the process's memory is bound to NUMA nodes (it reads its own policy)
     bf16_emulated: bool = False  # bf16 asked on a CPU without native bfloat16: warn
+    framework: str = "TensorFlow"  # the first line's name: "TensorFlow" as upstream, or "PyTorch"
+    execution: str = ""  # shown for every PyTorch run (its modes have no upstream line); TensorFlow: see eager
 
     def lines(self) -> list[str]:
         out = [
-            f"TensorFlow:  {'.'.join(self.tf_version.split('.')[:2])}",
+            f"{self.framework + ':':<12} {'.'.join(self.tf_version.split('.')[:2])}",
             f"Model:       {self.model}",
             f"Dataset:     {self.dataset}",
             f"Mode:        {self.mode}",
@@ -76,7 +78,9 @@ class Header:
             out.append(f"Precision:   {self.precision} compute, fp32 variables")
         if self.xla:
             out.append("XLA:         True")
-        if self.eager:
+        if self.execution and self.framework != "TensorFlow":
+            out.append(f"Execution:   {self.execution}")
+        elif self.eager:
             out.append("Execution:   eager")
         if self.bf16_emulated:
             out.append(
