@@ -81,6 +81,11 @@ class Axis:
     launch: Callable[[Any, dict[str, Any], Launch, Any], Launch] | None = field(default=None, compare=False)
     # A text value a config may give instead of a list ("all", "1..8"), expanded into values on this host.
     expand: Callable[[str], list[Any]] | None = field(default=None, compare=False)
+    # The default where it depends on the run's other values (execution: graph in TensorFlow, eager in PyTorch).
+    default_for: Callable[[dict[str, Any]], Any] | None = field(default=None, compare=False)
+    # Why a value means nothing beside the run's other values (pytorch has no graph execution), or None: such a
+    # combination of a sweep is left out of its plan, not run and failed.
+    applies: Callable[[Any, dict[str, Any]], str | None] | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
@@ -110,6 +115,10 @@ class Axis:
         if flag is not None and flag.choices is not None:
             return tuple(c for c in flag.choices if c != "")
         return None
+
+    def default_in(self, values: dict[str, Any]) -> Any:
+        """The axis's default for a run with these other values."""
+        return self.default_for(values) if self.default_for is not None else self.default
 
     def to_argv(self, value: Any, ctx: Context) -> list[str]:
         if self.argv is not None:
@@ -218,7 +227,29 @@ def _threads(text: str) -> list[int]:
 
 
 def _execution(value: Any, _values: dict[str, Any]) -> str | None:
-    return {"eager": "eager", "xla": "xlajit"}.get(value)
+    return {"eager": "eager", "xla": "xlajit", "script": "script", "compile": "compile"}.get(value)
+
+
+def _framework_modes() -> dict[str, tuple[str, ...]]:
+    from tf_cnn_benchmarks import flags as engine_flags
+
+    return engine_flags.EXECUTIONS
+
+
+def _execution_default(values: dict[str, Any]) -> str:
+    return _framework_modes()[values.get("framework") or "tensorflow"][0]
+
+
+def _execution_applies(value: Any, values: dict[str, Any]) -> str | None:
+    framework = values.get("framework") or "tensorflow"
+    modes = _framework_modes()[framework]
+    return None if value in modes else f"{framework} has no {value} execution (it runs {', '.join(modes)})"
+
+
+def _xla_applies(value: Any, values: dict[str, Any]) -> str | None:
+    if value and values.get("framework") == "pytorch":
+        return "pytorch has no XLA (its compiler is execution: compile)"
+    return None
 
 
 # ----------------------------------------------------------------------------------------------------- the table
@@ -240,19 +271,24 @@ AXES: tuple[Axis, ...] = (
          help="devices (logical CPU devices with device: cpu)"),
     Axis("forward_only", ("forward_only", "eval"), False, fragment=word("inference"), rank=7,
          help="inference only"),
-    Axis("xla_compile", ("xla_compile", "xla"), False, fragment=word("xla"), rank=8, help="compile with XLA"),
+    Axis("xla_compile", ("xla_compile", "xla"), False, fragment=word("xla"), rank=8, applies=_xla_applies,
+         help="compile with XLA"),
     Axis("precision", ("precision", "use_fp16"), "fp32", fragment=off_default("{}", "fp32"), rank=9,
          help="compute precision"),
     Axis("num_intra_threads", ("num_intra_threads",), 0, minimum=0, fragment=off_default("intra{}", 0), rank=10,
          expand=_threads, help="threads inside one op; 0 = the framework's default; `all` or `1..N` for a sweep"),
     Axis("num_inter_threads", ("num_inter_threads",), 0, minimum=0, fragment=off_default("inter{}", 0), rank=11,
          help="ops run at once; 0 = the framework's default"),
-    Axis("execution", ("execution",), "graph", fragment=_execution, rank=12,
-         help="graph (one tf.function), eager (ops one by one) or xla"),
+    Axis("framework", ("framework",), "tensorflow", fragment=off_default("{}", "tensorflow"), rank=12,
+         help="which framework runs the declared network: tensorflow, or pytorch (the torch extra)"),
+    Axis("execution", ("execution",), "graph", fragment=_execution, rank=13, default_for=_execution_default,
+         applies=_execution_applies,
+         help="tensorflow: graph (one tf.function), eager (ops one by one) or xla; pytorch: eager, script "
+              "(torch.jit) or compile (torch.compile)"),
     Axis("placement", (), "none", str, ("none", "sequential", "interleave"), fragment=off_default("{}", "none"),
-         launch=_place, rank=13, help="pin to num_intra_threads cores: the first in socket order, or split over two"),
+         launch=_place, rank=14, help="pin to num_intra_threads cores: the first in socket order, or split over two"),
     Axis("memory", (), "default", str, ("default", "local", "remote"), fragment=off_default("mem{}", "default"),
-         launch=_bind, rank=14, help="bind memory to the cores' own NUMA node, or to another one"),
+         launch=_bind, rank=15, help="bind memory to the cores' own NUMA node, or to another one"),
 )  # fmt: skip
 
 
@@ -325,6 +361,16 @@ def setting_name(values: dict[str, Any]) -> str:
     return "-".join(p for p in parts if p)
 
 
+def not_applicable(values: dict[str, Any]) -> str | None:
+    """Why this combination of axis values means nothing (the first axis that says so), or None."""
+    for a in table():
+        if a.applies is not None:
+            why = a.applies(values.get(a.name, a.default_in(values)), values)
+            if why:
+                return why
+    return None
+
+
 def argv(values: dict[str, Any], ctx: Context) -> list[str]:
     """The engine flags of every axis, in declaration order."""
     return [arg for a in table() for arg in a.to_argv(values.get(a.name, a.default), ctx)]
@@ -336,7 +382,7 @@ def identity(values: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for a in table():
         v = values.get(a.name, a.default)
-        if a.identity and (v != a.default or a.source == MODELS):
+        if a.identity and (v != a.default_in(values) or a.source == MODELS):
             out[a.name] = v
     return out
 

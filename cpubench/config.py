@@ -26,6 +26,7 @@ import math
 import os
 import re
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,10 @@ class Config:
     engine: list[str] | None = None
     description: str = ""
     batches_per_process: bool = False  # one engine process measures every batch size of a point (inference)
+
+    def gives(self, axis: axes.Axis) -> bool:
+        """Whether the config sets this axis (else every run takes its default)."""
+        return bool(self.matrix.get(axis.name) if axis.source == axes.MATRIX else self.top.get(axis.name))
 
     def values_of(self, axis: axes.Axis) -> list[Any]:
         """The values a sweep takes on an axis: the config's, else the axis default alone."""
@@ -533,18 +538,29 @@ def _excluded(values: dict[str, Any], rules: list[dict[str, list[Any]]]) -> bool
     return any(all(k in values and hit(values[k], xs) for k, xs in rule.items()) for rule in rules)
 
 
+def _combinations(config: Config) -> Iterator[dict[str, Any]]:
+    """Every combination of the setting axes' values, the first axis varying slowest; an axis the config leaves
+    alone takes the default of the combination's other values (execution: graph in tensorflow, eager in pytorch)."""
+    setting_axes = axes.setting_axes()
+    for combo in itertools.product(*(config.values_of(a) for a in setting_axes)):
+        params = dict(zip((a.name for a in setting_axes), combo, strict=True))
+        for a in setting_axes:
+            if a.default_for is not None and not config.gives(a):
+                params[a.name] = a.default_in(params)
+        yield params
+
+
 def plan(config: Config, repeats: int | None = None) -> list[Planned]:
     """Every run of the config, repeats outermost: a sweep cut short still has every setting measured once.
 
     Settings are the product of the setting axes in declaration order (the first axis varies slowest); within a
     setting, models in config order and their batch sizes (``matrix.batch_size`` overrides them all).
     """
-    setting_axes = axes.setting_axes()
-    grids = [config.values_of(a) for a in setting_axes]
     batch_override = config.matrix.get("batch_size")
     runs_per_repeat: list[tuple[Setting, str, int]] = []
-    for combo in itertools.product(*grids):
-        params = dict(zip((a.name for a in setting_axes), combo, strict=True))
+    for params in _combinations(config):
+        if axes.not_applicable(params):
+            continue  # pytorch with graph execution, or tensorflow with script: see left_out()
         setting = Setting(setting_name(params), params)
         for model, model_batches in config.models.items():
             for bs in batch_override or model_batches:
@@ -552,6 +568,18 @@ def plan(config: Config, repeats: int | None = None) -> list[Planned]:
                     runs_per_repeat.append((setting, model, bs))
     n_rep = config.repeats if repeats is None else repeats
     return [Planned(s, m, b, r) for r in range(n_rep) for (s, m, b) in runs_per_repeat]
+
+
+def left_out(config: Config) -> dict[str, int]:
+    """The combinations of a config's axes that mean nothing, by reason, with how many settings each leaves out (a
+    sweep says so at its start: ``framework: [tensorflow, pytorch]`` beside ``execution: [graph, script]`` runs
+    tensorflow in graph and pytorch in script only)."""
+    out: dict[str, int] = {}
+    for params in _combinations(config):
+        why = axes.not_applicable(params)
+        if why:
+            out[why] = out.get(why, 0) + 1
+    return out
 
 
 def settings(config: Config) -> list[str]:
@@ -579,12 +607,22 @@ def run_identity(
         "counts": [config.num_batches, config.num_warmup_batches],
         "flags": sorted((k, axes.flag_value(v)) for k, v in config.flags.items()),
         "data": data_source if run.setting.params.get("data") == "real" else None,
-        "engine": engine,
+        "engine": engine_for(engine, run.values.get("framework") or "tensorflow"),
         "env": sorted(config.env.items()),
         "thread_env": sorted(thread_env.items()),
         # One process for every batch size of a point is another way of measuring (a warm process, a retrace).
         **({"batches_per_process": True} if config.batches_per_process else {}),
     }
+
+
+def engine_for(engine: dict[str, Any], framework: str) -> dict[str, Any]:
+    """The engine identity of one run: its own framework and that framework's version only, so installing torch
+    reruns no TensorFlow run and a new TensorFlow reruns no PyTorch run."""
+    versions = engine.get("versions") or {}
+    out = {k: v for k, v in engine.items() if k != "versions"}
+    if "name" in engine and framework != "tensorflow":
+        out.update(framework=framework, framework_version=versions.get(framework))
+    return out
 
 
 def run_hash(

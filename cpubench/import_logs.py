@@ -115,6 +115,8 @@ def record_for(log: LogFile, host_id: str, warnings: list[str]) -> RunRecord | N
     assert data is not None and variable_update is not None and num_devices is not None and device is not None
     known = {"data": data, "variable_update": variable_update, "nccl": nccl, "distortions": distortions,
              "forward_only": forward_only, "device": device, "num_devices": num_devices}  # fmt: skip
+    if p.framework == "pytorch":  # our PyTorch engine's log: its header says the mode too
+        known.update(framework="pytorch", execution=p.header.get("Execution") or None)
     # Every axis a log does not tell stays None (unknown): left out of the setting name, never a guessed default.
     params = {a.name: known.get(a.name) for a in axes.setting_axes()}
     ok = p.complete
@@ -128,6 +130,7 @@ def record_for(log: LogFile, host_id: str, warnings: list[str]) -> RunRecord | N
         images_per_sec=p.total_images_per_sec if ok else None,  # upstream logs print running means, not steps
         reason=p.failure_reason,
         params=params,
+        framework=p.framework or "tensorflow",
         framework_version=p.tf_version,
         log=f"{store.LOGS_DIR}/{IMPORT_LOGS_DIR}/{log.rel}",
         source="import",

@@ -45,6 +45,7 @@ NO_TOTAL_REASON = "no total images/sec line"
 # Header keys upstream prints, in its order. Others (older or newer versions) are kept raw in ParsedLog.header.
 HEADER_KEYS = (
     "TensorFlow",
+    "PyTorch",
     "Model",
     "Dataset",
     "Mode",
@@ -60,7 +61,9 @@ HEADER_KEYS = (
     "AllReduce",
 )
 
-_HEADER_START = re.compile(r"^TensorFlow:\s+(\S.*)$")
+# Our PyTorch engine prints the same header with "PyTorch:" first (and its "Execution:" mode).
+_HEADER_START = re.compile(r"^(TensorFlow|PyTorch):\s+(\S.*)$")
+FRAMEWORKS = {"TensorFlow": "tensorflow", "PyTorch": "pytorch"}
 _HEADER_LINE = re.compile(r"^([A-Z][A-Za-z]*(?: [A-Za-z]+)*):\s*(.*)$")
 _HEADER_END = re.compile(r"^=+\s*$")
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf"
@@ -108,7 +111,8 @@ class ParsedLog:
     """What one tf_cnn_benchmarks stdout says. Fields are None when the log does not say."""
 
     header: dict[str, str] = field(default_factory=dict)  # raw header values (continuation lines joined by "\n")
-    tf_version: str | None = None
+    framework: str | None = None  # "tensorflow" or "pytorch", from the header's first line
+    tf_version: str | None = None  # the framework's version (the header's first line)
     model: str | None = None
     dataset: str | None = None  # e.g. "imagenet"
     synthetic: bool | None = None
@@ -227,8 +231,9 @@ def parse_log(text: str) -> ParsedLog:
             m = _HEADER_START.match(line)
             if m:
                 in_header = True
-                out.header["TensorFlow"] = m.group(1).strip()
-                last_key = "TensorFlow"
+                last_key = m.group(1)
+                out.header[last_key] = m.group(2).strip()
+                out.framework = FRAMEWORKS[last_key]
                 continue
         if in_header:
             if _HEADER_END.match(line):
@@ -276,7 +281,7 @@ def parse_log(text: str) -> ParsedLog:
 
 def _fill_header_fields(out: ParsedLog) -> None:
     h = out.header
-    out.tf_version = h.get("TensorFlow") or None
+    out.tf_version = h.get("TensorFlow") or h.get("PyTorch") or None
     out.model = h.get("Model") or None
     if "Dataset" in h:
         ds = h["Dataset"]

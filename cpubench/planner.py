@@ -30,12 +30,15 @@ class PlannedRun:
     run_hash: str
 
 
-def engine_identity(engine: list[str], default: bool, framework_version: str | None) -> dict[str, Any]:
+def engine_identity(
+    engine: list[str], default: bool, framework_version: str | None, torch_version: str | None = None
+) -> dict[str, Any]:
     """What identifies the engine in a run hash: our engine by name and version (wherever it is installed), any
-    other by its command line; with the framework version the default engine runs on."""
+    other by its command line; with the version of each framework the default engine can run on (a run's identity
+    keeps its own framework's: :func:`cpubench.config.engine_for`)."""
     if default:
         return {"name": "tf_cnn_benchmarks", "version": tf_cnn_benchmarks.__version__, "framework": "tensorflow",
-                "framework_version": framework_version}  # fmt: skip
+                "framework_version": framework_version, "versions": {"pytorch": torch_version}}  # fmt: skip
     return {"command": shlex.join(engine)}
 
 

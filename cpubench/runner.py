@@ -30,6 +30,7 @@ import functools
 import os
 import re
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -276,6 +277,8 @@ class Runner:
         self.host_dir = store.host_dir(root, host_id)
         self.executor = Executor()
         self.child_env, self.env_removed = child_environment(os.environ, config.env)
+        self.scratch = store.scratch_dir(root, host_id)
+        self.child_env["TMPDIR"] = str(self.scratch)
         self._interrupted: int | None = None
         self._writing = False  # while a record is written, a signal waits so the line is never cut
         self.wait_quiet: float | None = None  # seconds to wait for a quiet machine before each run
@@ -284,7 +287,9 @@ class Runner:
 
     def planner(self, data: DataPlan, retry_failed: bool) -> Planner:
         """The plan against what the folder holds; records that cannot be read are named on stderr."""
-        identity = engine_identity(self.engine, self.default_engine, sysinfo.tf_version_installed())
+        identity = engine_identity(
+            self.engine, self.default_engine, sysinfo.tf_version_installed(), sysinfo.torch_version_installed()
+        )
         runs = store.read_runs(self.host_dir) if self.host_dir.is_dir() else store.RunsFile()
         for w in runs.warnings:
             print(f"cpubench: warning: {w}", file=sys.stderr)
@@ -524,6 +529,7 @@ class Runner:
             machine.release()
             print(f"cpubench run: error: another cpubench run is writing to {self.host_dir}", file=sys.stderr)
             return 2
+        self._empty_scratch()
         if forced:
             progress.say(f"cpubench: warning: --force: another benchmark is running ({forced}); records say so")
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
@@ -550,8 +556,14 @@ class Runner:
             for s, h in old.items():
                 signal.signal(s, h)
             self.executor.kill_all()
+            self._empty_scratch()
             lock.close()
             machine.release()
+
+    def _empty_scratch(self) -> None:
+        """A fresh, empty temporary folder for the children (what a killed child left there goes)."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.scratch.mkdir(parents=True, exist_ok=True)
 
     def _sweep(
         self,
@@ -580,6 +592,8 @@ class Runner:
         )
         if planner.newer:
             progress.say(f"cpubench: {planner.newer} runs were recorded by a newer cpubench: not rerun (upgrade)")
+        for why, n in cfg.left_out(self.config).items():
+            progress.say(f"cpubench: {n} settings left out of the plan: {why}")
         if self.env_removed:
             progress.say(
                 f"cpubench: left out of the engine's environment (inherited, not in the config's env:): "

@@ -99,6 +99,16 @@ def host_dir(root: str | os.PathLike[str], host_id: str) -> Path:
     return Path(root) / validate_host_id(host_id)
 
 
+SCRATCH_DIR = "tmp"
+
+
+def scratch_dir(root: str | os.PathLike[str], host_id: str) -> Path:
+    """``<root>/<host-id>/tmp``: the engine children's temporary folder (``TMPDIR``), so the files frameworks leave
+    in a temporary folder (TensorFlow's autograph sources, torch.compile's caches) stay inside the results folder,
+    even from a child killed at its timeout; the runner empties it at the start and the end of a sweep."""
+    return host_dir(root, host_id) / SCRATCH_DIR
+
+
 def log_path(
     root: str | os.PathLike[str], host_id: str, setting: str, model: str, batch_size: int | str, repeat: int
 ) -> Path:

@@ -377,22 +377,75 @@ def tf_version_installed() -> str | None:
     return None
 
 
+def torch_version_installed() -> str | None:
+    """The installed torch version from package metadata (no import), or None without the torch extra."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+_TORCH_PROBE = r"""
+import json
+out = {}
+try:
+    import torch
+    out["torch_version"] = torch.__version__
+    out["intra_threads"] = torch.get_num_threads()
+    out["interop_threads"] = torch.get_num_interop_threads()
+    out["mkldnn_available"] = bool(torch.backends.mkldnn.is_available())
+    out["mkl_available"] = bool(torch.backends.mkl.is_available())
+    out["openmp_available"] = bool(torch.backends.openmp.is_available())
+    out["parallel_info"] = torch.__config__.parallel_info()
+    out["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    for line in out["parallel_info"].splitlines():
+        if "MKL-DNN" in line or "oneDNN" in line:
+            out["onednn"] = line.strip()
+        if line.strip().startswith("ATen parallel backend:"):
+            out["parallel_backend"] = line.split(":", 1)[1].strip()
+    try:
+        import threadpoolctl
+        out["threadpools"] = [{k: v for k, v in p.items() if k in ("user_api", "internal_api", "prefix", "version",
+                                                                   "num_threads", "threading_layer")}
+                              for p in threadpoolctl.threadpool_info()]
+    except Exception as e:
+        out["threadpools"] = {"error": f"{type(e).__name__}: {e}"}
+except Exception as e:
+    out["error"] = f"{type(e).__name__}: {e}"
+print("CPUBENCH_TORCH_PROBE " + json.dumps(out))
+"""
+
+
+def probe_torch(python: str | None = None, timeout: float = 300) -> dict[str, Any]:
+    """Import torch in a child process (as the engine sees it): its version, pool sizes, oneDNN and OpenMP build
+    facts, and the OpenMP/BLAS pools threadpoolctl finds loaded beside it."""
+    info, _stderr = _probe(_TORCH_PROBE, "CPUBENCH_TORCH_PROBE", "torch", python, timeout)
+    return info
+
+
+def _probe(code: str, marker: str, what: str, python: str | None, timeout: float) -> tuple[dict[str, Any], str]:
+    """Run a probe script in a child Python; its JSON line (after ``marker``) and its stderr, or an error."""
+    try:
+        proc = subprocess.run([python or sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError) as e:
+        return {"error": f"{what} probe failed: {e}"}, ""
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(marker + " ")), None)
+    if line is None:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"{what} probe exited {proc.returncode}: {tail[:300]}"}, proc.stderr
+    return json.loads(line.split(" ", 1)[1]), proc.stderr
+
+
 def probe_tensorflow(python: str | None = None, timeout: float = 300) -> dict[str, Any]:
     """Import TensorFlow in a child process and report its build; its startup log says whether oneDNN is on."""
     if os.environ.get(NO_TF_PROBE_ENV):
         return {"skipped": f"{NO_TF_PROBE_ENV} is set"}
-    try:
-        proc = subprocess.run(
-            [python or sys.executable, "-c", _TF_PROBE], capture_output=True, text=True, timeout=timeout
-        )
-    except (OSError, subprocess.SubprocessError) as e:
-        return {"error": f"TensorFlow probe failed: {e}"}
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("CPUBENCH_TF_PROBE ")), None)
-    if line is None:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"error": f"TensorFlow probe exited {proc.returncode}: {tail[:300]}"}
-    info: dict[str, Any] = json.loads(line.split(" ", 1)[1])
-    if "oneDNN custom operations are on" in proc.stderr:
+    info, stderr = _probe(_TF_PROBE, "CPUBENCH_TF_PROBE", "TensorFlow", python, timeout)
+    if "error" in info:
+        return info
+    if "oneDNN custom operations are on" in stderr:
         info["onednn_log"] = "on"
     elif info.get("tf_version"):
         info["onednn_log"] = "no oneDNN message"
@@ -427,6 +480,17 @@ def collect_host(
         probe = probe_tensorflow(python)
     else:
         probe = {"skipped": "not requested"}
+    torch_installed = torch_version_installed()
+    torch_key = {"torch_version": torch_installed, "python": python or sys.executable}
+    prev_torch = (previous or {}).get("torch_build") or {}
+    if torch_installed is None:
+        torch_probe: dict[str, Any] | None = None
+    elif same_machine and prev_torch.get("probe_key") == torch_key and "error" not in prev_torch.get("probe", {}):
+        torch_probe = prev_torch["probe"]
+    elif probe_tf and not os.environ.get(NO_TF_PROBE_ENV):
+        torch_probe = probe_torch(python)
+    else:
+        torch_probe = {"skipped": "not requested"}
     onednn = onednn_state(cpu_flags)
     # What TensorFlow itself says beats the deduction from flags and env.
     if isinstance(probe.get("onednn_enabled_tf"), bool):
@@ -452,6 +516,8 @@ def collect_host(
         "governor": governor(),
         "tf_version": probe.get("tf_version") or tf_installed,
         "tf_build": {"onednn": onednn, "probe": probe, "probe_key": tf_key},
+        "torch_version": torch_installed,
+        "torch_build": None if torch_probe is None else {"probe": torch_probe, "probe_key": torch_key},
         "python": platform.python_version(),
         "python_executable": python or sys.executable,
         "gpus": gpus(),

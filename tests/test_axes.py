@@ -110,3 +110,54 @@ def test_declaring_an_axis_reruns_nothing_measured_before_it(monkeypatch: pytest
     assert [cfg.run_hash(c, r, {}) for r in cfg.plan(c)] == before  # the new axis at its default
     c = cfg.parse_config("name: t\nmodels: {trivial: 8}\nmatrix: {kmp_blocktime: 5}\n")
     assert [cfg.run_hash(c, r, {}) for r in cfg.plan(c)] != before
+
+
+FRAMEWORKS_YAML = """\
+name: f
+models: {trivial: [2]}
+matrix:
+  framework: [tensorflow, pytorch]
+  execution: [graph, eager, script]
+  forward_only: true
+"""
+
+
+def test_framework_axis_plans_each_frameworks_modes_and_keeps_tensorflow_hashes() -> None:
+    both = cfg.parse_config(FRAMEWORKS_YAML)
+    runs = cfg.plan(both, repeats=1)
+    assert [(r.setting.params["framework"], r.setting.params["execution"]) for r in runs] == [
+        ("tensorflow", "graph"), ("tensorflow", "eager"), ("pytorch", "eager"), ("pytorch", "script")]  # fmt: skip
+    assert cfg.left_out(both) == {
+        "tensorflow has no script execution (it runs graph, eager, xla)": 1,
+        "pytorch has no graph execution (it runs eager, script, compile)": 1,
+    }
+    assert [r.setting.name for r in runs] == [
+        "syn-parameter_server-1cpus-inference", "syn-parameter_server-1cpus-inference-eager",
+        "syn-parameter_server-1cpus-inference-pytorch-eager", "syn-parameter_server-1cpus-inference-pytorch-script",
+    ]  # fmt: skip
+    # Left out of a config, execution takes each framework's own default.
+    plain = cfg.parse_config("name: p\nmodels: {trivial: [2]}\nmatrix: {framework: [tensorflow, pytorch]}\n")
+    assert [r.setting.params["execution"] for r in cfg.plan(plain, repeats=1)] == ["graph", "eager"]
+    # A TensorFlow run's identity is what it was before the axis existed, whatever torch version is installed; a
+    # PyTorch run's carries torch's version, not TensorFlow's.
+    from cpubench.planner import engine_identity
+
+    tf_only = cfg.parse_config("name: p\nmodels: {trivial: [2]}\n")
+    old = cfg.run_hash(tf_only, cfg.plan(tf_only, 1)[0], {}, engine_identity([], True, "2.21.0"))
+    tf_run, pt_run = cfg.plan(plain, 1)
+    for torch_version in (None, "2.13.0", "2.14.1"):
+        engine = engine_identity([], True, "2.21.0", torch_version)
+        assert cfg.run_hash(plain, tf_run, {}, engine) == old
+        ident = cfg.run_identity(plain, pt_run, {}, engine, {})
+        assert ident["engine"]["framework"] == "pytorch" and ident["engine"]["framework_version"] == torch_version
+        assert ident["axes"]["framework"] == "pytorch" and "execution" not in ident["axes"]  # eager: its default
+    assert cfg.run_hash(plain, pt_run, {}, engine_identity([], True, "2.21.0", "2.13.0")) != cfg.run_hash(
+        plain, pt_run, {}, engine_identity([], True, "2.21.0", "2.14.1"))  # fmt: skip
+
+
+def test_xla_compile_with_pytorch_is_left_out_of_the_plan() -> None:
+    c = cfg.parse_config("name: x\nmodels: {trivial: [2]}\nmatrix: {framework: [tensorflow, pytorch], "
+                         "xla_compile: [false, true]}\n")  # fmt: skip
+    combos = [(r.setting.params["framework"], r.setting.params["xla_compile"]) for r in cfg.plan(c, 1)]
+    assert combos == [("tensorflow", False), ("pytorch", False), ("tensorflow", True)]
+    assert cfg.left_out(c) == {"pytorch has no XLA (its compiler is execution: compile)": 1}
