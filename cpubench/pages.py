@@ -11,6 +11,12 @@ How repeats are quoted: each statistic of a point (threads, batch, execution, pl
 its ok repeats of that statistic per run; the plots' bands are the min and max across repeats. Only what the store
 holds is shown: a section whose runs could not happen on this host (remote memory on one NUMA node, interleave on one
 socket) says the records' reason instead of showing a plot, so an empty or failed plot is never mistaken for data.
+
+Two frameworks: a point's key holds its framework, so a PyTorch eager point and a TensorFlow eager point stay apart.
+A page that holds one framework reads (and names its files) as it always did; one that holds both names the framework
+in every line, image and CSV (``<model>_pytorch_latency.csv``) and ends with a "TensorFlow vs PyTorch" part: the
+ratio table and the latency and throughput comparisons of :mod:`cpubench.frameworks`
+(``<model>-frameworks-<latency|throughput>-<batch>.png``), which the index links and the summary repeats.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cpubench import report, store
+from cpubench import frameworks, report, store
 
 # model -> (page title, file-name short name, short display name): Packrat's names for the models they published.
 MODEL_NAMES: dict[str, tuple[str, str, str]] = {
@@ -41,7 +47,7 @@ THROUGHPUT_COLUMNS = [*CSV_KEYS, "throughput(min)", "throughput(avg)", "throughp
 # Order in which a section picks the setting it shows when several have data (the first with ok points wins).
 BASE_PLACEMENTS = ("sequential", "none", "interleave")
 BASE_MEMORY = ("local", "default", "remote")
-EXECUTIONS = ("graph", "eager", "xla")
+EXECUTIONS = frameworks.EXECUTIONS[frameworks.TENSORFLOW]
 
 
 def model_title(model: str) -> str:
@@ -61,7 +67,8 @@ def model_display(model: str) -> str:
 
 @dataclass(frozen=True)
 class Key:
-    """What identifies one point of a scaling study on one host."""
+    """What identifies one point of a scaling study on one host. The framework is last (with TensorFlow's default)
+    so keys written before PyTorch runs existed read as they did."""
 
     host: str
     model: str
@@ -71,6 +78,16 @@ class Key:
     inter: int
     threads: int
     batch: int
+    framework: str = frameworks.TENSORFLOW
+
+    @property
+    def mode(self) -> Mode:
+        return (self.framework, self.execution)
+
+
+# (framework, execution): what one line of a plot follows. Shown as the execution alone while a page holds one
+# framework (so a TensorFlow study reads as it always did), with the framework's name when it holds both.
+Mode = tuple[str, str]
 
 
 @dataclass
@@ -92,6 +109,8 @@ class Point:
     thr_max: float
     thr_lo: float
     thr_hi: float
+    # the engine's intra-op thread count at the framework's default (threads 0), when its records say
+    threads_effective: int | None = None
 
 
 def _median(xs: Iterable[float]) -> float:
@@ -103,13 +122,21 @@ def _key(rec: Any) -> Key:
     return Key(
         host=str(rec.host_id),
         model=str(rec.model),
-        execution=str(p.get("execution") or "graph"),
+        execution=frameworks.execution_of(rec),
         placement=str(p.get("placement") or "none"),
         memory=str(p.get("memory") or "default"),
         inter=int(p.get("num_inter_threads") or 0),
         threads=int(p.get("num_intra_threads") or 0),
         batch=int(rec.batch_size or 0),
+        framework=frameworks.framework_of(rec),
     )
+
+
+def _effective_threads(recs: Sequence[Any]) -> int | None:
+    """The intra-op count the engine reported, most common across repeats (a default is the same in each)."""
+    counts = [int(c) for c in ((r.threads or {}).get("intra_effective") for r in recs)
+              if isinstance(c, int) and not isinstance(c, bool) and c > 0]  # fmt: skip
+    return max(set(counts), key=lambda c: (counts.count(c), -c)) if counts else None
 
 
 def reduce_point(key: Key, recs: Sequence[Any]) -> Point:
@@ -134,6 +161,7 @@ def reduce_point(key: Key, recs: Sequence[Any]) -> Point:
         thr_max=_median(1000.0 * n / lat.min for n, lat in zip(images, lats, strict=True)),
         thr_lo=min(ips),
         thr_hi=max(ips),
+        threads_effective=_effective_threads(recs),
     )
 
 
@@ -145,6 +173,8 @@ class Study:
     # (host, model, axis, value) -> the reasons of its records that are not ok (skipped: "n/a: one NUMA node")
     reasons: dict[tuple[str, str, str, str], list[str]] = field(default_factory=dict)
     hosts: list[str] = field(default_factory=list)
+    # every record that gave no point, with its reason: where the framework comparison finds why a side is missing
+    failures: list[tuple[Key, str]] = field(default_factory=list)
 
     def models(self, host: str) -> list[str]:
         found = {k.model for k in self.points if k.host == host} | {m for h, m, _, _ in self.reasons if h == host}
@@ -152,6 +182,9 @@ class Study:
 
     def of(self, host: str, model: str) -> list[Point]:
         return [p for k, p in self.points.items() if k.host == host and k.model == model]
+
+    def failures_of(self, host: str, model: str) -> list[tuple[Key, str]]:
+        return [(k, why) for k, why in self.failures if k.host == host and k.model == model]
 
 
 def build_study(runs: Iterable[Any], hosts: Sequence[str]) -> Study:
@@ -164,6 +197,8 @@ def build_study(runs: Iterable[Any], hosts: Sequence[str]) -> Study:
         if rec.ok and rec.latency_ms is not None and rec.images_per_sec:
             groups.setdefault(key, []).append(rec)
         else:
+            study.failures.append((key, rec.reason or (f"{rec.status}, but no step times recorded" if rec.ok else
+                                                       rec.status)))  # fmt: skip
             for axis, value in (("placement", key.placement), ("memory", key.memory)):
                 why = rec.reason or rec.status
                 bucket = study.reasons.setdefault((key.host, key.model, axis, value), [])
@@ -184,7 +219,11 @@ def _order(values: Iterable[str], preferred: Sequence[str]) -> list[str]:
 
 def base_points(points: Sequence[Point]) -> list[Point]:
     """The points the "Sequential" sections show: sequential placement (else unpinned) with local memory (else the
-    default), at the most common inter-op thread count, so every line of a plot varies in one axis only."""
+    default), at the most common inter-op thread count, so every line of a plot varies in one axis only. Chosen per
+    framework: one framework's choice never hides the other's points."""
+    fws = sorted({p.key.framework for p in points}, key=lambda fw: frameworks.mode_sort_key((fw, "")))
+    if len(fws) > 1:
+        return [q for fw in fws for q in base_points([p for p in points if p.key.framework == fw])]
     if not points:
         return []
     placement = _order((p.key.placement for p in points), BASE_PLACEMENTS)[0]
@@ -200,7 +239,29 @@ def executions(points: Iterable[Point]) -> list[str]:
     return _order((p.key.execution for p in points), EXECUTIONS)
 
 
-def series(points: Iterable[Point], execution: str, batch: int) -> list[Point]:
+def modes(points: Iterable[Point]) -> list[Mode]:
+    """Every (framework, execution) of the points: TensorFlow's modes first, each framework's in declared order."""
+    return sorted({p.key.mode for p in points}, key=frameworks.mode_sort_key)
+
+
+def several_frameworks(points: Iterable[Point]) -> bool:
+    return len({p.key.framework for p in points}) > 1
+
+
+def mode_tag(mode: Mode, multi: bool) -> str:
+    """A mode in file names: ``graph``, or ``pytorch-eager`` where the page holds both frameworks."""
+    return f"{mode[0]}-{mode[1]}" if multi else mode[1]
+
+
+def mode_label(mode: Mode, multi: bool) -> str:
+    """A mode in titles and legends: ``graph``, or ``PyTorch eager`` where the page holds both frameworks."""
+    return f"{frameworks.display(mode[0])} {mode[1]}" if multi else mode[1]
+
+
+def series(points: Iterable[Point], execution: str | Mode, batch: int) -> list[Point]:
+    """One line's points in thread order: an execution mode (of any framework) or a (framework, execution)."""
+    if isinstance(execution, tuple):
+        return sorted((p for p in points if p.key.mode == execution and p.key.batch == batch), key=_threads)
     return sorted((p for p in points if p.key.execution == execution and p.key.batch == batch), key=_threads)
 
 
@@ -224,6 +285,11 @@ class Loss:
     threads: list[int]
     batches: list[int]
     values: dict[tuple[int, int], float]
+    framework: str = frameworks.TENSORFLOW
+
+    @property
+    def mode(self) -> Mode:
+        return (self.framework, self.execution)
 
 
 def losses(points: Sequence[Point], axis: str, base: str, other: str, kind: str) -> list[Loss]:
@@ -234,16 +300,16 @@ def losses(points: Sequence[Point], axis: str, base: str, other: str, kind: str)
     prefs = BASE_MEMORY if fixed_axis == "memory" else BASE_PLACEMENTS
     by: dict[tuple[Any, ...], Point] = {}
     for p in points:
-        by[(getattr(p.key, axis), getattr(p.key, fixed_axis), p.key.execution, p.key.inter, p.key.threads,
+        by[(getattr(p.key, axis), getattr(p.key, fixed_axis), p.key.mode, p.key.inter, p.key.threads,
             p.key.batch)] = p  # fmt: skip
     for fixed in _order((getattr(p.key, fixed_axis) for p in points), prefs):
         out = []
-        for ex in executions(points):
+        for mode in modes(points):
             values: dict[tuple[int, int], float] = {}
             for (a, f, e, inter, t, b), p in by.items():
-                if a != base or f != fixed or e != ex:
+                if a != base or f != fixed or e != mode:
                     continue
-                q = by.get((other, fixed, ex, inter, t, b))
+                q = by.get((other, fixed, mode, inter, t, b))
                 if q is None:
                     continue
                 if kind == "latency":
@@ -253,7 +319,7 @@ def losses(points: Sequence[Point], axis: str, base: str, other: str, kind: str)
             if values:
                 ts = sorted({t for t, _ in values})
                 bs = sorted({b for _, b in values})
-                out.append(Loss(ex, ts, bs, values))
+                out.append(Loss(mode[1], ts, bs, values, mode[0]))
         if out:
             return out
     return []
@@ -266,14 +332,30 @@ def _fmt(x: float) -> str:
     return f"{x:.4f}"
 
 
+def csv_names(model: str, points: Sequence[Point]) -> list[str]:
+    """``<model>_latency.csv`` and ``<model>_throughput.csv``; where both frameworks ran, a pair per framework
+    (``<model>_pytorch_latency.csv``), so each file keeps Packrat's columns and no row is ambiguous."""
+    if not several_frameworks(points):
+        return [f"{model}_{kind}.csv" for kind in ("latency", "throughput")]
+    fws = dict.fromkeys(fw for fw, _ in modes(points))
+    return [f"{model}_{fw}_{kind}.csv" for fw in fws for kind in ("latency", "throughput")]
+
+
 def write_csvs(folder: Path, model: str, points: Sequence[Point]) -> list[Path]:
-    """``<model>_latency.csv`` and ``<model>_throughput.csv``: Packrat's columns first, then ours."""
-    rows = sorted(points, key=lambda p: (EXECUTIONS.index(p.key.execution) if p.key.execution in EXECUTIONS else 9,
-                                         p.key.execution, p.key.placement, p.key.memory, p.key.inter, p.key.threads,
-                                         p.key.batch))  # fmt: skip
+    """The files of :func:`csv_names`: Packrat's columns first, then ours."""
+    if several_frameworks(points):
+        return [path for fw in dict.fromkeys(fw for fw, _ in modes(points))
+                for path in _write_csvs(folder, f"{model}_{fw}", model, [p for p in points
+                                                                          if p.key.framework == fw])]  # fmt: skip
+    return _write_csvs(folder, model, model, points)
+
+
+def _write_csvs(folder: Path, stem: str, model: str, points: Sequence[Point]) -> list[Path]:
+    rows = sorted(points, key=lambda p: (frameworks.mode_sort_key(p.key.mode), p.key.placement, p.key.memory,
+                                         p.key.inter, p.key.threads, p.key.batch))  # fmt: skip
     paths = []
     for kind, columns in (("latency", LATENCY_COLUMNS), ("throughput", THROUGHPUT_COLUMNS)):
-        path = folder / f"{model}_{kind}.csv"
+        path = folder / f"{stem}_{kind}.csv"
         with path.open("w", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(columns)
@@ -304,9 +386,10 @@ class Section:
     heading: str
     images: list[Image] = field(default_factory=list)
     note: str | None = None
+    body: list[str] = field(default_factory=list)  # markdown lines before the images (a table)
 
     def markdown(self) -> list[str]:
-        out = [self.heading, ""]
+        out = [self.heading, "", *self.body]
         if self.images:
             out.append('<p float="left">')
             out += [f'  <img src="./{i.file}" alt="{i.alt}" width="100%"/>' for i in self.images]
@@ -341,25 +424,35 @@ def host_page(study: Study, host: str, model: str, folder: Path, plots: bool) ->
     short, disp = model_short(model), model_display(model)
     points = study.of(host, model)
     base = base_points(points)
-    modes = executions(base)
+    page_modes = modes(base)
     batches = sorted({p.key.batch for p in base})
     # Other hosts' base points of this model, drawn beside this host's (dashed) when several hosts are given.
     others = {h: base_points(study.of(h, model)) for h in study.hosts if h != host}
     others = {h: pts for h, pts in others.items() if pts}
     label_host = bool(others)
+    # File names name the framework where this page holds both; legends also where another host's lines bring one.
+    multi = several_frameworks(points)
+    multi_label = several_frameworks([*base, *(p for pts in others.values() for p in pts)])
+
+    def tag(mode: Mode) -> str:
+        return mode_tag(mode, multi)
+
+    def label(mode: Mode) -> str:
+        return mode_label(mode, multi)
 
     def lines_for(batch: int, kind: str) -> list[pagesplots.Line]:
         out = []
         for h, pts in [(host, base), *others.items()]:
-            for ex in executions(pts):
-                s = series(pts, ex, batch)
+            for mode in modes(pts):
+                s = series(pts, mode, batch)
                 if not s:
                     continue
                 ys = [p.p50 for p in s] if kind == "latency" else [p.thr_avg for p in s]
                 lo = [p.p50_lo for p in s] if kind == "latency" else [p.thr_lo for p in s]
                 hi = [p.p50_hi for p in s] if kind == "latency" else [p.thr_hi for p in s]
-                label = f"{h} {ex}" if label_host else ex
-                out.append(pagesplots.Line(label, [p.key.threads for p in s], ys, lo, hi, dashed=h != host))
+                ex = mode_label(mode, multi_label)
+                out.append(pagesplots.Line(f"{h} {ex}" if label_host else ex, [p.key.threads for p in s], ys, lo, hi,
+                                           dashed=h != host))  # fmt: skip
         return out
 
     sections: list[Section] = []
@@ -375,36 +468,37 @@ def host_page(study: Study, host: str, model: str, folder: Path, plots: bool) ->
                                  lines_for(b, kind))  # fmt: skip
             pb.images.append(Image(name, f"{disp} {title} BS={b}"))
         po = Section(f"## {title} Per Optimization", note=empty)
-        for ex in modes:
-            name = f"{short}-{kind}-opt-{ex}.png"
+        for mode in page_modes:
+            name = f"{short}-{kind}-opt-{tag(mode)}.png"
             ls = []
             for b in batches:
-                s = series(base, ex, b)
+                s = series(base, mode, b)
                 if s:
                     ys = [p.p50 for p in s] if kind == "latency" else [p.thr_avg for p in s]
                     ls.append(pagesplots.Line(f"batch {b}", [p.key.threads for p in s], ys))
             if plots:
-                pagesplots.lines(folder / name, f"{model_title(model)} {title.lower()}, {ex}", "threads", unit, ls)
-            po.images.append(Image(name, f"{disp} {title} {ex}"))
+                pagesplots.lines(folder / name, f"{model_title(model)} {title.lower()}, {label(mode)}", "threads",
+                                 unit, ls)  # fmt: skip
+            po.images.append(Image(name, f"{disp} {title} {label(mode)}"))
         if kind == "throughput":
-            for ex in modes:
-                name = f"{short}-throughput-batch-{ex}.png"
+            for mode in page_modes:
+                name = f"{short}-throughput-batch-{tag(mode)}.png"
                 ls = []
-                for t in sorted({p.key.threads for p in base if p.key.execution == ex}):
-                    s = sorted((p for p in base if p.key.execution == ex and p.key.threads == t),
+                for t in sorted({p.key.threads for p in base if p.key.mode == mode}):
+                    s = sorted((p for p in base if p.key.mode == mode and p.key.threads == t),
                                key=lambda p: p.key.batch)  # fmt: skip
                     ls.append(pagesplots.Line(f"{t} threads", [p.key.batch for p in s], [p.thr_avg for p in s]))
                 if plots:
-                    pagesplots.lines(folder / name, f"{model_title(model)} throughput by batch size, {ex}",
+                    pagesplots.lines(folder / name, f"{model_title(model)} throughput by batch size, {label(mode)}",
                                      "batch size", unit, ls, log2x=True)  # fmt: skip
-                po.images.append(Image(name, f"{disp} Throughput by batch size {ex}"))
+                po.images.append(Image(name, f"{disp} Throughput by batch size {label(mode)}"))
         sections += [pb, po]
         if kind == "throughput":
             sp = Section("## Speedup", note="n/a: no one-thread runs to divide by")
-            for ex in modes:
+            for mode in page_modes:
                 ls, top = [], 1
                 for b in batches:
-                    s = series(base, ex, b)
+                    s = series(base, mode, b)
                     su = speedups(s)
                     if su:
                         ts = sorted(su)
@@ -413,11 +507,11 @@ def host_page(study: Study, host: str, model: str, folder: Path, plots: bool) ->
                 if not ls:
                     continue
                 ls.append(pagesplots.Line("ideal", [1, top], [1.0, float(top)], dashed=True, color="0.5"))
-                name = f"{short}-speedup-{ex}.png"
+                name = f"{short}-speedup-{tag(mode)}.png"
                 if plots:
-                    pagesplots.lines(folder / name, f"{model_title(model)} speedup over one thread, {ex}",
+                    pagesplots.lines(folder / name, f"{model_title(model)} speedup over one thread, {label(mode)}",
                                      "threads", "speedup", ls)  # fmt: skip
-                sp.images.append(Image(name, f"{disp} Speedup {ex}"))
+                sp.images.append(Image(name, f"{disp} Speedup {label(mode)}"))
             sections.append(sp)
 
     # The NUMA sections: interleave vs sequential under one heading, remote vs local under two.
@@ -425,11 +519,11 @@ def host_page(study: Study, host: str, model: str, folder: Path, plots: bool) ->
     sections.append(numa)
     for kind in ("latency", "throughput"):
         for m in losses(points, "placement", "sequential", "interleave", kind):
-            name = f"{short}-numa-{kind}-{m.execution}.png"
+            name = f"{short}-numa-{kind}-{tag(m.mode)}.png"
             if plots:
                 pagesplots.heatmap(folder / name, f"{model_title(model)} % {kind} loss, interleave vs sequential, "
-                                   f"{m.execution}", m)  # fmt: skip
-            numa.images.append(Image(name, f"{disp} % {kind.title()} Loss Interleave vs Sequential {m.execution}"))
+                                   f"{label(m.mode)}", m)  # fmt: skip
+            numa.images.append(Image(name, f"{disp} % {kind.title()} Loss Interleave vs Sequential {label(m.mode)}"))
     if not numa.images:
         numa.note = _why_not(study, host, model, "placement", "interleave", "sequential")
     for kind, title in (("latency", "Latency"), ("throughput", "Throughput")):
@@ -437,14 +531,48 @@ def host_page(study: Study, host: str, model: str, folder: Path, plots: bool) ->
         sec = Section(f"## % {title} Loss Per Batch")
         sections.append(sec)
         for m in losses(points, "memory", "local", "remote", kind):
-            name = f"{short}-remote-{kind}-{m.execution}.png"
+            name = f"{short}-remote-{kind}-{tag(m.mode)}.png"
             if plots:
                 pagesplots.heatmap(folder / name, f"{model_title(model)} % {kind} loss, remote vs local, "
-                                   f"{m.execution}", m)  # fmt: skip
-            sec.images.append(Image(name, f"{disp} % {title} Loss Remote vs Local {m.execution}"))
+                                   f"{label(m.mode)}", m)  # fmt: skip
+            sec.images.append(Image(name, f"{disp} % {title} Loss Remote vs Local {label(m.mode)}"))
         if not sec.images:
             sec.note = _why_not(study, host, model, "memory", "remote", "local")
+    sections += framework_sections(study, host, model, folder, plots)
     return sections
+
+
+def comparison(study: Study, host: str, model: str) -> frameworks.Comparison | None:
+    """TensorFlow against PyTorch for one host and model of the study, or None unless both have ok points."""
+    return frameworks.compare(study.of(host, model), study.failures_of(host, model), host, model)
+
+
+def framework_plot_name(model: str, kind: str, batch: int) -> str:
+    return f"{model_short(model)}-frameworks-{kind}-{batch}.png"
+
+
+def framework_sections(study: Study, host: str, model: str, folder: Path, plots: bool) -> list[Section]:
+    """The page's "TensorFlow vs PyTorch" part (as Packrat's "Comparison"): the ratio table with each framework's
+    best mode and thread count, then latency and throughput against threads per batch size, a line per framework and
+    mode. Nothing where the page holds one framework."""
+    comp = comparison(study, host, model)
+    if comp is None:
+        return []
+    head = Section(f"# {frameworks.TITLE}", body=comp.markdown())
+    if comp.note:  # both ran, never at one setting: the note says so once, with no plots under it
+        return [head]
+    out = [head]
+    files = frameworks.plot_files(comp, lambda kind, b: framework_plot_name(model, kind, b))
+    for kind, (title, _) in frameworks.KINDS.items():
+        sec = Section(f"## {title} comparison", note="n/a: no batch size with ok points of a framework")
+        for k, b, name in files:
+            if k != kind:
+                continue
+            if plots:
+                comp.draw(kind, b, folder / name)
+            sec.images.append(Image(name, f"{model_display(model)} {title} {frameworks.TITLE} BS={b}"))
+        out.append(sec)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------ the site
@@ -492,16 +620,32 @@ SCALEBENCH_HTML = """\
 """
 
 
+# The anchor kramdown gives the "# TensorFlow vs PyTorch" heading, so the index can link the part of a page.
+FRAMEWORKS_ANCHOR = "tensorflow-vs-pytorch"
+
+
 def index_page(study: Study, pages: dict[tuple[str, str], str]) -> str:
     models = sorted({m for _, m in pages}, key=report.model_sort_key)
     hosts = [h for h in study.hosts if any(h == ph for ph, _ in pages)]
     lines = ["---", "layout: default", 'title: "CPU scaling"', "---", "", "# CPU scaling", ""]
     lines.append("| host | " + " | ".join(model_title(m) for m in models) + " |")
     lines.append("| --- |" + " --- |" * len(models))
+    compared = False
     for h in hosts:
-        cells = [f"[{model_title(m)}](./{pages[(h, m)]})" if (h, m) in pages else "—" for m in models]
+        cells = []
+        for m in models:
+            if (h, m) not in pages:
+                cells.append("—")
+                continue
+            cell = f"[{model_title(m)}](./{pages[(h, m)]})"
+            if comparison(study, h, m) is not None:
+                compared = True
+                cell += f" ([{frameworks.TITLE}](./{pages[(h, m)]}#{FRAMEWORKS_ANCHOR}))"
+            cells.append(cell)
         lines.append(f"| {h} | " + " | ".join(cells) + " |")
-    lines += ["", "Per-model CSVs sit beside each page (`<model>_latency.csv`, `<model>_throughput.csv`).", ""]
+    lines += ["", "Per-model CSVs sit beside each page (`<model>_latency.csv`, `<model>_throughput.csv`"
+              + ("; where both frameworks ran, one pair per framework: `<model>_pytorch_latency.csv`..." if compared
+                 else "") + ").", ""]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -516,10 +660,12 @@ def summary_rows(points: Sequence[Point]) -> list[list[str]]:
     """Per execution and batch size of the base points: the best thread count by throughput and its figures, the
     efficiency at the most threads measured, and the gains of doubling threads 2->4 and 8->16."""
     base = base_points(points)
+    multi = several_frameworks(points)
     rows = []
-    for ex in executions(base):
-        for b in sorted({p.key.batch for p in base if p.key.execution == ex}):
-            s = series(base, ex, b)
+    for mode in modes(base):
+        ex = mode_label(mode, multi)
+        for b in sorted({p.key.batch for p in base if p.key.mode == mode}):
+            s = series(base, mode, b)
             best = max(s, key=lambda p: p.thr_avg)
             su = speedups(s)
             tmax = s[-1].key.threads
@@ -550,6 +696,9 @@ def summary_markdown(study: Study, hosts: Sequence[str]) -> str:
             lines.append("|" + " --- |" * len(head))
             lines += ["| " + " | ".join(r) + " |" for r in rows]
             lines.append("")
+            comp = comparison(study, h, m)
+            if comp is not None:
+                lines += [f"### {frameworks.TITLE}", "", *comp.markdown()]
     return "\n".join(lines)
 
 
@@ -581,11 +730,12 @@ def build_pages(data: Iterable[str | Path], out: str | Path, plots: bool = True)
             page = folder / f"{m}.md"
             sections = host_page(study, h, m, folder, plots)
             if not plots:  # a page never names an image that was not drawn
+                names = csv_names(m, study.of(h, m))
                 for sec in sections:
                     if sec.images:
                         sec.images, sec.note = (
                             [],
-                            f"plots not drawn (--no-plots): see {m}_latency.csv and {m}_throughput.csv",
+                            f"plots not drawn (--no-plots): see {', '.join(names[:-1])} and {names[-1]}",
                         )
             page.write_text(render_page(m, sections))
             files.pages.append(page)

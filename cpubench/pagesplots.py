@@ -35,6 +35,7 @@ class Line:
     hi: Sequence[float] | None = None
     dashed: bool = False
     color: str | None = None
+    markersize: float = 3.0  # larger where a line may be one point (a marker is all there is to see)
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -50,7 +51,7 @@ def lines(path: Path, title: str, xlabel: str, ylabel: str, data: Sequence[Line]
     fig, ax = plt.subplots(figsize=SIZE, dpi=DPI)
     for i, ln in enumerate(data):
         color = ln.color or f"C{i % 10}"
-        ax.plot(ln.xs, ln.ys, marker="o", markersize=3, label=ln.label, color=color,
+        ax.plot(ln.xs, ln.ys, marker="o", markersize=ln.markersize, label=ln.label, color=color,
                 linestyle="--" if ln.dashed else "-")  # fmt: skip
         if ln.lo is not None and ln.hi is not None:
             ax.fill_between(ln.xs, ln.lo, ln.hi, color=color, alpha=0.2, linewidth=0)

@@ -25,8 +25,10 @@ same host id with different machine fingerprints (an error: exit 2), and the sam
 
 Outputs (under ``-o``, default ``summary/``): ``summary.md``, ``results.csv`` (tidy: one row per host x setting x
 model x batch x repeat), ``relative.csv`` (one row per host x setting x model against the baseline, with the
-interval), ``results.json`` and ``plots/<setting>.png``. TensorFlow is imported only for the model
-table (``cpubench.models_table``), lazily; ``--no-model-table`` skips it.
+interval), ``results.json`` and ``plots/<setting>.png``. Where a host ran a model in both TensorFlow and PyTorch
+(at one setting of the other axes), a "TensorFlow vs PyTorch" section gives the ratio table of
+:mod:`cpubench.frameworks` and its plots, ``plots/frameworks-<host>-<model>-<setting>-<latency|throughput>-bs<N>.png``.
+TensorFlow is imported only for the model table (``cpubench.models_table``), lazily; ``--no-model-table`` skips it.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from typing import Any
 
 import pandas as pd
 
-from cpubench import axes, stats, store, tables
+from cpubench import axes, frameworks, stats, store, tables
 from tf_cnn_benchmarks import hostfacts
 from tf_cnn_benchmarks.record import RunRecord
 
@@ -519,6 +521,10 @@ def hosts_table(merged: Merged, df: pd.DataFrame) -> str:
         for h in merged.hosts
     ]
     headers = ["host", "CPU", "sockets/cores/threads", "memory", "TensorFlow", "GPUs", "runs dated"]
+    if "framework" in df and (df["framework"] == "pytorch").any():  # the column only where PyTorch ran
+        headers.insert(5, "PyTorch")
+        for row, h in zip(rows, merged.hosts, strict=True):
+            row.insert(5, h.get("torch_version") or "not installed")
     return tables.markdown_table(headers, rows)
 
 
@@ -631,6 +637,31 @@ def plot_name(setting: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", setting) + ".png"
 
 
+def framework_plot_name(comp: frameworks.Comparison, kind: str, batch: int) -> str:
+    """``frameworks-<host>-<model>-<setting>-<kind>-bs<N>.png``: apart from the settings' ``<setting>.png``."""
+    return plot_name(f"frameworks-{comp.host}-{comp.model}-{comp.label}-{kind}-bs{batch}")
+
+
+# A comparison and the links of the plots drawn for it: (kind, batch) -> path relative to summary.md
+FrameworkPlots = list[tuple[frameworks.Comparison, dict[tuple[str, int], str]]]
+
+
+def framework_lines(comparisons: FrameworkPlots) -> list[str]:
+    """The "TensorFlow vs PyTorch" section: per host, model and setting where both frameworks have ok runs, the
+    ratio table and its latency and throughput plots per batch size."""
+    if not comparisons:
+        return []
+    out = [f"## {frameworks.TITLE}", ""]
+    for comp, links in comparisons:
+        out += [f"### {comp.host}: {comp.model}, {comp.label}" if comp.label else f"### {comp.host}: {comp.model}", ""]
+        out += comp.markdown()
+        for kind, (title, _) in frameworks.KINDS.items():
+            for b in comp.plot_batches:
+                if (kind, b) in links:
+                    out += [f"![{title} {frameworks.TITLE}, {comp.model}, batch {b}]({links[(kind, b)]})", ""]
+    return out
+
+
 def render_markdown(
     merged: Merged,
     df: pd.DataFrame,
@@ -638,6 +669,7 @@ def render_markdown(
     baseline: str,
     model_lines: list[str],
     plots: dict[str, str],
+    comparisons: FrameworkPlots | None = None,
 ) -> str:
     hosts = merged.host_ids
     out = [
@@ -697,6 +729,7 @@ def render_markdown(
             "and its interval is a rough guide; more repeats (`cpubench run --repeats N`) make it firmer.",
             "",
         ]
+    out += framework_lines(comparisons or [])
     if merged.warnings:
         out += ["## Warnings", ""] + [f"- {tables.escape(w)}" for w in merged.warnings] + [""]
     tidy = "`results.csv`, `relative.csv` and `results.json`" if len(hosts) > 1 else "`results.csv` and `results.json`"
@@ -796,8 +829,16 @@ def build_report(
             }
             written.append(grouped_bars(setting, rows, hosts, bars, plot_dir / name))
             plot_links[setting] = f"{PLOTS_DIR}/{name}"
+    comparisons: FrameworkPlots = []
+    for comp in frameworks.from_records((r.rec for r in merged.runs), hosts):
+        links: dict[tuple[str, int], str] = {}
+        if plots:
+            for kind, b, name in frameworks.plot_files(comp, lambda k, b, c=comp: framework_plot_name(c, k, b)):
+                written.append(comp.draw(kind, b, plot_dir / name))
+                links[(kind, b)] = f"{PLOTS_DIR}/{name}"
+        comparisons.append((comp, links))
     models = sorted(df["model"].unique()) if len(df) else []
-    md = render_markdown(merged, df, settings, baseline, models_section(models, model_rows), plot_links)
+    md = render_markdown(merged, df, settings, baseline, models_section(models, model_rows), plot_links, comparisons)
     files = ReportFiles(out / "summary.md", out / "results.csv", out / "results.json", written)
     files.summary.write_text(md, encoding="utf-8")
     df.to_csv(files.csv, index=False)
