@@ -70,7 +70,8 @@ def reference_resnet50(num_classes: int = 1001):  # noqa: ANN201 - torch is impo
             y = self.relu(self.bn1(self.conv1(x)))
             y = self.relu(self.bn2(self.conv2(y)))
             y = self.bn3(self.conv3(y))
-            return self.relu(y + identity)
+            y += identity  # in place, as torchvision's Bottleneck does
+            return self.relu(y)
 
     class ResNet50(nn.Module):
         def __init__(self) -> None:
