@@ -100,7 +100,7 @@ def _import_tensorflow() -> None:
 
 def _private_tempdir() -> str:
     """A temporary folder of this process's own, made the default of :mod:`tempfile` (and so TensorFlow's autograph
-    sources and torch.compile's caches go there), removed by :func:`_remove` when the run ends.
+    sources and torch.compile's caches go there), removed by :func:`main` when the run ends.
 
     Why: cli() leaves with os._exit, so the frameworks' own exit-time cleanups never run, and each run would leave
     its generated files in the system's temporary folder."""
@@ -108,10 +108,6 @@ def _private_tempdir() -> str:
     tempfile.tempdir = path
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(path, "inductor"))
     return path
-
-
-def _remove(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _batch_sizes(ns, argv) if ns.batch_sizes else _one(ns, facts)
     finally:
-        _remove(scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _one(ns: argparse.Namespace, facts: result.RunFacts) -> int:

@@ -51,7 +51,7 @@ def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 def _torch_pool_out(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
     """Output length of a PyTorch pool (its formula, including the ceil_mode rule that the last window must start
-    inside the input or the leading padding)."""
+    inside the input or the padding before it)."""
     span = size + 2 * pad - kernel
     out = (-(-span // stride) if ceil_mode else span // stride) + 1
     if ceil_mode and (out - 1) * stride >= size + pad:
@@ -133,10 +133,10 @@ def _pool(
 def _pool_step(node: Node, in_shape: tuple[int, int, int]) -> Callable[[torch.Tensor], torch.Tensor]:
     """A pool with TensorFlow's SAME/VALID semantics and no padding copy.
 
-    Per axis: symmetric SAME is PyTorch's own ``padding``; asymmetric SAME with stride >= 2 is the leading pad
-    plus ``ceil_mode`` (the last window runs past the trailing edge, which max ignores and avg leaves out of the
-    divisor: exactly TF's trailing pad). Asymmetric SAME with stride 1 (even kernel) pads the larger amount on both
-    sides and drops the first output row/column, whose window is the one TF never computes.
+    Per axis: symmetric SAME is PyTorch's own ``padding``; asymmetric SAME with stride >= 2 is the pad before the
+    input plus ``ceil_mode`` (the last window runs past the trailing edge, which max ignores and avg leaves out of
+    the divisor: exactly TF's trailing pad). Asymmetric SAME with stride 1 (even kernel) pads the larger amount on
+    both sides and drops the first output row/column, whose window is the one TF never computes.
     """
     kh, kw = node.attrs["kernel"]
     stride, padding = node.attrs["stride"], node.attrs["padding"]
