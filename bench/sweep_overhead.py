@@ -15,8 +15,8 @@ import argparse
 import sys
 from datetime import datetime, timedelta
 
-from cpubench import store
-from cpubench.runner import format_overhead, overhead_breakdown
+from cpubench.results import store
+from cpubench.sweep.session import format_overhead, overhead_breakdown
 from tf_cnn_benchmarks.record import RunRecord
 
 

@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cpubench import locks, runner, store
+from cpubench.host import locks
+from cpubench.results import store
+from cpubench.sweep import session as runner
 
 ROOT = Path(__file__).resolve().parents[1]
 

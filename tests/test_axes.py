@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from cpubench import axes, report, store
-from cpubench import config as cfg
+from cpubench.render import report
+from cpubench.results import store
+from cpubench.spec import axes
+from cpubench.spec import config as cfg
 from tf_cnn_benchmarks.record import RunRecord, Samples
 
 # Sets the engine's --kmp_blocktime; ranks before every other axis in reports; shows as "-kbt<N>" off its default.
@@ -140,7 +142,7 @@ def test_framework_axis_plans_each_frameworks_modes_and_keeps_tensorflow_hashes(
     assert [r.setting.params["execution"] for r in cfg.plan(plain, repeats=1)] == ["graph", "eager"]
     # A TensorFlow run's identity is what it was before the axis existed, whatever torch version is installed; a
     # PyTorch run's carries torch's version, not TensorFlow's.
-    from cpubench.planner import engine_identity
+    from cpubench.sweep.planner import engine_identity
 
     tf_only = cfg.parse_config("name: p\nmodels: {trivial: [2]}\n")
     old = cfg.run_hash(tf_only, cfg.plan(tf_only, 1)[0], {}, engine_identity([], True, "2.21.0"))

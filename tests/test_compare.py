@@ -1,6 +1,6 @@
-"""cpubench.stats (the bootstrap interval of a ratio of medians) and ``cpubench compare`` on real host folders.
+"""cpubench.analysis.stats (the bootstrap interval of a ratio of medians) and ``cpubench compare`` on real host folders.
 
-The host folders are written through cpubench.store, as the runner writes them; the command runs in a real
+The host folders are written through cpubench.results.store, as the runner writes them; the command runs in a real
 subprocess (``python -m cpubench compare``), as a user runs it.
 """
 
@@ -16,7 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cpubench import cli, compare, stats, store
+from cpubench import cli
+from cpubench.analysis import stats
+from cpubench.render import compare
+from cpubench.results import store
 from tf_cnn_benchmarks.record import RunRecord, Samples
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cpubench import config as cfg
+from cpubench.spec import config as cfg
 
 ROOT = Path(__file__).resolve().parents[1]
 

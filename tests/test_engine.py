@@ -3,7 +3,7 @@
 Part 1 builds every registered model as a ``Network`` in this process (one TensorFlow import) and takes a training
 step and a forward pass on a batch of 2. The rest runs the engine as real subprocesses with real result files; the
 runs are started together on a small pool (each is mostly a TensorFlow import), and each test waits for its own.
-Every engine stdout is read with ``cpubench.logparse.parse_log``, the parser of the upstream log format.
+Every engine stdout is read with ``cpubench.results.logparse.parse_log``, the parser of the upstream log format.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from enginerun import ERROR_PREFIX, REPO, Run, read_result
 from enginerun import clean_env as _env
 
 import tf_cnn_benchmarks
-from cpubench.logparse import parse_log
+from cpubench.results.logparse import parse_log
 from tf_cnn_benchmarks import models
 from tf_cnn_benchmarks.benchmark import Optimizer
 from tf_cnn_benchmarks.models.network import Network

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cpubench.executor import Executor, Job
+from cpubench.execution.executor import Executor, Job
 
 # A child that reports, from inside, where it may run and allocate, as an ok schema-2 result.
 CHILD = r"""

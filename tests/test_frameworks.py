@@ -1,4 +1,5 @@
-"""TensorFlow against PyTorch (cpubench.frameworks) on a small store written through cpubench.store: the ratio table's
+"""TensorFlow against PyTorch (cpubench.analysis.frameworks) on a small store written through cpubench.results.store:
+the ratio table's
 numbers come from the records (PyTorch's steps are exactly 1.5 times as fast, so 1.50x), each framework's best mode
 and thread count, the n/a of a batch size whose PyTorch run failed (with its reason), the "TensorFlow vs PyTorch"
 parts of ``cpubench pages`` and ``cpubench report`` with every PNG they name on disk and valid, and a TensorFlow-only
@@ -15,7 +16,12 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from cpubench import axes, cli, frameworks, pages, report, store
+from cpubench import cli
+from cpubench.analysis import frameworks
+from cpubench.render import report
+from cpubench.render import site as pages
+from cpubench.results import store
+from cpubench.spec import axes
 from tf_cnn_benchmarks.record import RunRecord, Samples
 
 HOST = "box1"

@@ -18,7 +18,10 @@ from typing import Any
 import pytest
 from fakeengine import calls, cpubench_run, pid_alive, records, wait_for, write_config
 
-from cpubench import executor, locks, report, store
+from cpubench.execution import executor
+from cpubench.host import locks
+from cpubench.render import report
+from cpubench.results import store
 
 HAVE_NAMESPACES = shutil.which("unshare") is not None and subprocess.run(
     ["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"], capture_output=True

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from cpubench import cli, store
-from cpubench.import_logs import import_logs
-from cpubench.logparse import NO_TOTAL_REASON
+from cpubench import cli
+from cpubench.results import store
+from cpubench.results.import_logs import import_logs
+from cpubench.results.logparse import NO_TOTAL_REASON
 
 FIXTURES = Path(__file__).parent / "fixtures" / "legacy"
 
@@ -90,7 +91,7 @@ def test_no_logs_found(tmp_path: Path) -> None:
 
 
 def test_imported_host_merges_into_report(tmp_path: Path) -> None:
-    from cpubench.report import build_report
+    from cpubench.render.report import build_report
 
     out = tmp_path / "data"
     import_logs(FIXTURES, out, "lab-box")

@@ -1,4 +1,4 @@
-"""cpubench.logparse: the upstream stdout format and the classic log names, read exactly."""
+"""cpubench.results.logparse: the upstream stdout format and the classic log names, read exactly."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cpubench.logparse import NO_TOTAL_REASON, parse_log, parse_log_name
+from cpubench.results.logparse import NO_TOTAL_REASON, parse_log, parse_log_name
 
 FIXTURES = Path(__file__).parent / "fixtures" / "legacy"
 
@@ -181,7 +181,7 @@ def test_not_classic_names(name: str) -> None:
 
 
 def test_classic_names_land_in_the_settings_the_runner_names() -> None:
-    from cpubench import axes
+    from cpubench.spec import axes
 
     n = parse_log_name("resnet50-syn-replicated-nccl-4gpus-64-1.log")
     assert n is not None and n.setting == "syn-replicated-nccl-4gpus"

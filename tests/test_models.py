@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cpubench.models_table import model_table_rows, render
+from cpubench.commands.models import model_table_rows, render
 from tf_cnn_benchmarks.models import IMAGENET_CLASSES, UnknownModelError, get, names
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from fakeengine import ROOT, cpubench_run, records, write_config
 
-from cpubench import locks, report, runner
+from cpubench.host import locks
+from cpubench.render import report
+from cpubench.sweep import session as runner
 
 BUSY = "import time\nt = time.time()\nwhile time.time() - t < 120:\n    pass\n"
 
@@ -75,7 +77,7 @@ def test_wait_quiet_gives_up_on_a_busy_machine_and_says_so(
 
 
 def test_shipped_configs_repeat_at_least_three_times() -> None:
-    from cpubench import config as cfg
+    from cpubench.spec import config as cfg
 
     for name in cfg.packaged_configs():
         assert cfg.load_config(name).repeats >= 3, name

@@ -14,7 +14,10 @@ from typing import Any
 
 import pytest
 
-from cpubench import axes, cli, pages, store
+from cpubench import cli
+from cpubench.render import site as pages
+from cpubench.results import store
+from cpubench.spec import axes
 from tf_cnn_benchmarks.record import RunRecord, Samples
 
 HOST = "box1"

@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 from fakeengine import ROOT, cpubench_run, records, write_config
 
-from cpubench import cli, locks, report, runner, topology
-from cpubench import config as cfg
+from cpubench import cli
+from cpubench.host import locks, topology
+from cpubench.render import report
+from cpubench.spec import config as cfg
+from cpubench.sweep import session as runner
 
 TOPO = topology.Topology.read()
 ONE_NODE = len(TOPO.nodes) == 1

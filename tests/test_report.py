@@ -1,8 +1,9 @@
 """cpubench report: 5 hosts x 9 settings x 7 models rendered into the classic table shape (golden file), and the
 special cells and merge checks: failed, timeout, missing, unstable, partly failed, noisy, drifting, duplicates, host
-id clashes; the relative table's intervals (cpubench.stats) on hosts drawn from one set of measurements.
+id clashes; the relative table's intervals (cpubench.analysis.stats) on hosts drawn from one set of measurements.
 
-The data set is generated here, deterministically, through cpubench.store (the same writer the runner uses), so the
+The data set is generated here, deterministically, through cpubench.results.store (the same writer the runner uses),
+so the
 golden file depends on the report alone. Regenerate it with ``UPDATE_GOLDEN=1 pytest tests/test_report.py``.
 """
 
@@ -17,7 +18,11 @@ from typing import Any
 
 import pytest
 
-from cpubench import axes, cli, report, stats, store
+from cpubench import cli
+from cpubench.analysis import stats
+from cpubench.render import report
+from cpubench.results import store
+from cpubench.spec import axes
 from tf_cnn_benchmarks.record import RunRecord, Samples
 
 GOLDEN = Path(__file__).parent / "golden" / "summary.md"
@@ -371,11 +376,11 @@ def test_model_table_failure_is_one_line(tmp_path: Path) -> None:
     append(root, _record("a", "syn-replicated-2cpus", "resnet50", 0, "ok", 5.0))
 
     def broken() -> list[dict[str, Any]]:
-        raise ImportError("no module named cpubench.models_table")
+        raise ImportError("no module named cpubench.commands.models")
 
     files, _ = report.build_report([root], tmp_path / "s", model_rows=broken, plots=False)
     md = files.summary.read_text()
-    assert "Model table not available (ImportError: no module named cpubench.models_table)." in md
+    assert "Model table not available (ImportError: no module named cpubench.commands.models)." in md
     assert "**syn-replicated-2cpus**" in md and "5.00" in md
 
 

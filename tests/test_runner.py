@@ -24,7 +24,12 @@ from typing import Any
 import pytest
 from fakeengine import ROOT, calls, cpubench_run, pid_alive, records, wait_for, write_config
 
-from cpubench import cli, executor, locks, report, runner, store
+from cpubench import cli
+from cpubench.execution import executor
+from cpubench.host import locks
+from cpubench.render import report
+from cpubench.results import store
+from cpubench.sweep import session as runner
 from tf_cnn_benchmarks.record import RunRecord
 
 RECORD_KEYS = (
@@ -457,7 +462,7 @@ SCHEMA1 = ROOT / "tests" / "fixtures" / "schema1"
 
 def schema1_copy(tmp_path: Path) -> Path:
     """The schema-1 fixture folder, claimed for this machine (its host.json names the machine that recorded it)."""
-    from cpubench import sysinfo
+    from cpubench.host import facts as sysinfo
 
     out = tmp_path / "data"
     shutil.copytree(SCHEMA1 / "data", out)

@@ -20,7 +20,7 @@ import pytest
 from enginerun import REPO, Run, read_result
 from enginerun import clean_env as _env
 
-from cpubench.logparse import parse_log
+from cpubench.results.logparse import parse_log
 
 ENGINE = [sys.executable, "-m", "tf_cnn_benchmarks"]
 STEPS = ["--model=lenet", "--seed=1234", "--display_every=1", "--num_batches=3"]

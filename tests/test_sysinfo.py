@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cpubench import store, sysinfo
+from cpubench.host import facts as sysinfo
+from cpubench.results import store
 
 HOST_KEYS = (
     "schema", "host_id", "cpu_brand", "cpu_vendor", "cpu_family", "cpu_model", "cpu_flags_of_interest", "sockets",

@@ -1,7 +1,7 @@
 """The timing loop and upstream's log, apart: fake steps on a fake clock, no TensorFlow.
 
 The loop (tf_cnn_benchmarks.timing) must time and keep, not format; the formatter
-(tf_cnn_benchmarks.upstreamlog) must print what ``cpubench.logparse`` reads back from upstream's logs, figures
+(tf_cnn_benchmarks.upstreamlog) must print what ``cpubench.results.logparse`` reads back from upstream's logs, figures
 included. The engine runs that check the same on real TensorFlow steps are in test_engine.py.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cpubench.logparse import parse_log
+from cpubench.results.logparse import parse_log
 from tf_cnn_benchmarks.record import Samples
 from tf_cnn_benchmarks.timing import measure
 from tf_cnn_benchmarks.upstreamlog import DASHES, Header, UpstreamLog, rate_stats

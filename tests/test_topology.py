@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from cpubench.topology import (
+from cpubench.host.topology import (
     NotApplicable,
     PlacementError,
     Topology,

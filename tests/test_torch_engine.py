@@ -18,7 +18,8 @@ import pytest
 import torch
 from enginerun import ERROR_PREFIX, REPO, Run, clean_env, read_result
 
-from cpubench import logparse, report
+from cpubench.render import report
+from cpubench.results import logparse
 from tf_cnn_benchmarks import flags as flagdefs
 
 ENGINE = [sys.executable, "-m", "tf_cnn_benchmarks", "--framework=pytorch"]
@@ -201,7 +202,8 @@ def test_optimizers_and_learning_rate_mean_what_they_mean_in_the_tensorflow_engi
 def test_a_sweep_with_both_frameworks_yields_the_comparison_table_and_plots(tmp_path: Path) -> None:
     """Both frameworks through `cpubench run` (one process per point, as a study runs), then `cpubench report` and
     `cpubench pages`: the records, the classic columns, the TensorFlow-vs-PyTorch table and its plots."""
-    from cpubench import pages, store
+    from cpubench.render import site as pages
+    from cpubench.results import store
 
     conf = tmp_path / "both.yaml"
     conf.write_text(textwrap.dedent("""\
@@ -255,7 +257,7 @@ def test_a_sweep_with_both_frameworks_yields_the_comparison_table_and_plots(tmp_
 
 def test_host_json_records_torch_and_its_thread_pools() -> None:
     """The torch probe runs in a child Python, as the engine does, and reads the pools threadpoolctl finds."""
-    from cpubench import sysinfo
+    from cpubench.host import facts as sysinfo
 
     info = sysinfo.probe_torch()
     assert info["torch_version"] == torch.__version__ == sysinfo.torch_version_installed()

@@ -204,7 +204,7 @@ class RunRecord:
     model: str | None = None
     batch_size: int | None = None  # per device
     num_devices: int | None = None
-    params: dict[str, Any] = field(default_factory=dict)  # every sweep axis value (cpubench.axes)
+    params: dict[str, Any] = field(default_factory=dict)  # every sweep axis value (cpubench.spec.axes)
     framework: str = "tensorflow"
     framework_version: str | None = None
     engine: dict[str, Any] = field(default_factory=dict)  # {"name", "version", "command"}

@@ -1,7 +1,7 @@
 """The planner: which runs of a config are still to do on this host, in what order, and under what identity.
 
 Why a role of its own: resume is only honest when a stored record is reused for exactly the same measurement, so the
-planner owns the identity of a run (:func:`cpubench.config.run_hash` over the axis values, counts, flags, data
+planner owns the identity of a run (:func:`cpubench.spec.config.run_hash` over the axis values, counts, flags, data
 source, engine and thread environment) and matches it against the store. The plan is a queue that can grow while
 results arrive (:meth:`Planner.extend`), which is what a tuner needs: measure some points, then decide the next.
 
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import tf_cnn_benchmarks
-from cpubench import config as cfg
-from cpubench import store
+from cpubench.results import store
+from cpubench.spec import config as cfg
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def engine_identity(
 ) -> dict[str, Any]:
     """What identifies the engine in a run hash: our engine by name and version (wherever it is installed), any
     other by its command line; with the version of each framework the default engine can run on (a run's identity
-    keeps its own framework's: :func:`cpubench.config.engine_for`)."""
+    keeps its own framework's: :func:`cpubench.spec.config.engine_for`)."""
     if default:
         return {"name": "tf_cnn_benchmarks", "version": tf_cnn_benchmarks.__version__, "framework": "tensorflow",
                 "framework_version": framework_version, "versions": {"pytorch": torch_version}}  # fmt: skip

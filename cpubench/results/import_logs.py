@@ -4,7 +4,8 @@ Why: years of old results (classic
 ``<model>-<syn|real>-<parameter_server|replicated>[-nccl][-distortions]-<N>gpus-<batch>-<iter>.log`` files, or any
 upstream stdout) should merge with new runs in ``cpubench report`` instead of living in hand-made tables.
 Each log becomes one run record (``source: "import"``) in ``<out>/<host-id>/runs.jsonl`` through
-``cpubench.store``, with the log copied to ``<out>/<host-id>/logs/import/`` so the data folder stands on its own.
+``cpubench.results.store``, with the log copied to ``<out>/<host-id>/logs/import/`` so the data folder stands on its
+own.
 
 Rules:
 - The header block (when present) wins over the file name; a disagreement is reported.
@@ -24,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cpubench import axes, store
-from cpubench.logparse import ClassicName, ParsedLog, parse_log, parse_log_name
+from cpubench.results import store
+from cpubench.results.logparse import ClassicName, ParsedLog, parse_log, parse_log_name
+from cpubench.spec import axes
 from tf_cnn_benchmarks.hostfacts import first_line
 from tf_cnn_benchmarks.record import RunRecord
 

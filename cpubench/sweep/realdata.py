@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cpubench import config as cfg
-from cpubench.executor import Executor, Job, last_error_line, log_tail
-from cpubench.progress import Progress
+from cpubench.execution.executor import Executor, Job, last_error_line, log_tail
+from cpubench.spec import config as cfg
+from cpubench.sweep.progress import Progress
 from tf_cnn_benchmarks import hostfacts
 
 GENERATED_DIR = "_generated"  # under --out: generated real-data sets, shared by the hosts' folders

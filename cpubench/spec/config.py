@@ -1,7 +1,7 @@
 """Sweep configs: load and validate a YAML matrix, expand it into settings, name them as the classic tables do.
 
 What may be swept, and how each axis is checked, spelled on the command line and named, is declared once in
-:mod:`cpubench.axes`; this module applies those declarations to a YAML document.
+:mod:`cpubench.spec.axes`; this module applies those declarations to a YAML document.
 
 Why validation up front, with line numbers: a config is written once and then run overnight on several hosts. A typo
 (``variable_update: replicate``, ``modles:``) found at 3 a.m. by the engine costs a night; found at load time with
@@ -33,9 +33,9 @@ from typing import Any
 
 import yaml
 
-from cpubench import axes
+from cpubench.spec import axes
 
-PACKAGE_CONFIGS = Path(__file__).resolve().parent / "configs"
+PACKAGE_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = "cpu-default"
 
 TOP_KEYS = (
@@ -417,7 +417,7 @@ class _Validator:
         placed = [p for p in matrix.get("placement", []) if p != "none"]
         if not placed:
             return
-        from cpubench import topology
+        from cpubench.host import topology
 
         threads = matrix.get("num_intra_threads", [0])
         if any(t < 1 for t in threads):
@@ -525,7 +525,7 @@ def _item(raw: Any, path: tuple[Any, ...], i: int) -> tuple[Any, ...]:
 
 
 def setting_name(params: dict[str, Any]) -> str:
-    """The classic column name of a setting (see :func:`cpubench.axes.setting_name`)."""
+    """The classic column name of a setting (see :func:`cpubench.spec.axes.setting_name`)."""
     return axes.setting_name(params)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from cpubench import tables
+from cpubench.render import tables
 
 RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -81,7 +81,7 @@ class RatioCI:
         return FASTER if self.ratio > 1.0 else SLOWER
 
     def text(self) -> str:
-        """The table rendering (see :func:`cpubench.tables.fmt_ratio_ci`)."""
+        """The table rendering (see :func:`cpubench.render.tables.fmt_ratio_ci`)."""
         return tables.fmt_ratio_ci(self.ratio, self.low, self.high, self.significant, min(self.n_a, self.n_b))
 
     def to_dict(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ socket) says the records' reason instead of showing a plot, so an empty or faile
 Two frameworks: a point's key holds its framework, so a PyTorch eager point and a TensorFlow eager point stay apart.
 A page that holds one framework reads (and names its files) as it always did; one that holds both names the framework
 in every line, image and CSV (``<model>_pytorch_latency.csv``) and ends with a "TensorFlow vs PyTorch" part: the
-ratio table and the latency and throughput comparisons of :mod:`cpubench.frameworks`
+ratio table and the latency and throughput comparisons of :mod:`cpubench.analysis.frameworks`
 (``<model>-frameworks-<latency|throughput>-<batch>.png``), which the index links and the summary repeats.
 """
 
@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cpubench import frameworks, report, store
+from cpubench.analysis import frameworks
+from cpubench.render import report
+from cpubench.results import store
 
 # model -> (page title, file-name short name, short display name): Packrat's names for the models they published.
 MODEL_NAMES: dict[str, tuple[str, str, str]] = {
@@ -419,7 +421,7 @@ def render_page(model: str, sections: Sequence[Section]) -> str:
 
 def host_page(study: Study, host: str, model: str, folder: Path, plots: bool) -> list[Section]:
     """Draw the plots of one host and model into ``folder`` and return the page's sections."""
-    from cpubench import pagesplots
+    from cpubench.render import siteplots as pagesplots
 
     short, disp = model_short(model), model_display(model)
     points = study.of(host, model)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-from cpubench import config as cfg
+from cpubench.spec import config as cfg
 from tf_cnn_benchmarks.record import RunRecord
 
 

@@ -16,8 +16,9 @@ framework has no ok point gets n/a with the reasons its records give, never a ra
 Threads: a point at the framework's default (``num_intra_threads`` 0) is placed at the count the engine reported
 (``threads["intra_effective"]``), so the classic matrices, which run at the default, still plot (one point a line).
 
-Imports: :mod:`cpubench.pages` imports this module for the framework facts; this module reads the pages' points and
-imports :mod:`cpubench.pages` where it uses them, so neither waits on the other at import time.
+Imports: :mod:`cpubench.render.site` imports this module for the framework facts; this module reads the pages' points
+and
+imports :mod:`cpubench.render.site` where it uses them, so neither waits on the other at import time.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cpubench import axes, tables
+from cpubench.render import tables
+from cpubench.spec import axes
 from tf_cnn_benchmarks import flags as engine_flags
 
 if TYPE_CHECKING:
-    from cpubench.pages import Key, Point
+    from cpubench.render.site import Key, Point
 
 # The comparison's two sides, in table and plot order: the ratios divide the second by the first.
 TENSORFLOW, PYTORCH = "tensorflow", "pytorch"
@@ -217,7 +219,7 @@ class Comparison:
     def draw(self, kind: str, batch: int, path: Path) -> Path:
         """The PNG of ``kind`` (latency or throughput) against threads at ``batch``: a line per framework and mode,
         PyTorch's dashed, with the min-max band across repeats; a line of one point is its marker."""
-        from cpubench import pagesplots  # lazy: matplotlib only when plots are drawn
+        from cpubench.render import siteplots as pagesplots  # lazy: matplotlib only when plots are drawn
 
         title, unit = KINDS[kind]
         data = []
@@ -236,7 +238,7 @@ class Comparison:
 def common_setting(points: Sequence[Point]) -> Setting | None:
     """The setting both frameworks measured, first in the pages' preference (sequential placement, local memory),
     then the one with the most points; None when they share none."""
-    from cpubench import pages
+    from cpubench.render import site as pages
 
     sides = [{_setting(p.key) for p in points if p.key.framework == fw} for fw in FRAMEWORKS]
     common = set.intersection(*sides)
@@ -316,7 +318,8 @@ def context_label(values: dict[str, Any]) -> str:
 def from_records(runs: Iterable[Any], hosts: Sequence[str] = ()) -> list[Comparison]:
     """Every comparison the records hold: per host, model and context where both frameworks have ok points, in
     host order (``hosts``, then the rest by name), model order and setting order."""
-    from cpubench import pages, report
+    from cpubench.render import report
+    from cpubench.render import site as pages
 
     groups: dict[tuple[str, str, str], list[Any]] = {}
     contexts: dict[str, dict[str, Any]] = {}

@@ -4,11 +4,12 @@ per setting and model, and whether their repeats support saying so.
 Why a command of its own: the report's relative table answers "how do all hosts compare to one", for publishing;
 before a change is kept (a new host, a new TensorFlow, a BIOS setting) one asks about two folders only, and wants
 the answer per row in a terminal or a script: ``faster``, ``slower`` or ``not significant``, with the ratio, its 95%
-bootstrap interval (:mod:`cpubench.stats`), the repeat counts, and the noisy / drift notes of the cells behind it.
+bootstrap interval (:mod:`cpubench.analysis.stats`), the repeat counts, and the noisy / drift notes of the cells
+behind it.
 
 The first folder is the baseline, as in ``cpubench report`` (whose baseline is its first host), so the two commands
 print the same ratios: each row is B over A, and ``faster`` means B ran faster than A. ``--baseline-last`` makes
-the second folder the baseline (A over B). The folders are read with :func:`cpubench.report.merge`, each on its
+the second folder the baseline (A over B). The folders are read with :func:`cpubench.render.report.merge`, each on its
 own, so two folders of one host (before and after a change) compare too; the cells are the report's own.
 """
 
@@ -21,7 +22,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cpubench import report, stats, store, tables
+from cpubench.analysis import stats
+from cpubench.render import report, tables
+from cpubench.results import store
 from tf_cnn_benchmarks import hostfacts
 
 NOT_COMPARED = "not compared"
@@ -228,7 +231,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"cpubench compare: error: {e}", file=sys.stderr)
         return 2
     for w in cmp.warnings:
-        if w not in cmp.store_warnings:  # cpubench.store printed those while reading
+        if w not in cmp.store_warnings:  # cpubench.results.store printed those while reading
             print(f"cpubench compare: warning: {w}", file=sys.stderr)
     if args.json:
         print(json.dumps(hostfacts.finite(cmp.to_dict()), indent=1))

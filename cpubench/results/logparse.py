@@ -197,7 +197,7 @@ class ClassicName:
 
     @property
     def setting(self) -> str:
-        from cpubench import axes
+        from cpubench.spec import axes
 
         return axes.setting_name(self.params)
 

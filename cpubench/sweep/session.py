@@ -2,12 +2,15 @@
 
 The roles, each in its module:
 
-- :mod:`cpubench.planner` decides what is still to do (resume by a per-run identity hash; ``--retry-failed`` reruns
-  failed and timed-out runs) and can grow its plan while results arrive;
-- :mod:`cpubench.executor` starts engine children tied to the runner, with the environment the config means, and
+- :mod:`cpubench.sweep.planner` decides what is still to do (resume by a per-run identity hash; ``--retry-failed``
+reruns
+  failed and timed-out runs) and can grow its plan while results
+  arrive;
+- :mod:`cpubench.execution.executor` starts engine children tied to the runner, with the environment the config
+means, and
   turns how each ended into an outcome (one child now, several pinned children for the tuner);
-- :mod:`cpubench.recorder` makes the typed record and files it in :mod:`cpubench.store`;
-- :mod:`cpubench.progress` prints what happens: a live line on a terminal, heartbeats without one.
+- :mod:`cpubench.execution.recorder` makes the typed record and files it in :mod:`cpubench.results.store`;
+- :mod:`cpubench.sweep.progress` prints what happens: a live line on a terminal, heartbeats without one.
 
 This module ties them together: the command line, the locks (one benchmark per machine, one writer per folder),
 signals, the host's metadata and the generated real-data set.
@@ -41,9 +44,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from cpubench import axes, store, sysinfo
-from cpubench import config as cfg
-from cpubench.executor import (
+from cpubench.execution.executor import (
     Executor,
     Job,
     Outcome,
@@ -53,11 +54,15 @@ from cpubench.executor import (
     log_tail,
     read_result,
 )
-from cpubench.locks import Busy, MachineLock
-from cpubench.planner import PlannedRun, Planner, engine_identity, select
-from cpubench.progress import Progress, describe, hms
-from cpubench.realdata import DataPlan, generate_data, plan_data
-from cpubench.recorder import DiskFull, Recorder, Unrecorded
+from cpubench.execution.recorder import DiskFull, Recorder, Unrecorded
+from cpubench.host import facts as sysinfo
+from cpubench.host.locks import Busy, MachineLock
+from cpubench.results import store
+from cpubench.spec import axes
+from cpubench.spec import config as cfg
+from cpubench.sweep.planner import PlannedRun, Planner, engine_identity, select
+from cpubench.sweep.progress import Progress, describe, hms
+from cpubench.sweep.realdata import DataPlan, generate_data, plan_data
 from tf_cnn_benchmarks import hostfacts
 from tf_cnn_benchmarks.record import STATUSES, RecordError, RunRecord
 
@@ -188,7 +193,7 @@ def launch_mismatch(launch: axes.Launch, outcome: Outcome) -> str | None:
 
 
 def _cpus(cpus: list[int]) -> str:
-    from cpubench.topology import format_cpulist
+    from cpubench.host.topology import format_cpulist
 
     return format_cpulist(cpus)
 
@@ -488,7 +493,7 @@ class Runner:
     def _launch(self, run: cfg.Planned) -> tuple[axes.Launch, tuple[str, str] | None]:
         """How to start the run's child, or why it cannot run here: ("skipped", "n/a: one NUMA node") for a value
         this host cannot give, ("failed", reason) for a topology that cannot be read or too many threads."""
-        from cpubench import topology
+        from cpubench.host import topology
 
         try:
             return axes.launch(run.values, self._topology), None
@@ -500,7 +505,7 @@ class Runner:
     @functools.cached_property
     def _topology(self) -> Any:
         """This host's topology, read when a run first needs it (pinned placement, bound memory)."""
-        from cpubench import topology
+        from cpubench.host import topology
 
         try:
             return topology.Topology.read()

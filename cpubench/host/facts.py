@@ -31,7 +31,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from cpubench import __version__, store
+from cpubench import __version__
+from cpubench.results import store
 from tf_cnn_benchmarks import hostfacts
 
 # Environment variables that change TensorFlow CPU speed; recorded per host.
@@ -205,8 +206,8 @@ def resolve_host_id(root: str | os.PathLike[str], requested: str | None = None, 
 
 
 def _topology() -> dict[str, Any]:
-    """Sockets, cores, SMT and NUMA nodes: from sysfs (:mod:`cpubench.topology`), else ``/proc/cpuinfo``."""
-    from cpubench import topology
+    """Sockets, cores, SMT and NUMA nodes: from sysfs (:mod:`cpubench.host.topology`), else ``/proc/cpuinfo``."""
+    from cpubench.host import topology
 
     try:
         t = topology.Topology.read()
@@ -538,7 +539,7 @@ def read_previous(root: str | os.PathLike[str], host_id: str) -> dict[str, Any] 
 
 
 def main() -> int:
-    """``python -m cpubench.sysinfo``: print this host's id and metadata (no file written)."""
+    """``python -m cpubench.host.facts``: print this host's id and metadata (no file written)."""
     t0 = time.monotonic()
     host = collect_host(resolve_host_id("data"))
     print(json.dumps(host, indent=2, sort_keys=True))

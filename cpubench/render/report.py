@@ -15,20 +15,23 @@ as half the value; here every cell says what happened:
 - ``—``            never run (``— [n]`` when the runner skipped it, with its reason)
 - ``n/a [n]``      not applicable on this host (remote memory on one NUMA node, interleave on one socket)
 
-The relative table gives each ratio to the baseline with its 95% bootstrap interval (:mod:`cpubench.stats`):
+The relative table gives each ratio to the baseline with its 95% bootstrap interval (:mod:`cpubench.analysis.stats`):
 ``1.32 [1.25–1.40]`` when the interval excludes 1.00, ``≈1.02 [0.97–1.08]`` when it contains 1.00 (not
 significant), ``1.02 (n=1)`` when a side has fewer than 2 ok repeats (no interval).
 
-Merging checks its inputs: records of an unknown schema (reported by ``cpubench.store``), two folders that claim the
+Merging checks its inputs: records of an unknown schema (reported by ``cpubench.results.store``), two folders that
+claim the
 same host id with different machine fingerprints (an error: exit 2), and the same run recorded twice with status ok
 (a warning; the earliest record is kept) all show up on stderr and in the Warnings section of ``summary.md``.
 
 Outputs (under ``-o``, default ``summary/``): ``summary.md``, ``results.csv`` (tidy: one row per host x setting x
 model x batch x repeat), ``relative.csv`` (one row per host x setting x model against the baseline, with the
 interval), ``results.json`` and ``plots/<setting>.png``. Where a host ran a model in both TensorFlow and PyTorch
-(at one setting of the other axes), a "TensorFlow vs PyTorch" section gives the ratio table of
-:mod:`cpubench.frameworks` and its plots, ``plots/frameworks-<host>-<model>-<setting>-<latency|throughput>-bs<N>.png``.
-TensorFlow is imported only for the model table (``cpubench.models_table``), lazily; ``--no-model-table`` skips it.
+(at one setting of the other axes), a "TensorFlow vs PyTorch" section gives the ratio table
+of
+:mod:`cpubench.analysis.frameworks` and its plots,
+``plots/frameworks-<host>-<model>-<setting>-<latency|throughput>-bs<N>.png``.
+TensorFlow is imported only for the model table (``cpubench.commands.models``), lazily; ``--no-model-table`` skips it.
 """
 
 from __future__ import annotations
@@ -47,7 +50,10 @@ from typing import Any
 
 import pandas as pd
 
-from cpubench import axes, frameworks, stats, store, tables
+from cpubench.analysis import frameworks, stats
+from cpubench.render import tables
+from cpubench.results import store
+from cpubench.spec import axes
 from tf_cnn_benchmarks import hostfacts
 from tf_cnn_benchmarks.record import RunRecord
 
@@ -98,7 +104,7 @@ class Merged:
     hosts: list[dict[str, Any]]  # host.json contents plus "folders": [paths]
     runs: list[MergedRun]
     warnings: list[str] = field(default_factory=list)
-    store_warnings: list[str] = field(default_factory=list)  # the subset cpubench.store raised (and printed)
+    store_warnings: list[str] = field(default_factory=list)  # the subset cpubench.results.store raised (and printed)
 
     @property
     def host_ids(self) -> list[str]:
@@ -530,7 +536,7 @@ def hosts_table(merged: Merged, df: pd.DataFrame) -> str:
 
 def default_model_rows() -> list[dict[str, Any]]:
     """The engine's model declarations (imports TensorFlow: the only place the report does)."""
-    from cpubench.models_table import model_table_rows  # lazy: pulls in TensorFlow
+    from cpubench.commands.models import model_table_rows  # lazy: pulls in TensorFlow
 
     return model_table_rows()
 
@@ -538,7 +544,7 @@ def default_model_rows() -> list[dict[str, Any]]:
 def _model_note() -> str | None:
     """The engine's note on how the model figures are counted, when it has one."""
     try:
-        from cpubench.models_table import NOTE
+        from cpubench.commands.models import NOTE
     except Exception:  # noqa: BLE001 - the note is optional
         return None
     return str(NOTE)
@@ -818,7 +824,7 @@ def build_report(
     written: list[Path] = []
     plot_links: dict[str, str] = {}
     if plots and settings:
-        from cpubench.plots import grouped_bars  # lazy: matplotlib only when plots are drawn
+        from cpubench.render.plots import grouped_bars  # lazy: matplotlib only when plots are drawn
 
         for old in plot_dir.glob("*.png") if plot_dir.is_dir() else []:
             old.unlink()  # stale plots of settings no longer in the data
@@ -896,7 +902,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     for w in merged.warnings:
         if w in merged.store_warnings:
-            continue  # cpubench.store printed it already while reading
+            continue  # cpubench.results.store printed it already while reading
         print(f"cpubench report: warning: {w}", file=sys.stderr)
     if args.docs:
         copied = copy_to_docs(files, args.docs)

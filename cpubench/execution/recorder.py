@@ -18,8 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cpubench import store
-from cpubench.executor import Outcome
+from cpubench.execution.executor import Outcome
+from cpubench.results import store
 from tf_cnn_benchmarks import hostfacts
 from tf_cnn_benchmarks.record import RECORD_SCHEMA, RecordError, RunRecord
 

@@ -197,10 +197,10 @@ def _nccl_argv(value: Any, _ctx: Context) -> list[str]:
 
 
 def _place(value: Any, values: dict[str, Any], launch: Launch, topo: Any) -> Launch:
-    """Pin to ``num_intra_threads`` physical cores placed as the value says (cpubench.topology)."""
+    """Pin to ``num_intra_threads`` physical cores placed as the value says (cpubench.host.topology)."""
     if value == "none":
         return launch
-    from cpubench import topology
+    from cpubench.host import topology
 
     return replace(launch, cpus=topology.placement_cpus(topo, value, int(values.get("num_intra_threads") or 0)))
 
@@ -209,7 +209,7 @@ def _bind(value: Any, _values: dict[str, Any], launch: Launch, topo: Any) -> Lau
     """Bind memory to the placed cores' own node (local) or to another node (remote)."""
     if value == "default":
         return launch
-    from cpubench import topology
+    from cpubench.host import topology
 
     return replace(launch, membind=topology.memory_nodes(topo, launch.cpus or list(topo.cpus), value))
 
@@ -217,7 +217,7 @@ def _bind(value: Any, _values: dict[str, Any], launch: Launch, topo: Any) -> Lau
 def _threads(text: str) -> list[int]:
     """``all`` = 1..the physical cores of one socket of this host; ``A..B`` = A, A+1, ..., B."""
     if text.strip() == "all":
-        from cpubench import topology
+        from cpubench.host import topology
 
         return list(range(1, topology.Topology.read().cores_per_socket + 1))
     a, sep, b = text.partition("..")
@@ -344,7 +344,7 @@ def launch(values: dict[str, Any], topo: Any = None) -> Launch:
             if value == a.default:
                 continue
             if topo is None:
-                from cpubench import topology
+                from cpubench.host import topology
 
                 topo = topology.Topology.read()
             out = a.launch(value, values, out, topo)
