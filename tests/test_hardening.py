@@ -166,11 +166,11 @@ def test_one_benchmark_per_machine_whatever_its_folder(tmp_path: Path, env: dict
         assert forced.returncode == 0, forced.stderr
         assert "--force: another benchmark is running" in forced.stdout
         (rec,) = records(tmp_path / "b", "other")
-        assert rec["details"]["lock_forced"].startswith(f"measured while another benchmark ran (pid {first.pid}")
+        assert rec["lock_forced"].startswith(f"measured while another benchmark ran (pid {first.pid}")
     finally:
         first.wait(60)
     (rec,) = records(tmp_path / "a")
-    assert rec["status"] == "ok" and "lock_forced" not in rec["details"]
+    assert rec["status"] == "ok" and rec["lock_forced"] is None
 
 
 def _write_lines(path: Path, recs: list[Any]) -> None:

@@ -71,7 +71,7 @@ def test_wait_quiet_gives_up_on_a_busy_machine_and_says_so(
     assert p.returncode == 0, p.stderr
     assert "syn-replicated-1cpus trivial bs8 r0: gave up waiting for a quiet machine after 2 s" in p.stdout
     (rec,) = records(out)
-    assert rec["details"]["wait_quiet"]["gave_up"] is True and rec["details"]["wait_quiet"]["busy_pct"] > 5
+    assert rec["quiet_wait"]["gave_up"] is True and rec["quiet_wait"]["busy_pct"] > 5
     bad = cpubench_run(["--config", str(cfg), "--wait-quiet=-1"], env, tmp_path)
     assert bad.returncode == 2 and "--wait-quiet=-1: must be a number of seconds above 0" in bad.stderr
 

@@ -78,18 +78,22 @@ def test_a_run_that_did_not_run_where_it_was_pinned_fails_with_the_reason(tmp_pa
     assert r["status"] == "failed" and r["reason"] == f"pinned to CPUs {first[0]} but the engine could run on 99"
 
 
-def test_placements_are_checked_at_config_load() -> None:
+def test_placements_are_checked_when_the_config_meets_a_host_at_its_line() -> None:
     too_many = TOPO.physical_cores + 1
+    text = f"name: t\nmodels: {{trivial: 8}}\nmatrix: {{placement: [sequential], num_intra_threads: [1, {too_many}]}}\n"
+    loaded = cfg.parse_config(text, "c.yaml")  # loading reads no host: any thread count may suit the host it meets
     with pytest.raises(cfg.ConfigError, match=rf"c.yaml:3: matrix.num_intra_threads: placement sequential: threads "
                        rf"{too_many}: this host has {TOPO.physical_cores} physical cores"):  # fmt: skip
-        cfg.parse_config(f"name: t\nmodels: {{trivial: 8}}\nmatrix: {{placement: [sequential], num_intra_threads: "
-                         f"[1, {too_many}]}}\n", "c.yaml")  # fmt: skip
+        cfg.resolve(loaded, TOPO)
     with pytest.raises(cfg.ConfigError, match=r"a pinned placement needs matrix.num_intra_threads of 1 or more"):
         cfg.parse_config("name: t\nmodels: {trivial: 8}\nmatrix: {placement: [interleave]}\n", "c.yaml")
     with pytest.raises(cfg.ConfigError, match=r"matrix.placement\[0\]: 'spread' is not one of none, sequential"):
         cfg.parse_config("name: t\nmodels: {trivial: 8}\nmatrix: {placement: [spread]}\n", "c.yaml")
     c = cfg.parse_config("name: t\nmodels: {trivial: 8}\nmatrix: {num_intra_threads: all}\n")
-    assert c.matrix["num_intra_threads"] == list(range(1, TOPO.cores_per_socket + 1))
+    assert cfg.needs_host(c) and [v.text for v in c.on_host()] == ["all"]
+    assert cfg.resolve(c, topology.Topology.read).matrix["num_intra_threads"] == list(
+        range(1, TOPO.cores_per_socket + 1)
+    )
     with pytest.raises(cfg.ConfigError, match=r"expected a number, a list, `all` or a range like 1..8"):
         cfg.parse_config("name: t\nmodels: {trivial: 8}\nmatrix: {num_intra_threads: lots}\n", "c.yaml")
 
@@ -109,12 +113,12 @@ def test_one_process_measures_every_batch_size_of_a_point(tmp_path: Path) -> Non
     logs = {r["log"] for r in recs}
     assert len(logs) == 4  # one engine process (and log) per point: setting x model
     for r in recs:
-        sizes = r["details"]["process"]["batch_sizes"]
+        sizes = r["group"]["batch_sizes"]
         assert r["batch_size"] in sizes and r["log"].endswith(f"{r['model']}-bs{'-'.join(map(str, sizes))}-r0.log")
         assert r["global_batch_size"] == r["batch_size"]
         assert r["command"][-2] == f"--batch_sizes={','.join(map(str, sizes))}"
     log = (out / "h" / recs[0]["log"]).read_text()
-    assert log.count("total images/sec:") == len(recs[0]["details"]["process"]["batch_sizes"])
+    assert log.count("total images/sec:") == len(recs[0]["group"]["batch_sizes"])
     again = cpubench_run(args, real_env(tmp_path), tmp_path, timeout=120)
     assert "0 ok" in again.stdout and "10 already done" in again.stdout
     # Measured one process per batch size instead, the same points are other measurements: not resumed.

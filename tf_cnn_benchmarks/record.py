@@ -237,6 +237,15 @@ class RunRecord:
     exit_code: int | None = None
     signal: str | None = None
     source: str = "run"  # "run" (cpubench run), "import" (a legacy log), "engine" (a bare result JSON)
+    # How the run was measured: declared, so readers need not dig in ``details`` (records written before these
+    # existed kept them there; :func:`_lift_details` moves them here when such a record is read).
+    launch: dict[str, Any] | None = None  # {"cpus", "membind"} the child was started with (pinned runs)
+    recovered_from: str | None = None  # the kept result JSON a run measured but not recorded was recorded from
+    quiet_wait: dict[str, Any] | None = None  # {"waited_s", "busy_pct", "gave_up"}: the wait for a quiet machine
+    lock_forced: str | None = None  # measured while another benchmark held the machine (--force), and which
+    group: dict[str, Any] | None = None  # {"batch_sizes", "trace"}: one process measured these batch sizes
+    ensemble: dict[str, Any] | None = None  # {"id", "instances"}: groups started together, each on its own CPUs
+    instance: int | None = None  # this run's group's index in its ensemble
     details: dict[str, Any] = field(default_factory=dict)  # engine extras (flags, losses) or import provenance
     schema: int = RECORD_SCHEMA
 
@@ -299,7 +308,7 @@ class RunRecord:
             )
         if schema < 1:
             raise RecordError(f"schema: unknown record schema {schema}")
-        d = _upgrade_v1(d) if schema == 1 else d
+        d = _upgrade_v1(d) if schema == 1 else _lift_details(d)
         return _Reader(d).record()
 
 
@@ -319,6 +328,36 @@ def _upgrade_v1(d: dict[str, Any]) -> dict[str, Any]:
     if "global_batch_size" not in d and isinstance(bs, int) and isinstance(n, int):
         out["global_batch_size"] = bs * n
     out["schema"] = 1
+    return out
+
+
+# details key (records before the declared fields) -> the field it became
+_LIFTED = {"launch": "launch", "wait_quiet": "quiet_wait", "lock_forced": "lock_forced"}
+
+
+def _lift_details(d: dict[str, Any]) -> dict[str, Any]:
+    """Schema-2 records written before the declared fields kept them in ``details`` (``launch``, ``recovered``,
+    ``wait_quiet``, ``lock_forced``, ``process``/``batch_sizes``/``trace``): move them to their fields."""
+    details = d.get("details")
+    if not isinstance(details, dict) or not any(
+        k in details for k in (*_LIFTED, "recovered", "process", "batch_sizes", "trace")
+    ):
+        return d
+    out, rest = dict(d), dict(details)
+    for old, new in _LIFTED.items():
+        if old in rest and out.get(new) is None:
+            out[new] = rest.pop(old)
+    recovered = rest.pop("recovered", None)
+    if isinstance(recovered, str) and out.get("recovered_from") is None:
+        out["recovered_from"] = recovered.removeprefix("recorded from ").split(",", 1)[0]
+    process = rest.pop("process", None)
+    sizes = process.get("batch_sizes") if isinstance(process, dict) else None
+    sizes = sizes if sizes is not None else rest.pop("batch_sizes", None)
+    rest.pop("batch_sizes", None)
+    trace = rest.pop("trace", None)
+    if out.get("group") is None and sizes is not None:
+        out["group"] = {"batch_sizes": sizes, **({"trace": trace} if trace is not None else {})}
+    out["details"] = rest
     return out
 
 
@@ -352,6 +391,9 @@ class _Reader:
         if not isinstance(v, dict):
             raise self.fail(key, "expected an object")
         return dict(v)
+
+    def opt_mapping(self, key: str) -> dict[str, Any] | None:
+        return None if self.d.get(key) is None else self.mapping(key)
 
     def times(self, key: str) -> tuple[float, ...]:
         v = self.d.get(key)
@@ -453,6 +495,13 @@ class _Reader:
             exit_code=self.opt("exit_code", int),
             signal=d.get("signal"),
             source=source,
+            launch=self.opt_mapping("launch"),
+            recovered_from=self.opt("recovered_from", str),
+            quiet_wait=self.opt_mapping("quiet_wait"),
+            lock_forced=self.opt("lock_forced", str),
+            group=self.opt_mapping("group"),
+            ensemble=self.opt_mapping("ensemble"),
+            instance=self.opt("instance", int, 0),
             details=self.mapping("details"),
             schema=int(d.get("schema", RECORD_SCHEMA)),
         )

@@ -68,6 +68,7 @@ class RunFacts:
     setup: Setup | None = None
     measurement: Measurement | None = None  # the run finished its timed steps
     skipped_images: int | None = None  # real data
+    wall_s: float | None = None  # this batch size's own wall time in the process (its share, measured, not divided)
 
     def record(self, reason: str | None = None) -> RunRecord:
         """The run as a record: ok with its samples when it was measured and no ``reason`` is given, else failed."""
@@ -93,6 +94,8 @@ class RunFacts:
         timings = {} if self.import_s is None else {"import": self.import_s}
         if m is not None:
             timings.update(m.timings)
+        if self.wall_s is not None:
+            timings["wall"] = round(self.wall_s, 6)
         batch = setup.batch_size if setup else (ns.batch_size or None) if ns else None
         rec = RunRecord(
             status="failed",

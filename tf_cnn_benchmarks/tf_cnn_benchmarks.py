@@ -121,76 +121,31 @@ def main(argv: list[str] | None = None) -> int:
         if path:
             result.write(path, facts.record(str(e)))
         return flagdefs.main_error(str(e))
-    facts.flags = ns
-    facts.framework = ns.framework
     _set_environment(ns)
     scratch = _private_tempdir()
     try:
-        return _batch_sizes(ns, argv) if ns.batch_sizes else _one(ns, facts)
+        return measure(ns, argv)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _one(ns: argparse.Namespace, facts: result.RunFacts) -> int:
-    t0 = time.perf_counter()
-    reason: str | None = None
-    code = 1
-    from tf_cnn_benchmarks.preflight import BenchmarkError
+def measure(ns: argparse.Namespace, argv: list[str]) -> int:
+    """Measure every batch size the command line asks for, in turn, in this one process: ``--batch_size`` alone, or
+    each of ``--batch_sizes`` with its own result JSON (``--result_json`` with ``{batch_size}`` in it) and log block.
 
-    try:
-        Benchmark = _engine(ns)
-        facts.import_s = time.perf_counter() - t0
-        bench = Benchmark(ns, facts)
-        # Kept alive past main(): destroying a real-data run's tf.data iterator waits for every in-flight decode
-        # (seconds per run); cli() ends the process with os._exit right after, so nothing needs destroying.
-        _KEEP_ALIVE.append(bench)
-
-        def fatal(why: str) -> None:  # before a call that a watchdog may have to end: record why
-            if ns.result_json:
-                result.write(ns.result_json, facts.record(why))
-
-        if ns.framework == "tensorflow":
-            from tf_cnn_benchmarks import strategies
-
-            strategies.on_fatal = fatal
-        try:
-            bench.run()
-            code = 0
-        except BenchmarkError as e:
-            reason = str(e)
-        except MemoryError:
-            reason = f"out of memory: {ns.model} does not fit at this batch size; lower --batch_size"
-        except KeyboardInterrupt:
-            reason = "interrupted"
-            code = 130
-        except Exception as e:  # noqa: BLE001 - any crash becomes a failed result with its reason, never a 0
-            traceback.print_exc()
-            reason = first_line(e)
-    except BenchmarkError as e:  # the framework is not installed
-        reason = str(e)
-    except Exception as e:  # noqa: BLE001 - e.g. TensorFlow failing to import
-        traceback.print_exc()
-        reason = first_line(e)
-    if code != 0 and reason:
-        print(f"tf_cnn_benchmarks: error: {reason}", file=sys.stderr, flush=True)
-    if ns.result_json:
-        result.write(ns.result_json, facts.record(reason))
-    return code
-
-
-def _batch_sizes(ns: argparse.Namespace, argv: list[str]) -> int:
-    """``--batch_sizes``: each size measured in turn in this one process, each with its own result and log block.
-
-    The framework is imported and its runtime configured once; the network is built once and its step traced again for
-    each batch size (one trace per size: bench/dynamic_batch.py measured a dynamic-batch trace at the same speed).
-    A size that fails (one that does not fit) is recorded failed, and the next sizes still run.
+    The framework is imported and its runtime configured once; the network is built once and its step traced again
+    for each batch size (one trace per size: bench/dynamic_batch.py measured a dynamic-batch trace at the same
+    speed). Each size's record carries its own wall time (``timings.wall``: the first size's includes the import),
+    so the runner never has to share the process's time out. A size that fails (one that does not fit) is recorded
+    failed and the next sizes still run; the exit code is 0 when every size was measured, 130 on Ctrl-C, else 1.
     """
     from tf_cnn_benchmarks.preflight import BenchmarkError
 
-    sizes = [int(x) for x in ns.batch_sizes.split(",")]
+    several = bool(ns.batch_sizes)
+    sizes = [int(x) for x in ns.batch_sizes.split(",")] if several else [ns.batch_size]
     shared: dict = {}
-    t0 = time.perf_counter()
     code = 0
+    t_size = time.perf_counter()
     for k, b in enumerate(sizes):
         nb = argparse.Namespace(**vars(ns))
         nb.batch_size = b
@@ -199,9 +154,21 @@ def _batch_sizes(ns: argparse.Namespace, argv: list[str]) -> int:
         try:
             Benchmark = _engine(ns)
             if k == 0:
-                facts.import_s = time.perf_counter() - t0
+                facts.import_s = time.perf_counter() - t_size
             bench = Benchmark(nb, facts, shared=shared)
+            # Kept alive past main(): destroying a real-data run's tf.data iterator waits for every in-flight decode
+            # (seconds per run); cli() ends the process with os._exit right after, so nothing needs destroying.
             _KEEP_ALIVE.append(bench)
+            path = ns.result_json.replace("{batch_size}", str(b)) if ns.result_json else ""
+
+            def fatal(why: str, facts: result.RunFacts = facts, path: str = path) -> None:
+                if path:  # before a call that a watchdog may have to end: record why
+                    result.write(path, facts.record(why))
+
+            if ns.framework == "tensorflow":
+                from tf_cnn_benchmarks import strategies
+
+                strategies.on_fatal = fatal
             try:
                 bench.run()
             except BenchmarkError as e:
@@ -216,13 +183,17 @@ def _batch_sizes(ns: argparse.Namespace, argv: list[str]) -> int:
             traceback.print_exc()
             reason = first_line(e)
         if reason is not None:
-            print(f"tf_cnn_benchmarks: error: batch size {b}: {reason}", file=sys.stderr, flush=True)
+            where = f"batch size {b}: " if several else ""
+            print(f"tf_cnn_benchmarks: error: {where}{reason}", file=sys.stderr, flush=True)
             code = code or 1
         if ns.result_json:
+            now = time.perf_counter()
+            facts.wall_s = now - t_size
             rec = facts.record(reason)
-            rec.details["batch_sizes"] = sizes
-            rec.details["trace"] = "per-batch"
+            if several:
+                rec.group = {"batch_sizes": sizes, "trace": "per-batch"}
             result.write(ns.result_json.replace("{batch_size}", str(b)), rec)
+        t_size = time.perf_counter()
         if code == 130:
             break
     return code

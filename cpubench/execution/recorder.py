@@ -59,13 +59,16 @@ class Recorder:
         seen_env = rec.thread_env if rec.thread_env is not None else (
             hostfacts.thread_env(child_env) if child_env is not None else None
         )  # fmt: skip
+        base = dict(base)
         engine = {**rec.engine, **base.pop("engine", {})}
+        group = {**(rec.group or {}), **(base.pop("group", None) or {})} or None
         details = {k: v for k, v in rec.details.items() if k != "flags"}  # the command line has the flags
         fields: dict[str, Any] = {
             **base,
             "engine": engine,
+            "group": group,
             "thread_env": seen_env,
-            "details": {**details, **base.get("details", {})},
+            "details": details,
             "source": "run",
             "schema": RECORD_SCHEMA,
         }
