@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("cpubench.render.compare", "two host folders: faster, slower or not significant per setting and model"),
     "models": ("cpubench.commands.models", "print the model table (input size, parameters, memory, multiply-adds)"),
     "make-data": ("cpubench.commands.make_data", "build ImageNet-format TFRecord shards from a folder of JPEGs"),
-    "import-logs": ("cpubench.results.import_logs", "turn legacy tf_cnn_benchmarks logs into cpubench run records"),
+    "import-logs": ("cpubench.commands.import_logs", "turn legacy tf_cnn_benchmarks logs into cpubench run records"),
 }
 
 

@@ -29,8 +29,12 @@ def test_import_classic_and_upstream(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "README.txt: not a tf_cnn_benchmarks log" in captured.err
 
     host = store.read_host(out / "lab-box")
-    assert host["machine_fingerprint"] == "import:lab-box" and host["source"] == "import"
-    assert host["cpu_brand"] == "Xeon X" and host["tf_version"] == "1.13, 2.21"
+    assert host.machine_fingerprint == "import:lab-box" and host.source == "import" and host.imported
+    assert host.cpu_brand == "Xeon X" and host.tf_version == "1.13, 2.21"
+    # Only what the logs tell: no null CPU, kernel or GPU facts for a machine nobody measured.
+    assert set(json.loads((out / "lab-box" / store.HOST_FILE).read_text())) == {
+        "schema", "host_id", "machine_fingerprint", "source", "cpu_brand", "tf_version"
+    }  # fmt: skip
 
     runs = {(r["setting"], r["model"], r["repeat"]): r for r in _runs(out, "lab-box")}
     assert set(runs) == {
@@ -66,7 +70,9 @@ def test_reimport_is_idempotent_and_continues_repeats(tmp_path: Path) -> None:
     shutil.copy(FIXTURES / first, src / first)
     out = tmp_path / "data"
     assert import_logs(src, out, "old")[:2] == (1, 0)
+    host_json = (out / "old" / store.HOST_FILE).read_bytes()
     assert import_logs(src, out, "old")[:2] == (0, 1)
+    assert (out / "old" / store.HOST_FILE).read_bytes() == host_json  # nothing new: host.json as it was
     second = "resnet50-syn-replicated-nccl-4gpus-64-2.log"
     shutil.copy(FIXTURES / second, src / second)
     assert import_logs(src, out, "old")[:2] == (1, 1)

@@ -99,8 +99,8 @@ def test_crash_timeout_and_ok_are_recorded_with_reasons(tmp_path: Path, env: dic
     assert p.stdout.strip().splitlines()[-1] == f"results: {out / 'h1'}"
     # Not a tty: a plain line per run (no live line rewritten with carriage returns).
     assert "[1/5] syn-replicated-1cpus trivial bs8 r0: ok 108.00 img/s" in p.stdout and "\r" not in p.stdout
-    host = json.loads((out / "h1" / "host.json").read_text())
-    assert host["host_id"] == "h1" and host["schema"] == store.HOST_SCHEMA
+    host = store.read_host(out / "h1")
+    assert host.host_id == "h1" and host.schema == store.HOST_SCHEMA and not host.extra
 
 
 def test_resume_skips_done_and_retry_failed_reruns_only_failures(tmp_path: Path, env: dict[str, str]) -> None:
@@ -365,8 +365,7 @@ def test_real_engine_tiny_sweep_survives_sigkill_and_resumes(tmp_path: Path) -> 
         assert r["status"] == "ok" and r["images_per_sec"] > 0 and len(r["step_times"]) == 3
         assert set(r["timings"]) >= {"import", "build", "warmup", "measured"}
         assert "total images/sec:" in (out / "real" / r["log"]).read_text()
-    host = json.loads((out / "real" / "host.json").read_text())
-    assert host["cores_logical"] == os.cpu_count()
+    assert store.read_host(out / "real").cores_logical == os.cpu_count()
     cpus = sorted(os.sched_getaffinity(0))
     for r in recs:  # what the engine saw from inside, and the per-batch latency statistics
         assert r["cpus"] == cpus and r["threads"]["intra_effective"] == len(cpus)
@@ -462,12 +461,12 @@ SCHEMA1 = ROOT / "tests" / "fixtures" / "schema1"
 
 def schema1_copy(tmp_path: Path) -> Path:
     """The schema-1 fixture folder, claimed for this machine (its host.json names the machine that recorded it)."""
-    from cpubench.host import facts as sysinfo
+    from cpubench.host import facts
 
     out = tmp_path / "data"
     shutil.copytree(SCHEMA1 / "data", out)
     host = json.loads((out / "schema1-host" / "host.json").read_text())
-    host["machine_fingerprint"] = sysinfo.machine_fingerprint()
+    host["machine_fingerprint"] = facts.machine_fingerprint()
     (out / "schema1-host" / "host.json").write_text(json.dumps(host))
     return out
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from cpubench.host import facts as sysinfo
-from cpubench.results import store
+from cpubench.host import facts
+from cpubench.results import hosts, store
 
 HOST_KEYS = (
     "schema", "host_id", "cpu_brand", "cpu_vendor", "cpu_family", "cpu_model", "cpu_flags_of_interest", "sockets",
@@ -34,7 +35,7 @@ HOST_KEYS = (
     ],
 )
 def test_short_cpu_names_match_the_classic_columns(brand: str, short: str) -> None:
-    assert sysinfo.short_cpu_name(brand) == short
+    assert facts.short_cpu_name(brand) == short
 
 
 def _claim(root: Path, host_id: str, fingerprint: str) -> None:
@@ -42,71 +43,91 @@ def _claim(root: Path, host_id: str, fingerprint: str) -> None:
 
 
 def test_host_id_gets_a_stable_suffix_only_when_needed(tmp_path: Path) -> None:
-    fp = sysinfo.machine_fingerprint()
-    assert fp == sysinfo.machine_fingerprint() and len(fp) == 12
-    base = sysinfo.short_cpu_name(sysinfo.cheap_brand())
-    assert sysinfo.resolve_host_id(tmp_path) == base
-    assert sysinfo.resolve_host_id(tmp_path, unique=True) == f"{base}-{fp[:4]}"
+    fp = facts.machine_fingerprint()
+    assert fp == facts.machine_fingerprint() and len(fp) == 12
+    base = facts.short_cpu_name(facts.cheap_brand())
+    assert hosts.resolve_host_id(tmp_path) == base
+    assert hosts.resolve_host_id(tmp_path, unique=True) == f"{base}-{fp[:4]}"
     _claim(tmp_path, base, fp)  # our own folder: resume in it
-    assert sysinfo.resolve_host_id(tmp_path) == base
+    assert hosts.resolve_host_id(tmp_path) == base
     _claim(tmp_path, base, "0000another0")  # another machine's folder with our name: suffix
-    assert sysinfo.resolve_host_id(tmp_path) == f"{base}-{fp[:4]}"
+    assert hosts.resolve_host_id(tmp_path) == f"{base}-{fp[:4]}"
 
 
 def test_explicit_host_id_is_checked(tmp_path: Path) -> None:
-    assert sysinfo.resolve_host_id(tmp_path, "lab-box_1.a") == "lab-box_1.a"
+    assert hosts.resolve_host_id(tmp_path, "lab-box_1.a") == "lab-box_1.a"
     for bad in ("../x", "a b", ".hidden", "x" * 65):
-        with pytest.raises(sysinfo.HostIdError):
-            sysinfo.resolve_host_id(tmp_path, bad)
+        with pytest.raises(hosts.HostIdError):
+            hosts.resolve_host_id(tmp_path, bad)
     _claim(tmp_path, "taken", "0000another0")
-    with pytest.raises(sysinfo.HostIdError, match="holds results of another machine"):
-        sysinfo.resolve_host_id(tmp_path, "taken")
+    with pytest.raises(hosts.HostIdError, match="holds results of another machine"):
+        hosts.resolve_host_id(tmp_path, "taken")
 
 
 def test_onednn_state_from_env_and_cpu_flags() -> None:
-    assert sysinfo.onednn_state([], {"TF_ENABLE_ONEDNN_OPTS": "1"}, "x86_64")["enabled"] is True
-    assert sysinfo.onednn_state(["amx_tile"], {"TF_ENABLE_ONEDNN_OPTS": "0"}, "x86_64")["enabled"] is False
-    on = sysinfo.onednn_state(["avx2", "avx512_vnni"], {}, "x86_64")
+    assert facts.onednn_state([], {"TF_ENABLE_ONEDNN_OPTS": "1"}, "x86_64")["enabled"] is True
+    assert facts.onednn_state(["amx_tile"], {"TF_ENABLE_ONEDNN_OPTS": "0"}, "x86_64")["enabled"] is False
+    on = facts.onednn_state(["avx2", "avx512_vnni"], {}, "x86_64")
     assert on["enabled"] is True and "avx512_vnni" in on["source"]
-    assert sysinfo.onednn_state(["avx2", "avx512f"], {}, "x86_64")["enabled"] is False
-    assert sysinfo.onednn_state([], {}, "aarch64")["enabled"] is True
+    assert facts.onednn_state(["avx2", "avx512f"], {}, "x86_64")["enabled"] is False
+    assert facts.onednn_state([], {}, "aarch64")["enabled"] is True
 
 
 def test_speed_env_keeps_only_variables_that_change_speed() -> None:
     env = {"OMP_NUM_THREADS": "4", "KMP_BLOCKTIME": "0", "TF_ENABLE_ONEDNN_OPTS": "1", "HOME": "/root", "PATH": "x",
            "ONEDNN_VERBOSE": "0", "MKL_NUM_THREADS": "2"}  # fmt: skip
-    assert set(sysinfo.speed_env(env)) == {"OMP_NUM_THREADS", "KMP_BLOCKTIME", "TF_ENABLE_ONEDNN_OPTS",
+    assert set(facts.speed_env(env)) == {"OMP_NUM_THREADS", "KMP_BLOCKTIME", "TF_ENABLE_ONEDNN_OPTS",
                                            "ONEDNN_VERBOSE", "MKL_NUM_THREADS"}  # fmt: skip
 
 
 def test_collect_host_has_every_field_and_reuses_the_slow_parts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(sysinfo.NO_TF_PROBE_ENV, "1")
+    monkeypatch.setenv(facts.NO_TF_PROBE_ENV, "1")
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    host = sysinfo.collect_host("h")
-    assert all(k in host for k in HOST_KEYS), [k for k in HOST_KEYS if k not in host]
-    assert host["host_id"] == "h" and host["machine_fingerprint"] == sysinfo.machine_fingerprint()
-    assert host["cores_logical"] >= host["cores_physical"] >= 1 and host["sockets"] >= 1
-    assert isinstance(host["smt"], bool) and host["threads_per_core"] >= 1 and host["numa_nodes"] >= 1
-    assert host["memory_bytes"] > 2**28 and host["cpu_brand"] and host["env"]["OMP_NUM_THREADS"] == "3"
-    assert host["tf_version"] == sysinfo.tf_version_installed()
-    assert isinstance(host["tf_build"]["onednn"]["enabled"], bool)
-    assert host["collected"].endswith("+00:00") and isinstance(host["gpus"], list)
-    json.dumps(host, allow_nan=False)
+    host = facts.collect_host("h")
+    written = host.to_dict()
+    assert all(k in written for k in HOST_KEYS), [k for k in HOST_KEYS if k not in written]
+    assert not host.extra  # everything collect_host writes is a declared field
+    assert host.host_id == "h" and host.machine_fingerprint == facts.machine_fingerprint()
+    assert host.cores_logical >= host.cores_physical >= 1 and host.sockets >= 1
+    assert isinstance(host.smt, bool) and host.threads_per_core >= 1 and host.numa_nodes >= 1
+    assert host.memory_bytes > 2**28 and host.cpu_brand and host.env["OMP_NUM_THREADS"] == "3"
+    assert host.tf_version == facts.tf_version_installed()
+    assert isinstance(host.tf_build["onednn"]["enabled"], bool)
+    assert host.collected.endswith("+00:00") and isinstance(host.gpus, list)
+    json.dumps(written, allow_nan=False)
 
     def slow() -> dict:
         raise AssertionError("py-cpuinfo called again for the same machine")
 
-    monkeypatch.setattr(sysinfo, "_cpuinfo_facts", slow)
-    again = sysinfo.collect_host("h", previous=host)
-    assert again["cpu_brand"] == host["cpu_brand"] and again["caches"] == host["caches"]
+    monkeypatch.setattr(facts, "_cpuinfo_facts", slow)
+    again = facts.collect_host("h", previous=host)
+    assert again.cpu_brand == host.cpu_brand and again.caches == host.caches
     with pytest.raises(AssertionError, match="py-cpuinfo called again"):
-        sysinfo.collect_host("h", previous={**host, "machine_fingerprint": "0000another0"})
+        facts.collect_host("h", previous=replace(host, machine_fingerprint="0000another0"))
+
+
+def test_collect_host_reuses_what_the_folder_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner's round trip: collect, write, read back as the previous record, collect again without py-cpuinfo."""
+    monkeypatch.setenv(facts.NO_TF_PROBE_ENV, "1")
+    assert hosts.read_previous(tmp_path, "h") is None
+    first = facts.collect_host("h")
+    store.write_host(tmp_path, first)
+    previous = hosts.read_previous(tmp_path, "h")
+    assert previous == first
+
+    def slow() -> dict:
+        raise AssertionError("py-cpuinfo called again for the same machine")
+
+    monkeypatch.setattr(facts, "_cpuinfo_facts", slow)
+    assert facts.collect_host("h", previous=previous).cpu_brand == first.cpu_brand
+    (tmp_path / "h" / store.HOST_FILE).write_text("{not json")
+    assert hosts.read_previous(tmp_path, "h") is None  # unreadable counts as none: it is written afresh
 
 
 def test_tensorflow_probe_reports_version_and_onednn(monkeypatch: pytest.MonkeyPatch) -> None:
     """Imports TensorFlow once, in a child process (a few seconds)."""
-    monkeypatch.delenv(sysinfo.NO_TF_PROBE_ENV, raising=False)
-    probe = sysinfo.probe_tensorflow()
+    monkeypatch.delenv(facts.NO_TF_PROBE_ENV, raising=False)
+    probe = facts.probe_tensorflow()
     assert "error" not in probe, probe
-    assert probe["tf_version"] == sysinfo.tf_version_installed()
+    assert probe["tf_version"] == facts.tf_version_installed()
     assert isinstance(probe["onednn_enabled_tf"], bool) and "is_cuda_build" in probe["build_info"]

@@ -5,14 +5,15 @@ identical boxes overwrote each other) and kept no metadata, so a slow result cou
 governor, SMT, or oneDNN being off. Here:
 
 - the host id is short like the classic table columns (``i7-7820X``, ``EPYC-9654``, ``Xeon-8480``) and made unique
-  with a short stable suffix from :func:`machine_fingerprint` when asked, or when the results folder already holds
-  that id for another machine;
-- ``host.json`` records the CPU (py-cpuinfo, called once per host and then reused from ``host.json`` since it takes
-  seconds), topology from sysfs, memory, kernel, governor, TensorFlow build and oneDNN state, GPUs and the
-  environment variables that change speed.
+  with a short stable suffix from :func:`machine_fingerprint` (the choice, which reads the results folder, is
+  :func:`cpubench.results.hosts.resolve_host_id`);
+- :func:`collect_host` gives the :class:`~cpubench.host.record.HostRecord` of ``host.json``: the CPU (py-cpuinfo,
+  called once per host and then reused from the previous record, since it takes seconds), topology from sysfs,
+  memory, kernel, governor, TensorFlow build and oneDNN state, GPUs and the environment variables that change speed.
 
-Everything here reads files or runs small programs; nothing imports TensorFlow into the runner's process (the probe
-runs in a child so the runner stays small while engines run).
+Everything here reads the machine (files, small programs), never the results folder (:mod:`cpubench.results` reads
+that, and gives the previous record back); nothing imports TensorFlow into the runner's process (the probe runs in a
+child so the runner stays small while engines run).
 """
 
 from __future__ import annotations
@@ -28,11 +29,10 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from cpubench import __version__
-from cpubench.results import store
+from cpubench.host.record import HOST_SCHEMA, HostRecord
 from tf_cnn_benchmarks import hostfacts
 
 # Environment variables that change TensorFlow CPU speed; recorded per host.
@@ -156,49 +156,6 @@ def short_cpu_name(brand: str) -> str:
 def _sanitize(name: str) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
     return name[:32] or "cpu"
-
-
-validate_host_id = store.validate_host_id
-HostIdError = store.HostIdError
-
-
-def _folder_fingerprint(root: Path, host_id: str) -> str | None:
-    """The fingerprint recorded in ``root/host_id/host.json`` ("" when unreadable; None when there is none)."""
-    f = store.host_dir(root, host_id) / store.HOST_FILE
-    if not f.exists():
-        return None
-    try:
-        return str(json.loads(f.read_text()).get("machine_fingerprint") or "")
-    except (OSError, json.JSONDecodeError):
-        return ""
-
-
-def resolve_host_id(root: str | os.PathLike[str], requested: str | None = None, unique: bool = False) -> str:
-    """The host id to write under: ``--host-id`` as given, else the short CPU name, suffixed when needed.
-
-    The suffix is the first 4 hex digits of the machine fingerprint: stable for a machine, so re-running resumes in
-    the same folder. It is added when ``unique`` (identical machines whose folders will be merged later) or when the
-    folder for the plain name already belongs to another machine.
-    """
-    root = Path(root)
-    fp = machine_fingerprint()
-    if requested:
-        host_id = validate_host_id(requested)
-        other = _folder_fingerprint(root, host_id)
-        if other and other != fp:
-            raise HostIdError(
-                f"{store.host_dir(root, host_id)} holds results of another machine (fingerprint {other}, this one is "
-                f"{fp}); pick another --host-id or leave it out to get a unique one"
-            )
-        return host_id
-    base = short_cpu_name(cheap_brand())
-    suffixed = f"{base}-{fp[:4]}"
-    if unique:
-        return suffixed
-    other = _folder_fingerprint(root, base)
-    if other is None or other == fp:
-        return base
-    return suffixed
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -454,15 +411,15 @@ def probe_tensorflow(python: str | None = None, timeout: float = 300) -> dict[st
 
 
 def collect_host(
-    host_id: str, previous: dict[str, Any] | None = None, python: str | None = None, probe_tf: bool = True
-) -> dict[str, Any]:
-    """The full ``host.json`` content; the slow parts (py-cpuinfo, TensorFlow probe) come from ``previous`` when
-    it was written by this same machine (and, for TensorFlow, the same version, Python and oneDNN env)."""
+    host_id: str, previous: HostRecord | None = None, python: str | None = None, probe_tf: bool = True
+) -> HostRecord:
+    """This machine's host record; the slow parts (py-cpuinfo, TensorFlow probe) come from ``previous`` when it was
+    written by this same machine (and, for TensorFlow, the same version, Python and oneDNN env)."""
     fp = machine_fingerprint()
-    same_machine = bool(previous) and previous.get("machine_fingerprint") == fp
-    if same_machine and all(k in previous for k in _CPUINFO_KEYS):
-        cpu = {k: previous[k] for k in _CPUINFO_KEYS}
-        cpu_flags = list(previous.get("cpu_flags_of_interest") or [])
+    same_machine = previous is not None and previous.machine_fingerprint == fp
+    if previous is not None and same_machine and all(previous.has(k) for k in _CPUINFO_KEYS):
+        cpu = {k: getattr(previous, k) for k in _CPUINFO_KEYS}
+        cpu_flags = list(previous.cpu_flags_of_interest or [])
     else:
         facts = _cpuinfo_facts()
         cpu_flags = _flags_of_interest(facts.pop("_cpuinfo_flags"))
@@ -474,7 +431,7 @@ def collect_host(
         "python": python or sys.executable,
         "onednn_env": env.get("TF_ENABLE_ONEDNN_OPTS"),
     }
-    prev_build = (previous or {}).get("tf_build") or {}
+    prev_build = (previous.tf_build if previous else None) or {}
     if same_machine and prev_build.get("probe_key") == tf_key and "error" not in prev_build.get("probe", {}):
         probe = prev_build["probe"]
     elif probe_tf:
@@ -483,7 +440,7 @@ def collect_host(
         probe = {"skipped": "not requested"}
     torch_installed = torch_version_installed()
     torch_key = {"torch_version": torch_installed, "python": python or sys.executable}
-    prev_torch = (previous or {}).get("torch_build") or {}
+    prev_torch = (previous.torch_build if previous else None) or {}
     if torch_installed is None:
         torch_probe: dict[str, Any] | None = None
     elif same_machine and prev_torch.get("probe_key") == torch_key and "error" not in prev_torch.get("probe", {}):
@@ -504,7 +461,7 @@ def collect_host(
     elif probe.get("onednn_log") == "on":
         onednn = {**onednn, "deduced": onednn["enabled"], "enabled": True, "confirmed_by": "TensorFlow startup log"}
     host = {
-        "schema": store.HOST_SCHEMA,
+        "schema": HOST_SCHEMA,
         "host_id": host_id,
         **cpu,
         "cpu_flags_of_interest": cpu_flags,
@@ -527,22 +484,17 @@ def collect_host(
         "collected": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cpubench_version": __version__,
     }
-    return host
-
-
-def read_previous(root: str | os.PathLike[str], host_id: str) -> dict[str, Any] | None:
-    """The host.json already in the folder, or None (unreadable counts as none: it will be rewritten)."""
-    try:
-        return json.loads((store.host_dir(root, host_id) / store.HOST_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+    # Through the one reader: what is written is what it accepts, and every field collected as None is known
+    # empty (written as null), as host.json always said it.
+    return HostRecord.from_dict(host)
 
 
 def main() -> int:
-    """``python -m cpubench.host.facts``: print this host's id and metadata (no file written)."""
+    """``python -m cpubench.host.facts``: print this host's record under its plain short name (no folder read, no
+    file written; ``cpubench run`` picks the id against the results folder)."""
     t0 = time.monotonic()
-    host = collect_host(resolve_host_id("data"))
-    print(json.dumps(host, indent=2, sort_keys=True))
+    host = collect_host(short_cpu_name(cheap_brand()))
+    print(json.dumps(host.to_dict(), indent=2, sort_keys=True))
     print(f"collected in {time.monotonic() - t0:.1f} s", file=sys.stderr)
     return 0
 

@@ -1,4 +1,5 @@
-"""``cpubench import-logs DIR --host-id ID [--out data/]``: legacy tf_cnn_benchmarks logs into run records.
+"""Legacy tf_cnn_benchmarks logs into run records (the verb, ``cpubench import-logs``, is
+:mod:`cpubench.commands.import_logs`).
 
 Why: years of old results (classic
 ``<model>-<syn|real>-<parameter_server|replicated>[-nccl][-distortions]-<N>gpus-<batch>-<iter>.log`` files, or any
@@ -18,17 +19,15 @@ Rules:
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cpubench.host.record import HostRecord
 from cpubench.results import store
 from cpubench.results.logparse import ClassicName, ParsedLog, parse_log, parse_log_name
 from cpubench.spec import axes
-from tf_cnn_benchmarks.hostfacts import first_line
 from tf_cnn_benchmarks.record import RunRecord
 
 LOG_SUFFIXES = (".log", ".txt", ".out")
@@ -43,13 +42,6 @@ class LogFile:
     rel: str  # path under the imported folder, POSIX style: the import's identity
     parsed: ParsedLog
     name: ClassicName | None
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dir", help="folder of legacy logs (searched recursively for *.log, *.txt, *.out)")
-    parser.add_argument("--host-id", required=True, help="host id the records are filed under (a new folder name)")
-    parser.add_argument("--out", default="data", help="results root holding host folders (default: data)")
-    parser.add_argument("--cpu-brand", default=None, help="full CPU brand string of that host, for the report legend")
 
 
 def find_logs(root: Path) -> list[Path]:
@@ -165,18 +157,13 @@ def import_logs(src: Path, out: Path, host_id: str, cpu_brand: str | None = None
     warnings: list[str] = []
     hdir = store.host_dir(out, host_id)
     fingerprint = f"import:{host_id}"
-    host: dict[str, Any] = {
-        "schema": store.HOST_SCHEMA,
-        "host_id": host_id,
-        "machine_fingerprint": fingerprint,
-        "source": "import",
-    }
+    host = HostRecord(host_id=host_id, machine_fingerprint=fingerprint, source="import")
     existing: list[RunRecord] = []
     if (hdir / store.HOST_FILE).exists():
         host = store.read_host(hdir)
-        if host.get("machine_fingerprint") != fingerprint:
+        if host.machine_fingerprint != fingerprint:
             raise store.StoreError(
-                f"{hdir} holds runs measured on a machine ({host.get('machine_fingerprint')}); "
+                f"{hdir} holds runs measured on a machine ({host.machine_fingerprint}); "
                 f"import the logs under another --host-id (e.g. {host_id}-legacy)"
             )
         existing = list(store.iter_runs(hdir, warnings))
@@ -192,14 +179,14 @@ def import_logs(src: Path, out: Path, host_id: str, cpu_brand: str | None = None
     if not records and not existing:
         return 0, len(logs) - len(fresh), warnings  # nothing to file: leave no empty host folder behind
     if cpu_brand:
-        host["cpu_brand"] = cpu_brand
-    versions = {str(v) for v in [host.get("tf_version"), *(r.framework_version for r in records)] if v}
+        host = replace(host, cpu_brand=cpu_brand)
+    versions = {str(v) for v in [host.tf_version, *(r.framework_version for r in records)] if v}
     for v in list(versions):
         versions.update(x.strip() for x in v.split(",") if x.strip())
         if "," in v:
             versions.discard(v)
     if versions:
-        host["tf_version"] = ", ".join(sorted(versions))
+        host = replace(host, tf_version=", ".join(sorted(versions)))
     store.write_host(out, host)
     by_rel = {lg.rel: lg for lg in fresh}
     for rec in records:
@@ -209,25 +196,3 @@ def import_logs(src: Path, out: Path, host_id: str, cpu_brand: str | None = None
         shutil.copyfile(by_rel[rec.details["source_file"]].path, target)
         store.append_run(out, rec)
     return len(records), len(logs) - len(fresh), warnings
-
-
-def main(args: argparse.Namespace) -> int:
-    src = Path(args.dir)
-    if not src.exists():
-        print(f"cpubench import-logs: {src}: no such file or folder", file=sys.stderr)
-        return 2
-    try:
-        target = store.host_dir(args.out, args.host_id)
-        store.check_writable(args.out)
-        n, skipped, warnings = import_logs(src, Path(args.out), args.host_id, args.cpu_brand)
-    except (store.StoreError, OSError) as e:
-        print(f"cpubench import-logs: error: {e if isinstance(e, store.StoreError) else first_line(e)}",
-              file=sys.stderr)  # fmt: skip
-        return 2
-    for w in warnings:
-        print(f"cpubench import-logs: warning: {w}", file=sys.stderr)
-    if n == 0 and skipped == 0:
-        print(f"cpubench import-logs: no tf_cnn_benchmarks logs found under {src}; nothing written", file=sys.stderr)
-        return 1
-    print(f"imported {n} log(s) into {target}" + (f"; {skipped} already imported" if skipped else ""))
-    return 0

@@ -11,7 +11,8 @@ Rules:
   fsynced; a user's file is never rewritten in place. Lines of every schema so far are read (schema 1: cpubench
   0.1); a line that is not a valid record is skipped with ``runs.jsonl:LINE: what is wrong`` and counted; a line of
   a newer schema says "upgrade" and its run is never rerun by this version.
-- ``host.json`` is written to a temporary file and renamed over the old one.
+- ``host.json`` holds one :class:`~cpubench.host.record.HostRecord`, read by :func:`read_host` and written by
+  :func:`write_host` only (to a temporary file, then renamed over the old one).
 """
 
 from __future__ import annotations
@@ -22,22 +23,22 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cpubench.host.record import HOST_SCHEMA, HostRecord, HostRecordError, NewerHostRecord
 from tf_cnn_benchmarks import hostfacts
 from tf_cnn_benchmarks.record import RECORD_SCHEMA, STATUSES, RecordError, RunRecord
 
 RUN_SCHEMA = RECORD_SCHEMA
-HOST_SCHEMA = 1
 
 HOST_FILE = "host.json"
 RUNS_FILE = "runs.jsonl"
 LOGS_DIR = "logs"
 
-__all__ = ["STATUSES", "RunRecord", "RecordError"]
+__all__ = ["HOST_SCHEMA", "STATUSES", "HostRecord", "RunRecord", "RecordError"]
 
 _HOST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -48,6 +49,10 @@ class StoreError(Exception):
 
 class HostIdError(StoreError):
     """A host id that cannot be a results folder name."""
+
+
+class NewerHostError(StoreError):
+    """A ``host.json`` written by a newer cpubench: upgrade to read it; never overwrite it."""
 
 
 @dataclass
@@ -75,14 +80,14 @@ class HostResults:
     """One host folder as read from disk."""
 
     path: Path
-    host: dict[str, Any]
+    host: HostRecord
     runs: list[RunRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     invalid: int = 0
 
     @property
     def host_id(self) -> str:
-        return str(self.host.get("host_id") or self.path.name)
+        return self.host.host_id
 
 
 def validate_host_id(host_id: str) -> str:
@@ -134,38 +139,43 @@ def check_writable(root: str | os.PathLike[str]) -> None:
         raise StoreError(f"{probe} is not writable: give --out a folder you can write to")
 
 
-def write_host(root: str | os.PathLike[str], host: dict[str, Any]) -> Path:
-    """Write ``host.json`` atomically (write a temporary file, then rename)."""
-    host = dict(host)
-    host.setdefault("schema", HOST_SCHEMA)
-    d = host_dir(root, host["host_id"])
+def write_host(root: str | os.PathLike[str], host: HostRecord | Mapping[str, Any]) -> Path:
+    """Write ``host.json`` atomically (a temporary file, then a rename), as :meth:`HostRecord.to_dict` gives it.
+
+    A plain mapping (tests, hand-made folders) is read as a record first (``schema`` defaults to this version's),
+    so nothing reaches the disk that :func:`read_host` would refuse. Raises StoreError for an invalid mapping.
+    """
+    if not isinstance(host, HostRecord):
+        try:
+            host = HostRecord.from_dict({"schema": HOST_SCHEMA, **host})
+        except HostRecordError as e:
+            raise StoreError(f"host record for {root}: {e}") from e
+    d = host_dir(root, host.host_id)
     d.mkdir(parents=True, exist_ok=True)
     target = d / HOST_FILE
-    hostfacts.atomic_write_text(target, json.dumps(host, indent=2, sort_keys=True, default=str) + "\n")
+    hostfacts.atomic_write_text(target, json.dumps(host.to_dict(), indent=2, sort_keys=True, default=str) + "\n")
     return target
 
 
-def read_host(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_host(path: str | os.PathLike[str]) -> HostRecord:
+    """The host record in a host folder (or a ``host.json`` path); StoreError names the file, what is wrong and the
+    fix (a newer schema: upgrade)."""
     p = Path(path)
     f = p / HOST_FILE if p.is_dir() else p
     try:
-        host = json.loads(f.read_text())
+        data = json.loads(f.read_text())
     except FileNotFoundError as e:
         raise StoreError(f"{f}: no host.json; run `cpubench run` on that host or `cpubench import-logs` first") from e
     except json.JSONDecodeError as e:
         raise StoreError(f"{f}: not valid JSON ({e.msg} at line {e.lineno}); restore it from the host's copy") from e
     except OSError as e:
         raise StoreError(f"{f}: cannot read ({e.strerror})") from e
-    if not isinstance(host, dict):
-        raise StoreError(f"{f}: not a host record (a JSON object); restore it from the host's copy")
-    schema = host.get("schema")
-    if isinstance(schema, int) and not isinstance(schema, bool) and schema > HOST_SCHEMA:
-        raise StoreError(
-            f"{f}: written by a newer cpubench (host schema {schema}, this one reads {HOST_SCHEMA}): upgrade"
-        )
-    if schema != HOST_SCHEMA:
-        raise StoreError(f"{f}: host schema {schema!r}, this cpubench reads {HOST_SCHEMA}")
-    return host
+    try:
+        return HostRecord.from_dict(data)
+    except NewerHostRecord as e:
+        raise NewerHostError(f"{f}: {e}") from e
+    except HostRecordError as e:
+        raise StoreError(f"{f}: {e}; restore it from the host's copy") from e
 
 
 def record_line(record: RunRecord) -> str:
