@@ -1,0 +1,92 @@
+"""Folders written before the layout by role and the declared record fields (schema-2 run records that kept
+``launch`` and a point's batch sizes in ``details``, tests/fixtures/schema2) resume, report, compare and render
+pages exactly as the version that wrote them did (its outputs are the golden files in tests/golden/schema2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cpubench.results import store
+
+HERE = Path(__file__).resolve().parent
+FIXTURE = HERE / "fixtures" / "schema2"
+GOLDEN = HERE / "golden" / "schema2"
+
+
+def cpubench(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cpubench", *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=300)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the fixture, and the outputs of report, compare and pages over it (run once for the module)."""
+    d = tmp_path_factory.mktemp("schema2")
+    shutil.copytree(FIXTURE / "data", d / "data")
+    for args in (["report", "data", "-o", "out/report", "--no-model-table", "--no-plots"],
+                 ["pages", "data", "-o", "out/pages", "--no-plots"]):  # fmt: skip
+        p = cpubench(args, d)
+        assert p.returncode == 0, p.stderr
+    for name, extra in (("compare.txt", []), ("compare.json", ["--json"])):
+        p = cpubench(["compare", "data/s2-a", "data/s2-b", *extra], d)
+        assert p.returncode == 0, p.stderr
+        (d / "out" / name).write_text(p.stdout)
+    return d
+
+
+def golden_files() -> list[str]:
+    return sorted(str(p.relative_to(GOLDEN)) for p in GOLDEN.rglob("*") if p.is_file() and p.name != "results.json")
+
+
+@pytest.mark.parametrize("name", golden_files())
+def test_outputs_are_those_of_the_version_that_wrote_the_folder(work: Path, name: str) -> None:
+    assert (work / "out" / name).read_text() == (GOLDEN / name).read_text()
+
+
+def test_results_json_keeps_every_figure_and_lifts_details_into_declared_fields(work: Path) -> None:
+    old = json.loads((GOLDEN / "report" / "results.json").read_text())
+    new = json.loads((work / "out" / "report" / "results.json").read_text())
+    assert {k: v for k, v in new.items() if k not in ("generated", "runs")} == {
+        k: v for k, v in old.items() if k not in ("generated", "runs")
+    }
+    assert len(new["runs"]) == len(old["runs"]) == 80
+    lifted = {"launch", "group", "recovered_from", "quiet_wait", "lock_forced", "ensemble", "instance"}
+    for a, b in zip(old["runs"], new["runs"], strict=True):
+        assert {k: v for k, v in a.items() if k != "details"} == {k: v for k, v in b.items() if k not in lifted
+                                                                  and k != "details"}  # fmt: skip
+        was = a["details"]
+        if "launch" in was:
+            assert b["launch"] == was["launch"]
+        if "process" in was:
+            assert b["group"]["batch_sizes"] == was["process"]["batch_sizes"]
+        assert not {"launch", "process", "batch_sizes", "trace"} & set(b["details"])
+
+
+def test_the_folder_resumes_without_rerunning_anything(work: Path) -> None:
+    env = {**os.environ, "CPUBENCH_NO_TF_PROBE": "1", "CPUBENCH_LOCK": str(work / "lock"), "FAKE_SPEED": "1.0"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    before = (work / "data" / "s2-a" / "runs.jsonl").read_bytes()
+    for config, todo in (("classic.yaml", 8), ("scaling.yaml", 0)):
+        p = cpubench(["run", "--config", str(FIXTURE / config), "--out", "data", "--host-id", "s2-a", "--dry-run"],
+                     work, env)  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        # The classic matrix's lenet runs failed: they are done unless --retry-failed asks for them again.
+        assert f"0 runs to do, {16 if todo else 24} already done" in p.stdout, p.stdout
+        retry = cpubench(["run", "--config", str(FIXTURE / config), "--out", "data", "--host-id", "s2-a",
+                          "--dry-run", "--retry-failed"], work, env)  # fmt: skip
+        assert f"{todo} runs to do" in retry.stdout, retry.stdout
+    p = cpubench(["run", "--config", str(FIXTURE / "scaling.yaml"), "--out", "data", "--host-id", "s2-a"], work, env)
+    assert p.returncode == 0 and "0 ok, 0 failed, 0 timeout" in p.stdout and "24 already done" in p.stdout, p.stdout
+    assert (work / "data" / "s2-a" / "runs.jsonl").read_bytes() == before
+    runs = store.read_runs(work / "data" / "s2-a")
+    assert not runs.warnings and len(runs.records) == 40
+    pinned = [r for r in runs.records if r.params.get("placement") == "sequential"]
+    assert pinned and all(r.launch and r.launch["cpus"] for r in pinned)
+    assert all(r.group and r.group["batch_sizes"] == [1, 2, 4] for r in runs.records if r.config_name == "s2-scaling")
