@@ -1,6 +1,8 @@
 """Folders written before the layout by role and the declared record fields (schema-2 run records that kept
 ``launch`` and a point's batch sizes in ``details``, tests/fixtures/schema2) resume, report, compare and render
-pages exactly as the version that wrote them did (its outputs are the golden files in tests/golden/schema2)."""
+pages exactly as the version that wrote them did (its outputs are the golden files in tests/golden/schema2); the
+schema-1 folder of cpubench 0.1 (tests/fixtures/schema1) reports and renders pages as that version did too
+(tests/golden/schema1; its resume is tested in test_runner.py)."""
 
 from __future__ import annotations
 
@@ -39,6 +41,29 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert p.returncode == 0, p.stderr
         (d / "out" / name).write_text(p.stdout)
     return d
+
+
+@pytest.fixture(scope="module")
+def work1(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("schema1")
+    shutil.copytree(HERE / "fixtures" / "schema1" / "data", d / "data")
+    for args in (["report", "data", "-o", "out/report", "--no-model-table", "--no-plots"],
+                 ["pages", "data", "-o", "out/pages", "--no-plots"]):  # fmt: skip
+        p = cpubench(args, d)
+        assert p.returncode == 0, p.stderr
+    return d
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        str(p.relative_to(GOLDEN.parent / "schema1"))
+        for p in (GOLDEN.parent / "schema1").rglob("*")
+        if p.is_file() and p.name != "results.json"
+    ),  # fmt: skip
+)
+def test_schema1_outputs_are_those_of_the_version_before(work1: Path, name: str) -> None:
+    assert (work1 / "out" / name).read_text() == (GOLDEN.parent / "schema1" / name).read_text()
 
 
 def golden_files() -> list[str]:
