@@ -3,9 +3,8 @@ total, printed from what the timing loop measures.
 
 Why its own class: the log is a view of the measurement, not part of it. Old scripts ``grep "total images/sec"`` and
 ``cpubench.results.logparse`` reads these lines back (years of upstream logs as well as ours), so the text must not
-drift;
-keeping every line here, apart from the timing loop, is what lets a test check the format with fake steps and no
-TensorFlow. :class:`UpstreamLog` is a :class:`~tf_cnn_benchmarks.timing.StepObserver`, so the progress stays live.
+drift; keeping every line here, apart from the timing loop, is what lets a test check the format with fake steps and
+no TensorFlow. :class:`UpstreamLog` is a :class:`~tf_cnn_benchmarks.timing.StepObserver`, so the progress stays live.
 """
 
 from __future__ import annotations

@@ -1,22 +1,22 @@
-"""``cpubench run``: run a config's matrix on this host, one engine process per run, and never lose a measurement.
+"""The session behind ``cpubench run``: run a config's matrix on this host, one engine process per group, and never
+lose a measurement.
 
 The roles, each in its module:
 
 - :mod:`cpubench.sweep.planner` decides what is still to do (resume by a per-run identity hash; ``--retry-failed``
-reruns
-  failed and timed-out runs) and can grow its plan while results
-  arrive;
-- :mod:`cpubench.execution.executor` starts engine children tied to the runner, with the environment the config
-means, and
-  turns how each ended into an outcome (one child now, several pinned children for the tuner);
+  reruns failed and timed-out runs) and can grow its plan while results arrive;
+- :mod:`cpubench.execution.group` is the one way engine children start: a group (one process, one or more batch
+  sizes), alone or as an ensemble of pinned groups; it builds their commands, logs and records;
+- :mod:`cpubench.execution.executor` starts children tied to the runner and turns how each ended into an outcome;
 - :mod:`cpubench.execution.recorder` makes the typed record and files it in :mod:`cpubench.results.store`;
 - :mod:`cpubench.sweep.progress` prints what happens: a live line on a terminal, heartbeats without one.
 
-This module ties them together: the command line, the locks (one benchmark per machine, one writer per folder),
-signals, the host's metadata and the generated real-data set.
+This module ties them together: the locks (one benchmark per machine, one writer per folder), signals, the host's
+record, the generated real-data set, and the plan resolved against this host's topology. The command line is
+:mod:`cpubench.commands.run`.
 
-Why one process per run (``python -m tf_cnn_benchmarks ... --result_json``): a crash, an out-of-memory kill or a
-hang costs one run, not the sweep, and every run starts from the same cold state as the classic scripts did. The
+Why one process per group (``python -m tf_cnn_benchmarks ... --result_json``): a crash, an out-of-memory kill or a
+hang costs one group, not the sweep, and every group starts from the same cold state as the classic scripts did. The
 result JSON is the contract; the log (``logs/<setting>/<model>-bs<k>-r<i>.log``) is kept for people. A run without
 a usable result JSON is ``failed`` with the exit code or signal and the last error line of its log, never a 0.
 
