@@ -3,4 +3,6 @@
 # suite. Extra arguments go to pytest.
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" test,torch
 ruff check tf_cnn_benchmarks cpubench tests bench
+# The rooms' import rules (pyproject.toml [tool.importlinter]): imports point down, the engine never imports cpubench.
+lint-imports --no-cache
 exec python -m pytest "$@"
