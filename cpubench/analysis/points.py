@@ -1,0 +1,276 @@
+"""The points of a thread-scaling study: per host, model and setting, each statistic reduced over its ok repeats.
+
+Why: ``cpubench pages`` (the Packrat-style scaling pages) and the framework comparison
+(:mod:`cpubench.analysis.frameworks`) read the same points, so a page's plot and the comparison's table cannot
+disagree. Each statistic of a point (threads, batch, execution, placement, memory, framework) is the median over its
+ok repeats of that statistic per run; the plots' bands are the min and max across repeats. A record that gave no
+point keeps its reason, so a page can say why a section is empty (remote memory on one NUMA node, interleave on one
+socket) instead of showing an empty or failed plot.
+
+A point's key holds its framework, so a PyTorch eager point and a TensorFlow eager point stay apart.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cpubench.analysis import engines
+from cpubench.analysis.order import model_sort_key
+
+# Order in which a section picks the setting it shows when several have data (the first with ok points wins).
+BASE_PLACEMENTS = ("sequential", "none", "interleave")
+BASE_MEMORY = ("local", "default", "remote")
+EXECUTIONS = engines.EXECUTIONS[engines.TENSORFLOW]
+
+
+@dataclass(frozen=True)
+class Key:
+    """What identifies one point of a scaling study on one host. The framework is last (with TensorFlow's default)
+    so keys written before PyTorch runs existed read as they did."""
+
+    host: str
+    model: str
+    execution: str
+    placement: str
+    memory: str
+    inter: int
+    threads: int
+    batch: int
+    framework: str = engines.TENSORFLOW
+
+    @property
+    def mode(self) -> Mode:
+        return (self.framework, self.execution)
+
+
+# (framework, execution): what one line of a plot follows. Shown as the execution alone while a page holds one
+# framework (so a TensorFlow study reads as it always did), with the framework's name when it holds both.
+Mode = tuple[str, str]
+
+
+@dataclass
+class Point:
+    """One point's ok repeats, reduced: medians of each per-run statistic, and ranges across repeats for bands."""
+
+    key: Key
+    repeats: int
+    lat_min: float
+    lat_avg: float
+    lat_max: float
+    p50: float
+    p90: float
+    p99: float
+    p50_lo: float
+    p50_hi: float
+    thr_min: float
+    thr_avg: float
+    thr_max: float
+    thr_lo: float
+    thr_hi: float
+    # the engine's intra-op thread count at the framework's default (threads 0), when its records say
+    threads_effective: int | None = None
+
+
+def _median(xs: Iterable[float]) -> float:
+    return float(statistics.median(list(xs)))
+
+
+def _key(rec: Any) -> Key:
+    p = rec.params
+    return Key(
+        host=str(rec.host_id),
+        model=str(rec.model),
+        execution=engines.execution_of(rec),
+        placement=str(p.get("placement") or "none"),
+        memory=str(p.get("memory") or "default"),
+        inter=int(p.get("num_inter_threads") or 0),
+        threads=int(p.get("num_intra_threads") or 0),
+        batch=int(rec.batch_size or 0),
+        framework=engines.framework_of(rec),
+    )
+
+
+def _effective_threads(recs: Sequence[Any]) -> int | None:
+    """The intra-op count the engine reported, most common across repeats (a default is the same in each)."""
+    counts = [int(c) for c in ((r.threads or {}).get("intra_effective") for r in recs)
+              if isinstance(c, int) and not isinstance(c, bool) and c > 0]  # fmt: skip
+    return max(set(counts), key=lambda c: (counts.count(c), -c)) if counts else None
+
+
+def reduce_point(key: Key, recs: Sequence[Any]) -> Point:
+    """Medians over repeats; the per-run throughput range comes from its fastest and slowest step (images per
+    batch / step time), so ``throughput(min)`` pairs with ``latency(max)`` as in Packrat's files."""
+    lats = [r.latency_ms for r in recs]
+    images = [r.samples.global_batch or (r.batch_size or 0) * (r.num_devices or 1) for r in recs]
+    ips = [float(r.images_per_sec) for r in recs]
+    return Point(
+        key=key,
+        repeats=len(recs),
+        lat_min=_median(lat.min for lat in lats),
+        lat_avg=_median(lat.mean for lat in lats),
+        lat_max=_median(lat.max for lat in lats),
+        p50=_median(lat.p50 for lat in lats),
+        p90=_median(lat.p90 for lat in lats),
+        p99=_median(lat.p99 for lat in lats),
+        p50_lo=min(lat.p50 for lat in lats),
+        p50_hi=max(lat.p50 for lat in lats),
+        thr_min=_median(1000.0 * n / lat.max for n, lat in zip(images, lats, strict=True)),
+        thr_avg=_median(ips),
+        thr_max=_median(1000.0 * n / lat.min for n, lat in zip(images, lats, strict=True)),
+        thr_lo=min(ips),
+        thr_hi=max(ips),
+        threads_effective=_effective_threads(recs),
+    )
+
+
+@dataclass
+class Study:
+    """Every host's points, and why the runs that did not measure anything did not (per host, model and axis value)."""
+
+    points: dict[Key, Point] = field(default_factory=dict)
+    # (host, model, axis, value) -> the reasons of its records that are not ok (skipped: "n/a: one NUMA node")
+    reasons: dict[tuple[str, str, str, str], list[str]] = field(default_factory=dict)
+    hosts: list[str] = field(default_factory=list)
+    # every record that gave no point, with its reason: where the framework comparison finds why a side is missing
+    failures: list[tuple[Key, str]] = field(default_factory=list)
+
+    def models(self, host: str) -> list[str]:
+        found = {k.model for k in self.points if k.host == host} | {m for h, m, _, _ in self.reasons if h == host}
+        return sorted(found, key=model_sort_key)
+
+    def of(self, host: str, model: str) -> list[Point]:
+        return [p for k, p in self.points.items() if k.host == host and k.model == model]
+
+    def failures_of(self, host: str, model: str) -> list[tuple[Key, str]]:
+        return [(k, why) for k, why in self.failures if k.host == host and k.model == model]
+
+
+def build_study(runs: Iterable[Any], hosts: Sequence[str]) -> Study:
+    study = Study(hosts=list(hosts))
+    groups: dict[Key, list[Any]] = {}
+    for rec in runs:
+        if not rec.model:
+            continue
+        key = _key(rec)
+        if rec.ok and rec.latency_ms is not None and rec.images_per_sec:
+            groups.setdefault(key, []).append(rec)
+        else:
+            study.failures.append((key, rec.reason or (f"{rec.status}, but no step times recorded" if rec.ok else
+                                                       rec.status)))  # fmt: skip
+            for axis, value in (("placement", key.placement), ("memory", key.memory)):
+                why = rec.reason or rec.status
+                bucket = study.reasons.setdefault((key.host, key.model, axis, value), [])
+                if why not in bucket:
+                    bucket.append(why)
+    for key, recs in groups.items():
+        study.points[key] = reduce_point(key, recs)
+    for h in {k.host for k in study.points} | {h for h, _, _, _ in study.reasons}:
+        if h not in study.hosts:
+            study.hosts.append(h)
+    return study
+
+
+def _order(values: Iterable[str], preferred: Sequence[str]) -> list[str]:
+    vs = set(values)
+    return [v for v in preferred if v in vs] + sorted(vs - set(preferred))
+
+
+def base_points(points: Sequence[Point]) -> list[Point]:
+    """The points the "Sequential" sections show: sequential placement (else unpinned) with local memory (else the
+    default), at the most common inter-op thread count, so every line of a plot varies in one axis only. Chosen per
+    framework: one framework's choice never hides the other's points."""
+    fws = sorted({p.key.framework for p in points}, key=lambda fw: engines.mode_sort_key((fw, "")))
+    if len(fws) > 1:
+        return [q for fw in fws for q in base_points([p for p in points if p.key.framework == fw])]
+    if not points:
+        return []
+    placement = _order((p.key.placement for p in points), BASE_PLACEMENTS)[0]
+    pts = [p for p in points if p.key.placement == placement]
+    memory = _order((p.key.memory for p in pts), BASE_MEMORY)[0]
+    pts = [p for p in pts if p.key.memory == memory]
+    inters = [p.key.inter for p in pts]
+    inter = max(set(inters), key=lambda v: (inters.count(v), -v))
+    return [p for p in pts if p.key.inter == inter]
+
+
+def executions(points: Iterable[Point]) -> list[str]:
+    return _order((p.key.execution for p in points), EXECUTIONS)
+
+
+def modes(points: Iterable[Point]) -> list[Mode]:
+    """Every (framework, execution) of the points: TensorFlow's modes first, each framework's in declared order."""
+    return sorted({p.key.mode for p in points}, key=engines.mode_sort_key)
+
+
+def several_frameworks(points: Iterable[Point]) -> bool:
+    return len({p.key.framework for p in points}) > 1
+
+
+def series(points: Iterable[Point], execution: str | Mode, batch: int) -> list[Point]:
+    """One line's points in thread order: an execution mode (of any framework) or a (framework, execution)."""
+    if isinstance(execution, tuple):
+        return sorted((p for p in points if p.key.mode == execution and p.key.batch == batch), key=_threads)
+    return sorted((p for p in points if p.key.execution == execution and p.key.batch == batch), key=_threads)
+
+
+def _threads(p: Point) -> int:
+    return p.key.threads
+
+
+def speedups(points: Sequence[Point]) -> dict[int, float] | None:
+    """Throughput at t threads over throughput at one thread (one execution, one batch), or None without t=1."""
+    one = next((p for p in points if p.key.threads == 1), None)
+    if one is None or one.thr_avg <= 0:
+        return None
+    return {p.key.threads: p.thr_avg / one.thr_avg for p in points}
+
+
+@dataclass
+class Loss:
+    """One heatmap: % loss of ``other`` against ``base`` per (threads, batch) of one execution mode."""
+
+    execution: str
+    threads: list[int]
+    batches: list[int]
+    values: dict[tuple[int, int], float]
+    framework: str = engines.TENSORFLOW
+
+    @property
+    def mode(self) -> Mode:
+        return (self.framework, self.execution)
+
+
+def losses(points: Sequence[Point], axis: str, base: str, other: str, kind: str) -> list[Loss]:
+    """Pair points that differ only in ``axis`` (placement or memory); the other NUMA axis is fixed at the first
+    value in its preference order where both sides have data. Latency loss is (other - base) / base (slower is a
+    loss); throughput loss is (base - other) / base."""
+    fixed_axis = "memory" if axis == "placement" else "placement"
+    prefs = BASE_MEMORY if fixed_axis == "memory" else BASE_PLACEMENTS
+    by: dict[tuple[Any, ...], Point] = {}
+    for p in points:
+        by[(getattr(p.key, axis), getattr(p.key, fixed_axis), p.key.mode, p.key.inter, p.key.threads,
+            p.key.batch)] = p  # fmt: skip
+    for fixed in _order((getattr(p.key, fixed_axis) for p in points), prefs):
+        out = []
+        for mode in modes(points):
+            values: dict[tuple[int, int], float] = {}
+            for (a, f, e, inter, t, b), p in by.items():
+                if a != base or f != fixed or e != mode:
+                    continue
+                q = by.get((other, fixed, mode, inter, t, b))
+                if q is None:
+                    continue
+                if kind == "latency":
+                    values[(t, b)] = (q.p50 - p.p50) / p.p50 * 100.0
+                else:
+                    values[(t, b)] = (p.thr_avg - q.thr_avg) / p.thr_avg * 100.0
+            if values:
+                ts = sorted({t for t, _ in values})
+                bs = sorted({b for _, b in values})
+                out.append(Loss(mode[1], ts, bs, values, mode[0]))
+        if out:
+            return out
+    return []
