@@ -13,9 +13,12 @@ import sys
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("cpubench.sweep.session", "run the benchmark matrix of a config on this host"),
-    "report": ("cpubench.render.report", "merge host result folders into summary/summary.md, CSV, JSON and plots"),
-    "pages": ("cpubench.render.site", "a scaling study as a Jekyll site: per host and model a page, CSVs and plots"),
-    "compare": ("cpubench.render.compare", "two host folders: faster, slower or not significant per setting and model"),
+    "report": ("cpubench.commands.report", "merge host result folders into summary/summary.md, CSV, JSON and plots"),
+    "pages": ("cpubench.commands.pages", "a scaling study as a Jekyll site: per host and model a page, CSVs and plots"),
+    "compare": (
+        "cpubench.commands.compare",
+        "two host folders: faster, slower or not significant per setting and model",
+    ),
     "models": ("cpubench.commands.models", "print the model table (input size, parameters, memory, multiply-adds)"),
     "make-data": ("cpubench.commands.make_data", "build ImageNet-format TFRecord shards from a folder of JPEGs"),
     "import-logs": ("cpubench.commands.import_logs", "turn legacy tf_cnn_benchmarks logs into cpubench run records"),

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from cpubench import cli
-from cpubench.analysis import stats
-from cpubench.render import compare
+from cpubench.analysis import compare, stats
+from cpubench.render import tables
 from cpubench.results import store
 from tf_cnn_benchmarks.record import RunRecord, Samples
 
@@ -39,7 +39,7 @@ def test_identical_inputs_are_not_significant() -> None:
     assert ci is not None and ci.known and not ci.significant
     assert ci.verdict == stats.NOT_SIGNIFICANT
     assert ci.ratio == 1.0 and ci.low is not None and ci.high is not None and ci.low <= 1.0 <= ci.high
-    assert ci.text().startswith("\u22481.00 [")
+    assert tables.ratio_ci_text(ci).startswith("\u22481.00 [")
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -56,7 +56,7 @@ def test_scaled_by_1_3_is_faster_with_the_interval_above_1() -> None:
     assert ci is not None and ci.significant and ci.verdict == stats.FASTER
     assert ci.low is not None and ci.high is not None and 1.0 < ci.low <= ci.ratio <= ci.high
     assert abs(ci.ratio - 1.3) < 1e-9
-    assert ci.text() == f"1.30 [{ci.low:.2f}\u2013{ci.high:.2f}]"
+    assert tables.ratio_ci_text(ci) == f"1.30 [{ci.low:.2f}\u2013{ci.high:.2f}]"
     slower = stats.ratio_of_medians(base, [1.3 * v for v in base])
     assert slower is not None and slower.verdict == stats.SLOWER and slower.high is not None and slower.high < 1.0
 
@@ -66,7 +66,7 @@ def test_one_repeat_has_no_interval() -> None:
     assert ci is not None and not ci.known and not ci.significant
     assert ci.low is None and ci.high is None and ci.verdict == stats.NO_INTERVAL
     assert (ci.n_a, ci.n_b) == (1, 3)
-    assert ci.text() == f"{60.0 / 50.2:.2f} (n=1)"
+    assert tables.ratio_ci_text(ci) == f"{60.0 / 50.2:.2f} (n=1)"
     assert stats.ratio_of_medians([], MEASURED) is None
 
 

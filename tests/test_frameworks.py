@@ -17,7 +17,8 @@ import pytest
 from PIL import Image
 
 from cpubench import cli
-from cpubench.analysis import frameworks
+from cpubench.analysis import engines, frameworks, points
+from cpubench.render import frameworks as framework_text
 from cpubench.render import report
 from cpubench.render import site as pages
 from cpubench.results import store
@@ -136,7 +137,7 @@ def test_ratio_table_best_picks_and_na_reason_from_the_records(both: Path) -> No
     assert eight.throughput_ratio is None and eight.latency_ratio is None
     assert eight.reason == f"n/a: no ok pytorch run at batch 8 ({OOM})"
 
-    table = comp.table()
+    table = framework_text.table(comp)
     (row1,) = table_rows(table, "1")
     assert row1[1:] == ["graph, 2 threads", f"{tf.thr_avg:.2f}", f"{tf.p50:.2f}", "script, 2 threads",
                         f"{pt.thr_avg:.2f}", f"{pt.p50:.2f}", "1.50x", "1.50x"]  # fmt: skip
@@ -157,18 +158,18 @@ def test_plot_series_one_line_per_framework_and_mode(both: Path) -> None:
 
 
 def test_the_key_tells_the_frameworks_eager_points_apart(both: Path) -> None:
-    study = pages.build_study(store.load_host(both / HOST).runs, [HOST])
+    study = points.build_study(store.load_host(both / HOST).runs, [HOST])
     eager = [k for k in study.points if k.execution == "eager" and k.threads == 1 and k.batch == 1]
     assert sorted(k.framework for k in eager) == ["pytorch", "tensorflow"]
     # PyTorch's eager records name no execution: read as the framework's default, not TensorFlow's graph
     rec = RunRecord(framework="pytorch", params={})
-    assert frameworks.execution_of(rec) == "eager" and frameworks.execution_of(RunRecord(params={})) == "graph"
+    assert engines.execution_of(rec) == "eager" and engines.execution_of(RunRecord(params={})) == "graph"
 
 
 def test_no_setting_in_common_says_so_and_a_missing_side_says_not_measured() -> None:
-    def point(fw: str, placement: str, batch: int = 1) -> pages.Point:
-        key = pages.Key("h", "m", frameworks.default_execution(fw), placement, "local", 1, 2, batch, fw)
-        return pages.Point(key, 1, *[10.0] * 8, *[100.0] * 5)
+    def point(fw: str, placement: str, batch: int = 1) -> points.Point:
+        key = points.Key("h", "m", engines.default_execution(fw), placement, "local", 1, 2, batch, fw)
+        return points.Point(key, 1, *[10.0] * 8, *[100.0] * 5)
 
     comp = frameworks.compare([point("tensorflow", "sequential"), point("pytorch", "none")], [], "h", "m")
     assert comp is not None and not comp.rows and comp.note is not None
@@ -234,8 +235,8 @@ def test_report_shows_the_comparison_and_every_plot_exists(both: Path, tmp_path:
     md = (out / "summary.md").read_text()
     part = md.split("## TensorFlow vs PyTorch\n", 1)[1]
     assert part.lstrip().startswith(f"### {HOST}: {MODEL}, ")
-    assert table_rows(part, "1")[0][1:] == table_rows(frameworks.from_records(
-        store.load_host(both / HOST).runs)[0].table(), "1")[0][1:]  # fmt: skip
+    assert table_rows(part, "1")[0][1:] == table_rows(framework_text.table(frameworks.from_records(
+        store.load_host(both / HOST).runs)[0]), "1")[0][1:]  # fmt: skip
     assert f"n/a: no ok pytorch run at batch 8 ({OOM})" in part
     images = report_images(md)
     for name in images:

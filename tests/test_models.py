@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cpubench.commands.models import model_table_rows, render
+from cpubench.analysis.models import model_table_rows
+from cpubench.render.models import render
 from tf_cnn_benchmarks.models import IMAGENET_CLASSES, UnknownModelError, get, names
 
 REPO = Path(__file__).resolve().parents[1]

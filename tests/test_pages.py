@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from cpubench import cli
+from cpubench.analysis import points
 from cpubench.render import site as pages
+from cpubench.render import site_pages
 from cpubench.results import store
 from cpubench.spec import axes
 from tf_cnn_benchmarks.record import RunRecord, Samples
@@ -132,7 +134,7 @@ def page_images(md: str) -> list[str]:
 def test_pages_headings_front_matter_images_and_na_sections(site: Path) -> None:
     for model in MODELS:
         md = (site / HOST / f"{model}.md").read_text()
-        assert md.startswith(f'---\nlayout: scalebench\ntitle: "{pages.model_title(model)}"\n---\n')
+        assert md.startswith(f'---\nlayout: scalebench\ntitle: "{site_pages.model_title(model)}"\n---\n')
         headings = [line for line in md.splitlines() if line.startswith("#")]
         assert headings == HEADINGS
         images = page_images(md)
@@ -145,7 +147,7 @@ def test_pages_headings_front_matter_images_and_na_sections(site: Path) -> None:
         # no interleave runs at all: said so, never a plot
         numa = md.split("# NUMA Effects\n", 1)[1].split("\n#", 1)[0]
         assert "<img" not in numa and "not measured" in numa
-    assert pages.model_title("resnet50") == "ResNet50" and pages.model_short("resnet50") == "resnet"
+    assert site_pages.model_title("resnet50") == "ResNet50" and site_pages.model_short("resnet50") == "resnet"
     index = (site / "index.md").read_text()
     assert f"(./{HOST}/lenet.html)" in index and f"(./{HOST}/trivial.html)" in index
     assert (site / "_config.yml").is_file() and (site / "_layouts" / "scalebench.html").is_file()
@@ -163,16 +165,16 @@ def test_summary_best_threads(site: Path) -> None:
 
 
 def test_speedup_and_losses_from_points() -> None:
-    def point(threads: int, thr: float, memory: str = "local", p50: float = 10.0) -> pages.Point:
-        key = pages.Key("h", "m", "graph", "sequential", memory, 1, threads, 8)
-        return pages.Point(key, 1, p50, p50, p50, p50, p50, p50, p50, p50, thr, thr, thr, thr, thr)
+    def point(threads: int, thr: float, memory: str = "local", p50: float = 10.0) -> points.Point:
+        key = points.Key("h", "m", "graph", "sequential", memory, 1, threads, 8)
+        return points.Point(key, 1, p50, p50, p50, p50, p50, p50, p50, p50, thr, thr, thr, thr, thr)
 
-    su = pages.speedups([point(1, 10.0), point(2, 18.0), point(4, 30.0)])
+    su = points.speedups([point(1, 10.0), point(2, 18.0), point(4, 30.0)])
     assert su == {1: 1.0, 2: 1.8, 4: 3.0}
-    assert pages.speedups([point(2, 18.0)]) is None
+    assert points.speedups([point(2, 18.0)]) is None
     pts = [point(1, 10.0), point(1, 8.0, "remote", p50=12.5)]
-    (lat,) = pages.losses(pts, "memory", "local", "remote", "latency")
-    (thr,) = pages.losses(pts, "memory", "local", "remote", "throughput")
+    (lat,) = points.losses(pts, "memory", "local", "remote", "latency")
+    (thr,) = points.losses(pts, "memory", "local", "remote", "throughput")
     assert lat.values[(1, 8)] == pytest.approx(25.0) and thr.values[(1, 8)] == pytest.approx(20.0)
 
 
@@ -223,7 +225,7 @@ def test_a_two_node_host_gets_numa_heatmaps_and_hosts_share_plots(study: Path, t
                  "lenet-remote-throughput-graph.png"):  # fmt: skip
         assert name in images
     assert "n/a" not in md and "not measured" not in md
-    (loss,) = pages.losses(pages.build_study(store.load_host(root / "box2").runs, ["box2"]).of("box2", "lenet"),
+    (loss,) = points.losses(points.build_study(store.load_host(root / "box2").runs, ["box2"]).of("box2", "lenet"),
                            "memory", "local", "remote", "latency")  # fmt: skip
     assert all(v == pytest.approx(20.0) for v in loss.values.values())
     assert "n/a: one NUMA node" in (out / HOST / "lenet.md").read_text()

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from cpubench import cli
-from cpubench.analysis import stats
+from cpubench.analysis import cells, order, stats
 from cpubench.render import report
-from cpubench.results import store
+from cpubench.results import merge, store
 from cpubench.spec import axes
 from tf_cnn_benchmarks.record import RunRecord, Samples
 
@@ -234,7 +234,7 @@ def _normalise(text: str, root: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, report.ReportFiles, report.Merged]:
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, report.ReportFiles, merge.Merged]:
     root = tmp_path_factory.mktemp("data")
     write_dataset(root)
     out = root.parent / (root.name + "-summary")
@@ -242,7 +242,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, repo
     return root, out, files, merged
 
 
-def test_golden_summary(rendered: tuple[Path, Path, report.ReportFiles, report.Merged]) -> None:
+def test_golden_summary(rendered: tuple[Path, Path, report.ReportFiles, merge.Merged]) -> None:
     root, _, files, _ = rendered
     text = _normalise(files.summary.read_text(), root)
     if os.environ.get("UPDATE_GOLDEN"):
@@ -258,7 +258,7 @@ def _table(md: str, setting: str) -> list[list[str]]:
     return [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()]
 
 
-def test_classic_shape_and_order(rendered: tuple[Path, Path, report.ReportFiles, report.Merged]) -> None:
+def test_classic_shape_and_order(rendered: tuple[Path, Path, report.ReportFiles, merge.Merged]) -> None:
     _, _, files, _ = rendered
     md = files.summary.read_text()
     titles = re.findall(r"^\*\*(.+)\*\*$", md.split("## Relative to", 1)[0], flags=re.M)
@@ -290,7 +290,7 @@ def test_classic_shape_and_order(rendered: tuple[Path, Path, report.ReportFiles,
     assert "| 0 " not in md and "| 0.00" not in md
 
 
-def test_special_cells(rendered: tuple[Path, Path, report.ReportFiles, report.Merged]) -> None:
+def test_special_cells(rendered: tuple[Path, Path, report.ReportFiles, merge.Merged]) -> None:
     _, _, files, _ = rendered
     md = files.summary.read_text()
     notes = dict(re.findall(r"^- \[(\d+)\] (.*)$", md, flags=re.M))
@@ -324,7 +324,7 @@ def test_special_cells(rendered: tuple[Path, Path, report.ReportFiles, report.Me
     assert cell("real-replicated-2cpus", "vgg16", "lab-box") == "\u2014"
 
 
-def test_warnings_and_relative_table(rendered: tuple[Path, Path, report.ReportFiles, report.Merged]) -> None:
+def test_warnings_and_relative_table(rendered: tuple[Path, Path, report.ReportFiles, merge.Merged]) -> None:
     _, _, files, merged = rendered
     md = files.summary.read_text()
     assert "## Warnings" in md and "written by a newer cpubench (record schema 99" in md
@@ -334,7 +334,7 @@ def test_warnings_and_relative_table(rendered: tuple[Path, Path, report.ReportFi
     assert table[2].split("|")[2].strip() == "1.00"  # the baseline column of resnet50
 
 
-def test_plots_embedded_and_written(rendered: tuple[Path, Path, report.ReportFiles, report.Merged]) -> None:
+def test_plots_embedded_and_written(rendered: tuple[Path, Path, report.ReportFiles, merge.Merged]) -> None:
     _, out, files, _ = rendered
     assert len(files.plots) == 9
     for p in files.plots:
@@ -343,7 +343,7 @@ def test_plots_embedded_and_written(rendered: tuple[Path, Path, report.ReportFil
     assert (out / "plots" / "syn-replicated-nccl-4gpus.png").is_file()
 
 
-def test_csv_and_json_are_tidy(rendered: tuple[Path, Path, report.ReportFiles, report.Merged]) -> None:
+def test_csv_and_json_are_tidy(rendered: tuple[Path, Path, report.ReportFiles, merge.Merged]) -> None:
     _, _, files, _ = rendered
     with open(files.csv, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -360,7 +360,7 @@ def test_csv_and_json_are_tidy(rendered: tuple[Path, Path, report.ReportFiles, r
     assert doc["baseline"] == "epyc-7742" and len(doc["hosts"]) == 5 and len(doc["settings"]) == 9
 
 
-def test_model_table(rendered: tuple[Path, Path, report.ReportFiles, report.Merged]) -> None:
+def test_model_table(rendered: tuple[Path, Path, report.ReportFiles, merge.Merged]) -> None:
     _, _, files, _ = rendered
     md = files.summary.read_text()
     models = md.split("## Models", 1)[1].split("## Images/sec", 1)[0]
@@ -465,7 +465,7 @@ def test_settings_are_ordered_by_their_stored_axis_values_not_their_names() -> N
 
 
 def test_models_unknown_after_known() -> None:
-    assert sorted(["zeta", "vgg16", "alpha", "resnet50"], key=report.model_sort_key) == [
+    assert sorted(["zeta", "vgg16", "alpha", "resnet50"], key=order.model_sort_key) == [
         "resnet50",
         "vgg16",
         "alpha",
@@ -613,13 +613,13 @@ def test_noisy_and_drifting_cells_are_marked_with_a_note(tmp_path: Path) -> None
 
 
 def test_notes_for_several_noisy_or_drifting_repeats() -> None:
-    assert report.noise_note(2, 3, 12.34) == (
+    assert cells.noise_note(2, 3, 12.34) == (
         "noisy: 2 of 3 repeats saw up to 12.3% foreign CPU during their measured windows"
     )
-    assert report.drift_note([8.1], 1) == (
+    assert cells.drift_note([8.1], 1) == (
         "drift: the second half of the timed steps ran 8.1% slower than the first (beyond their spread)"
     )
-    assert report.drift_note([4.0, -3.2, 6.5], 5) == (
+    assert cells.drift_note([4.0, -3.2, 6.5], 5) == (
         "drift: in 3 of 5 repeats the second half of the timed steps ran up to 6.5% slower or up to 3.2% faster "
         "than the first (beyond their spread)"
     )

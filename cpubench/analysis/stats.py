@@ -8,7 +8,8 @@ and taking the ratio of medians each time gives the spread of the ratio those re
 same data print the same intervals every time.
 
 With fewer than 2 repeats on a side there is nothing to resample: the interval is unknown, and the result says so
-(never an interval of width zero that would look like certainty).
+(never an interval of width zero that would look like certainty). How a ratio reads in a table
+(``1.32 [1.25–1.40]``, ``≈1.02 [...]``, ``1.02 (n=1)``) is :func:`cpubench.render.tables.ratio_ci_text`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from cpubench.render import tables
 
 RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -79,10 +78,6 @@ class RatioCI:
         if not self.significant:
             return NOT_SIGNIFICANT
         return FASTER if self.ratio > 1.0 else SLOWER
-
-    def text(self) -> str:
-        """The table rendering (see :func:`cpubench.render.tables.fmt_ratio_ci`)."""
-        return tables.fmt_ratio_ci(self.ratio, self.low, self.high, self.significant, min(self.n_a, self.n_b))
 
     def to_dict(self) -> dict[str, Any]:
         return {

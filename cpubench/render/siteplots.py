@@ -1,9 +1,9 @@
 """The PNG plots of ``cpubench pages``: lines against threads or batch size (with a band across repeats) and % loss
 heatmaps (threads x batch size).
 
-Why apart from :mod:`cpubench.render.site`: the pages, CSVs and summary are built without drawing (``--no-plots``, and
-tests of the numbers), so matplotlib is imported only here. The Agg backend keeps headless hosts from opening a
-window. PNG metadata carries no software version, so the same data draws the same bytes.
+Why apart from :mod:`cpubench.render.site_pages`: the pages, CSVs and summary are built without drawing
+(``--no-plots``, and tests of the numbers), so matplotlib is imported only here. The Agg backend keeps headless hosts
+from opening a window. PNG metadata carries no software version, so the same data draws the same bytes.
 """
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ def lines(path: Path, title: str, xlabel: str, ylabel: str, data: Sequence[Line]
 def heatmap(path: Path, title: str, loss: Any) -> Path:
     """% loss per (threads, batch) as coloured cells with their value; a pair not measured stays blank.
 
-    ``loss`` is a :class:`cpubench.render.site.Loss`. Red is a loss, blue a gain, on a scale symmetric around 0 so the
-    colour of 0% never depends on the data.
+    ``loss`` is a :class:`cpubench.analysis.points.Loss`. Red is a loss, blue a gain, on a scale symmetric around 0 so
+    the colour of 0% never depends on the data.
     """
     ts, bs = loss.threads, loss.batches
     grid = [[loss.values.get((t, b), math.nan) for b in bs] for t in ts]

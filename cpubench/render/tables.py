@@ -8,8 +8,12 @@ markdown (a ``|`` inside a failure reason would split the row).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from tabulate import tabulate
+
+if TYPE_CHECKING:
+    from cpubench.analysis.stats import RatioCI
 
 MISSING = "\u2014"  # em dash: a run never made
 
@@ -59,6 +63,11 @@ def fmt_ratio_ci(ratio: float, low: float | None, high: float | None, significan
         return f"{x:.3f}" if f"{x:.2f}" == "1.00" and x != 1.0 else f"{x:.2f}"
 
     return f"{mark}{ratio:.2f} [{bound(low)}\u2013{bound(high)}]"
+
+
+def ratio_ci_text(ci: RatioCI) -> str:
+    """A ratio of medians with its bootstrap interval as the relative table and ``cpubench compare`` print it."""
+    return fmt_ratio_ci(ci.ratio, ci.low, ci.high, ci.significant, min(ci.n_a, ci.n_b))
 
 
 def fmt_bytes_gib(value: float | int | None) -> str:
