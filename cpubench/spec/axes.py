@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from cpubench.spec import frameworks
+
 # Where a config gives an axis's values.
 MATRIX = "matrix"  # matrix.<name>: a value or a list, crossed with the other axes
 TOP = "top"  # a top-level key (device, num_gpus)
@@ -79,13 +81,17 @@ class Axis:
     choices_from: Callable[[], Sequence[Any]] | None = field(default=None, compare=False)
     # How the runner starts the child for a value (its CPUs, its NUMA memory), for axes that are not engine flags.
     launch: Callable[[Any, dict[str, Any], Launch, Any], Launch] | None = field(default=None, compare=False)
-    # A text value a config may give instead of a list ("all", "1..8"), expanded into values on this host.
-    expand: Callable[[str], list[Any]] | None = field(default=None, compare=False)
+    # A text value a config may give instead of a list ("1..8", "all"): (text, topology) -> its values, or None
+    # where the text needs a host and no topology is given ("all" at load: resolved later against a host).
+    expand: Callable[[str, Any], list[Any] | None] | None = field(default=None, compare=False)
     # The default where it depends on the run's other values (execution: graph in TensorFlow, eager in PyTorch).
     default_for: Callable[[dict[str, Any]], Any] | None = field(default=None, compare=False)
     # Why a value means nothing beside the run's other values (pytorch has no graph execution), or None: such a
     # combination of a sweep is left out of its plan, not run and failed.
     applies: Callable[[Any, dict[str, Any]], str | None] | None = field(default=None, compare=False)
+    # The value that actually runs beside the run's other values, with why, or None where it runs as asked (pytorch
+    # on one device runs every variable update as parameter_server): the plan names and measures that value, once.
+    runs_as: Callable[[Any, dict[str, Any]], tuple[Any, str] | None] | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
@@ -214,12 +220,11 @@ def _bind(value: Any, _values: dict[str, Any], launch: Launch, topo: Any) -> Lau
     return replace(launch, membind=topology.memory_nodes(topo, launch.cpus or list(topo.cpus), value))
 
 
-def _threads(text: str) -> list[int]:
-    """``all`` = 1..the physical cores of one socket of this host; ``A..B`` = A, A+1, ..., B."""
+def _threads(text: str, topo: Any) -> list[int] | None:
+    """``all`` = 1..the physical cores of one socket of ``topo`` (None without one: it waits for a host);
+    ``A..B`` = A, A+1, ..., B on any host."""
     if text.strip() == "all":
-        from cpubench.host import topology
-
-        return list(range(1, topology.Topology.read().cores_per_socket + 1))
+        return None if topo is None else list(range(1, topo.cores_per_socket + 1))
     a, sep, b = text.partition("..")
     if not sep or not a.strip().isdigit() or not b.strip().isdigit() or int(a) > int(b):
         raise ValueError(f"{text!r}: expected a number, a list, `all` or a range like 1..8")
@@ -230,26 +235,60 @@ def _execution(value: Any, _values: dict[str, Any]) -> str | None:
     return {"eager": "eager", "xla": "xlajit", "script": "script", "compile": "compile"}.get(value)
 
 
-def _framework_modes() -> dict[str, tuple[str, ...]]:
-    from tf_cnn_benchmarks import flags as engine_flags
+# ------------------------------------------------------------------------ what a framework can run (spec.frameworks)
 
-    return engine_flags.EXECUTIONS
+
+def _caps(values: dict[str, Any]) -> frameworks.Capabilities:
+    return frameworks.of(values.get("framework"))
 
 
 def _execution_default(values: dict[str, Any]) -> str:
-    return _framework_modes()[values.get("framework") or "tensorflow"][0]
+    return _caps(values).executions[0]
 
 
 def _execution_applies(value: Any, values: dict[str, Any]) -> str | None:
-    framework = values.get("framework") or "tensorflow"
-    modes = _framework_modes()[framework]
-    return None if value in modes else f"{framework} has no {value} execution (it runs {', '.join(modes)})"
+    caps = _caps(values)
+    modes = caps.executions
+    return None if value in modes else f"{caps.name} has no {value} execution (it runs {', '.join(modes)})"
 
 
 def _xla_applies(value: Any, values: dict[str, Any]) -> str | None:
-    if value and values.get("framework") == "pytorch":
-        return "pytorch has no XLA (its compiler is execution: compile)"
+    caps = _caps(values)
+    return f"{caps.name} has no XLA ({caps.no_xla})" if value and caps.no_xla else None
+
+
+def _data_applies(value: Any, values: dict[str, Any]) -> str | None:
+    caps = _caps(values)
+    if value == "real" and not caps.real_data:
+        return f"{caps.name} has no real-data input (synthetic data only)"
     return None
+
+
+def _device_applies(value: Any, values: dict[str, Any]) -> str | None:
+    caps = _caps(values)
+    return None if value in caps.device_types else f"{caps.name} runs on {' or '.join(caps.device_types)} only"
+
+
+def _devices_applies(value: Any, values: dict[str, Any]) -> str | None:
+    caps = _caps(values)
+    if caps.max_devices is None or not isinstance(value, int) or value <= caps.max_devices:
+        return None
+    most = "one device" if caps.max_devices == 1 else f"{caps.max_devices} devices at most"
+    return f"{caps.name} runs {most}, not {value}"
+
+
+def _nccl_applies(value: Any, values: dict[str, Any]) -> str | None:
+    caps = _caps(values)
+    return f"{caps.name} has no NCCL all-reduce" if value and not caps.nccl else None
+
+
+def _update_runs_as(value: Any, values: dict[str, Any]) -> tuple[Any, str] | None:
+    """On one device a framework whose variables are then local runs every variable update as its one mode."""
+    caps = _caps(values)
+    mode = caps.one_device_update
+    if mode is None or value == mode or values.get("num_devices", 1) != 1:
+        return None
+    return mode, f"{caps.name} on one device has local variables: variable_update {value} runs as {mode}"
 
 
 # ----------------------------------------------------------------------------------------------------- the table
@@ -259,16 +298,17 @@ AXES: tuple[Axis, ...] = (
     Axis("model", ("model",), source=MODELS, choices_from=model_names, rank=100, help="the network"),
     Axis("batch_size", ("batch_size",), minimum=1, source=MODELS, rank=101, help="images per device per step"),
     Axis("data", ("data_dir", "data_name"), "syn", str, ("syn", "real"), fragment=itself, argv=_data_argv, rank=1,
-         help="synthetic data, or real ImageNet-format TFRecords (data_dir or generate_data)"),
+         applies=_data_applies, help="synthetic data, or real ImageNet-format TFRecords (data_dir or generate_data)"),
     Axis("variable_update", ("variable_update",), "parameter_server", fragment=itself, rank=2,
-         help="how gradients and variables move between devices"),
+         runs_as=_update_runs_as, help="how gradients and variables move between devices"),
     Axis("nccl", ("all_reduce_spec", "use_nccl"), False, bool, fragment=word("nccl"), argv=_nccl_argv, rank=3,
-         help="all-reduce with NCCL"),
+         applies=_nccl_applies, help="all-reduce with NCCL"),
     Axis("distortions", ("distortions",), False, fragment=word("distortions"), rank=4,
          help="random flips and colour distortions of real data"),
-    Axis("device", ("device",), "cpu", source=TOP, rank=5, help="the device type that computes"),
+    Axis("device", ("device",), "cpu", source=TOP, rank=5, applies=_device_applies,
+         help="the device type that computes"),
     Axis("num_devices", ("num_gpus",), 1, minimum=1, source=TOP, config_key="num_gpus", fragment=_devices, rank=6,
-         help="devices (logical CPU devices with device: cpu)"),
+         applies=_devices_applies, help="devices (logical CPU devices with device: cpu)"),
     Axis("forward_only", ("forward_only", "eval"), False, fragment=word("inference"), rank=7,
          help="inference only"),
     Axis("xla_compile", ("xla_compile", "xla"), False, fragment=word("xla"), rank=8, applies=_xla_applies,
@@ -332,11 +372,12 @@ def owned_flags() -> dict[str, str]:
     return {flag: a.where for a in table() for flag in a.flags}
 
 
-def launch(values: dict[str, Any], topo: Any = None) -> Launch:
-    """How to start the child of a run, from every axis that decides it (in declaration order: placement, then
-    memory). Reads this host's topology when an axis needs it; raises topology.NotApplicable for a value this host
-    cannot give (interleave on one socket, remote memory on one NUMA node) and topology.PlacementError for more
-    threads than cores."""
+def launch(values: dict[str, Any], topo: Any) -> Launch:
+    """How to start the child of a run on the host ``topo`` describes (a :class:`cpubench.host.topology.Topology`),
+    from every axis that decides it (in declaration order: placement, then memory). Reads nothing: raises
+    topology.NotApplicable for a value that host cannot give (interleave on one socket, remote memory on one NUMA
+    node), topology.PlacementError for more threads than cores, topology.TopologyError when an axis needs a host and
+    ``topo`` is None."""
     out = Launch()
     for a in table():
         if a.launch is not None:
@@ -346,7 +387,7 @@ def launch(values: dict[str, Any], topo: Any = None) -> Launch:
             if topo is None:
                 from cpubench.host import topology
 
-                topo = topology.Topology.read()
+                raise topology.TopologyError(f"{a.where}: {value} needs the host's topology; none was given")
             out = a.launch(value, values, out, topo)
     return out
 
@@ -369,6 +410,18 @@ def not_applicable(values: dict[str, Any]) -> str | None:
             if why:
                 return why
     return None
+
+
+def runs_as(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The values that actually run (each axis's ``runs_as`` applied, in declaration order) and why each changed."""
+    out, why = dict(values), []
+    for a in table():
+        if a.runs_as is not None and a.name in out:
+            changed = a.runs_as(out[a.name], out)
+            if changed is not None:
+                out[a.name] = changed[0]
+                why.append(changed[1])
+    return out, why
 
 
 def argv(values: dict[str, Any], ctx: Context) -> list[str]:

@@ -1,4 +1,4 @@
-"""Sweep configs: load and validate a YAML matrix, expand it into settings, name them as the classic tables do.
+"""Sweep configs: load a YAML matrix and validate it against the axis declarations, reading nothing of the host.
 
 What may be swept, and how each axis is checked, spelled on the command line and named, is declared once in
 :mod:`cpubench.spec.axes`; this module applies those declarations to a YAML document.
@@ -7,33 +7,50 @@ Why validation up front, with line numbers: a config is written once and then ru
 (``variable_update: replicate``, ``modles:``) found at 3 a.m. by the engine costs a night; found at load time with
 ``configs/x.yaml:12: matrix.variable_update[1]: ...`` it costs ten seconds.
 
-Why a per-run hash (:func:`run_hash`) rather than one hash of the whole file: resume must skip exactly the runs whose
-measurement would be the same. Adding a model to a config must not rerun the others; changing ``num_batches`` or a
-flag must rerun everything it touches. The hash covers what identifies the measurement (:func:`run_identity`: every
-axis value, the counts and extra flags, the real data's source, the engine and its framework version, the config's
-``env:`` and the thread environment the engine starts with), and nothing else (not the config name, not where the
-results or our engine are installed, not the timeout).
+Why no host at load: a config may be loaded on one machine and run on others (``cpubench fleet``). Everything that
+can be checked without a host is checked here (``all`` and ``A..B`` syntax, a thread count for a pinned placement);
+what needs one (``all``, too many threads for a placement) is settled by :func:`cpubench.spec.plan.resolve`.
+
+The rest of a sweep's spec lives beside this module and is importable from it, as it always was: the types
+(:mod:`cpubench.spec.schema`), the plan (:mod:`cpubench.spec.plan`) and the run identity
+(:mod:`cpubench.spec.identity`).
 """
 
 from __future__ import annotations
 
 import difflib
-import fnmatch
-import hashlib
-import itertools
-import json
 import math
 import os
 import re
 import shlex
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from cpubench.spec import axes
+from cpubench.spec.identity import engine_flags, engine_for, run_hash, run_hash_v1, run_identity
+from cpubench.spec.plan import (
+    launch,
+    left_out,
+    matches,
+    needs_host,
+    plan,
+    plan_notes,
+    resolve,
+    runs_as,
+    setting_name,
+    settings,
+)
+from cpubench.spec.schema import Config, ConfigError, GenerateData, OnHost, Planned, Setting, located
+
+# Importable from here as before the split (the runner, the planner, the tests use cfg.<name>).
+__all__ = [
+    "Config", "ConfigError", "GenerateData", "OnHost", "Planned", "Setting", "engine_flags", "engine_for",
+    "expand_data_dir", "launch", "left_out", "load_config", "matches", "needs_host", "packaged_configs",
+    "parse_config", "plan", "plan_notes", "resolve", "resolve_config", "run_hash", "run_hash_v1", "run_identity",
+    "runner_flags", "runs_as", "setting_name", "settings",
+]  # fmt: skip
 
 PACKAGE_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = "cpu-default"
@@ -62,91 +79,6 @@ def runner_flags() -> dict[str, str]:
 def exclude_keys() -> tuple[str, ...]:
     """Keys an exclude rule may use: every axis (by its config key)."""
     return tuple(a.key for a in axes.table())
-
-
-class ConfigError(Exception):
-    """A config that cannot be run: the message is ``file:line: key: what is wrong``."""
-
-
-@dataclass
-class GenerateData:
-    """``generate_data: {count: N, size: S}``: N synthetic JPEGs (S = WxH or one side; default make-data's 500x375,
-    the size of an average ImageNet photo, so decoding costs what it does on real data), written as TFRecords."""
-
-    count: int
-    size: str = ""
-
-    @property
-    def label(self) -> str:
-        return f"{self.count}x{self.size or 'default'}"
-
-
-@dataclass
-class Config:
-    """A validated config. ``matrix`` and ``top`` map axis names to lists of values; ``models`` maps model names to
-    lists of batch sizes."""
-
-    name: str
-    source: str
-    repeats: int = 2
-    num_batches: int = 100
-    num_warmup_batches: int = 10
-    timeout: float = 1800.0
-    data_dir: str = ""
-    generate_data: GenerateData | None = None
-    models: dict[str, list[int]] = field(default_factory=dict)
-    matrix: dict[str, list[Any]] = field(default_factory=dict)
-    top: dict[str, list[Any]] = field(default_factory=dict)
-    exclude: list[dict[str, list[Any]]] = field(default_factory=list)
-    flags: dict[str, Any] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)
-    engine: list[str] | None = None
-    description: str = ""
-    batches_per_process: bool = False  # one engine process measures every batch size of a point (inference)
-
-    def gives(self, axis: axes.Axis) -> bool:
-        """Whether the config sets this axis (else every run takes its default)."""
-        return bool(self.matrix.get(axis.name) if axis.source == axes.MATRIX else self.top.get(axis.name))
-
-    def values_of(self, axis: axes.Axis) -> list[Any]:
-        """The values a sweep takes on an axis: the config's, else the axis default alone."""
-        given = self.matrix.get(axis.name) if axis.source == axes.MATRIX else self.top.get(axis.name)
-        return list(given) if given else [axis.default]
-
-    @property
-    def device(self) -> str:
-        return str(self.values_of(axes.get("device"))[0])
-
-    @property
-    def num_gpus(self) -> list[int]:
-        return self.values_of(axes.get("num_devices"))
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One column of the classic tables: every axis fixed except the model and batch size."""
-
-    name: str
-    params: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Planned:
-    """One engine process to run: a setting, a model, a batch size and a repeat index."""
-
-    setting: Setting
-    model: str
-    batch_size: int
-    repeat: int
-
-    @property
-    def key(self) -> tuple[str, str, int, int]:
-        return (self.setting.name, self.model, self.batch_size, self.repeat)
-
-    @property
-    def values(self) -> dict[str, Any]:
-        """Every axis value of the run (the setting's, the model and the batch size)."""
-        return {**self.setting.params, "model": self.model, "batch_size": self.batch_size}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -232,14 +164,7 @@ class _Validator:
         self.lines = lines
 
     def error(self, path: tuple[Any, ...], msg: str) -> ConfigError:
-        p = path
-        while p not in self.lines and p:
-            p = p[:-1]
-        line = self.lines.get(p, 1)
-        where = ""
-        for part in path:
-            where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
-        return ConfigError(f"{self.source}:{line}: {where or '(top)'}: {msg}")
+        return located(self.source, self.lines, path, msg)
 
     # -- scalar checks
 
@@ -320,7 +245,7 @@ class _Validator:
         for key in REQUIRED_KEYS:
             if key not in top:
                 raise self.error((), f"missing required key `{key}`")
-        c = Config(name=self.str_(top["name"], ("name",)), source=self.source)
+        c = Config(name=self.str_(top["name"], ("name",)), source=self.source, lines=self.lines)
         if "description" in top:
             c.description = str(top["description"])
         for axis in axes.top_axes():
@@ -401,9 +326,10 @@ class _Validator:
                 path = _item(vals, ("matrix", key), i)
                 if isinstance(x, str) and axis.expand is not None and axis.value_kind is not str:
                     try:
-                        values.extend(axis.expand(x))
-                    except (ValueError, OSError) as e:
+                        expanded = axis.expand(x, None)  # no host here: `all` waits for one (plan.resolve)
+                    except ValueError as e:
                         raise self.error(path, str(e)) from None
+                    values.extend([OnHost(x.strip(), path)] if expanded is None else expanded)
                 else:
                     values.append(self.axis_value(axis, x, path))
             out[axis.name] = values
@@ -413,30 +339,16 @@ class _Validator:
         return out
 
     def placements(self, matrix: dict[str, list[Any]]) -> None:
-        """Pinned placements need a thread count per run, and no more threads than this host's cores can give."""
-        placed = [p for p in matrix.get("placement", []) if p != "none"]
-        if not placed:
+        """A pinned placement needs a thread count per run; whether a host's cores can give it is for
+        :func:`cpubench.spec.plan.resolve` to say, against that host."""
+        if not any(p != "none" for p in matrix.get("placement", [])):
             return
-        from cpubench.host import topology
-
         threads = matrix.get("num_intra_threads", [0])
-        if any(t < 1 for t in threads):
+        if any(not isinstance(t, OnHost) and t < 1 for t in threads):
             raise self.error(
                 ("matrix", "placement"),
                 "a pinned placement needs matrix.num_intra_threads of 1 or more (the cores to pin to)",
             )
-        try:
-            topo = topology.Topology.read()
-        except topology.TopologyError as e:
-            raise self.error(("matrix", "placement"), f"cannot read this host's topology: {e}") from None
-        for p in placed:
-            for t in threads:
-                try:
-                    topology.check_threads(topo, p, t)
-                except topology.PlacementError as e:
-                    raise self.error(("matrix", "num_intra_threads"), f"placement {p}: {e}") from None
-                except topology.NotApplicable:
-                    pass  # recorded as n/a with the reason when it runs
 
     def exclude(self, v: Any, models: set[str]) -> list[dict[str, list[Any]]]:
         if not isinstance(v, list):
@@ -518,162 +430,6 @@ class _Validator:
 def _item(raw: Any, path: tuple[Any, ...], i: int) -> tuple[Any, ...]:
     """Path of the i-th value: ``key[i]`` when the YAML gave a list, ``key`` when it gave one scalar."""
     return (*path, i) if isinstance(raw, list) else path
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Expansion
-
-
-def setting_name(params: dict[str, Any]) -> str:
-    """The classic column name of a setting (see :func:`cpubench.spec.axes.setting_name`)."""
-    return axes.setting_name(params)
-
-
-def _excluded(values: dict[str, Any], rules: list[dict[str, list[Any]]]) -> bool:
-    """A rule excludes a combination when every key it names matches (a list in a rule means any of them)."""
-
-    def hit(v: Any, xs: list[Any]) -> bool:
-        return any(v == x and type(v) is type(x) for x in xs)
-
-    return any(all(k in values and hit(values[k], xs) for k, xs in rule.items()) for rule in rules)
-
-
-def _combinations(config: Config) -> Iterator[dict[str, Any]]:
-    """Every combination of the setting axes' values, the first axis varying slowest; an axis the config leaves
-    alone takes the default of the combination's other values (execution: graph in tensorflow, eager in pytorch)."""
-    setting_axes = axes.setting_axes()
-    for combo in itertools.product(*(config.values_of(a) for a in setting_axes)):
-        params = dict(zip((a.name for a in setting_axes), combo, strict=True))
-        for a in setting_axes:
-            if a.default_for is not None and not config.gives(a):
-                params[a.name] = a.default_in(params)
-        yield params
-
-
-def plan(config: Config, repeats: int | None = None) -> list[Planned]:
-    """Every run of the config, repeats outermost: a sweep cut short still has every setting measured once.
-
-    Settings are the product of the setting axes in declaration order (the first axis varies slowest); within a
-    setting, models in config order and their batch sizes (``matrix.batch_size`` overrides them all).
-    """
-    batch_override = config.matrix.get("batch_size")
-    runs_per_repeat: list[tuple[Setting, str, int]] = []
-    for params in _combinations(config):
-        if axes.not_applicable(params):
-            continue  # pytorch with graph execution, or tensorflow with script: see left_out()
-        setting = Setting(setting_name(params), params)
-        for model, model_batches in config.models.items():
-            for bs in batch_override or model_batches:
-                if not _excluded({**params, "model": model, "batch_size": bs}, config.exclude):
-                    runs_per_repeat.append((setting, model, bs))
-    n_rep = config.repeats if repeats is None else repeats
-    return [Planned(s, m, b, r) for r in range(n_rep) for (s, m, b) in runs_per_repeat]
-
-
-def left_out(config: Config) -> dict[str, int]:
-    """The combinations of a config's axes that mean nothing, by reason, with how many settings each leaves out (a
-    sweep says so at its start: ``framework: [tensorflow, pytorch]`` beside ``execution: [graph, script]`` runs
-    tensorflow in graph and pytorch in script only)."""
-    out: dict[str, int] = {}
-    for params in _combinations(config):
-        why = axes.not_applicable(params)
-        if why:
-            out[why] = out.get(why, 0) + 1
-    return out
-
-
-def settings(config: Config) -> list[str]:
-    """The distinct setting names of a config, in plan order."""
-    return list(dict.fromkeys(p.setting.name for p in plan(config, repeats=1)))
-
-
-def engine_flags(config: Config, run: Planned, data_dir: str) -> list[str]:
-    """The engine flags of one run (without ``--result_json``): every axis's, the counts, then the config's
-    ``flags:`` sorted by name."""
-    argv = axes.argv(run.values, axes.Context(data_dir=data_dir))
-    argv += [f"--num_batches={config.num_batches}", f"--num_warmup_batches={config.num_warmup_batches}"]
-    argv += [f"--{k}={axes.flag_value(v)}" for k, v in sorted(config.flags.items())]
-    return argv
-
-
-def run_identity(
-    config: Config, run: Planned, data_source: dict[str, Any], engine: dict[str, Any], thread_env: dict[str, str]
-) -> dict[str, Any]:
-    """Everything that identifies one measurement: the axis values, the counts and extra flags, the real data's
-    source, the engine (name and version, or its command) with its framework, and the thread environment the child
-    sees. Not paths, not names, not the timeout: moving a results folder or renaming a config reruns nothing."""
-    return {
-        "axes": axes.identity(run.values),
-        "counts": [config.num_batches, config.num_warmup_batches],
-        "flags": sorted((k, axes.flag_value(v)) for k, v in config.flags.items()),
-        "data": data_source if run.setting.params.get("data") == "real" else None,
-        "engine": engine_for(engine, run.values.get("framework") or "tensorflow"),
-        "env": sorted(config.env.items()),
-        "thread_env": sorted(thread_env.items()),
-        # One process for every batch size of a point is another way of measuring (a warm process, a retrace).
-        **({"batches_per_process": True} if config.batches_per_process else {}),
-    }
-
-
-def engine_for(engine: dict[str, Any], framework: str) -> dict[str, Any]:
-    """The engine identity of one run: its own framework and that framework's version only, so installing torch
-    reruns no TensorFlow run and a new TensorFlow reruns no PyTorch run."""
-    versions = engine.get("versions") or {}
-    out = {k: v for k, v in engine.items() if k != "versions"}
-    if "name" in engine and framework != "tensorflow":
-        out.update(framework=framework, framework_version=versions.get(framework))
-    return out
-
-
-def run_hash(
-    config: Config,
-    run: Planned,
-    data_source: dict[str, Any],
-    engine: dict[str, Any] | None = None,
-    thread_env: dict[str, str] | None = None,
-) -> str:
-    """The hash of :func:`run_identity`: runs resume only from records of the same measurement.
-
-    ``data_source`` describes the real data (``{"dir": "~/data/x"}`` or ``{"generated": {...}}``) so that moving
-    from generated images to a real data set reruns the real-data settings.
-    """
-    content = run_identity(config, run, data_source, engine or {}, thread_env or {})
-    blob = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-# The axes schema-1 records knew, and the order cpubench 0.1 passed their flags in: kept frozen so folders written
-# by it resume (their runs are matched by the hash they were recorded with).
-_V1_AXES = ("device", "num_devices", "variable_update", "nccl", "forward_only", "distortions", "precision",
-            "xla_compile", "num_intra_threads", "num_inter_threads")  # fmt: skip
-
-
-def run_hash_v1(config: Config, run: Planned, data_source: dict[str, Any]) -> str | None:
-    """The hash cpubench 0.1 gave this run (schema-1 records), or None when the run uses an axis it did not know."""
-    values = run.values
-    known = {*_V1_AXES, "data", "model", "batch_size"}
-    if any(v != axes.get(k).default for k, v in values.items() if k not in known):
-        return None
-    ctx = axes.Context()
-    flags = [f"--num_batches={config.num_batches}", f"--num_warmup_batches={config.num_warmup_batches}"]
-    for name in _V1_AXES:
-        flags += axes.get(name).to_argv(values[name], ctx)
-    if values["data"] == "real":
-        flags.append("--data_name=imagenet")
-    flags += [f"--{k}={axes.flag_value(v)}" for k, v in sorted(config.flags.items())]
-    content = {
-        "flags": flags,
-        "data": data_source if values["data"] == "real" else None,
-        "env": sorted(config.env.items()),
-    }
-    blob = json.dumps(content, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def matches(run: Planned, patterns: list[str]) -> bool:
-    """``--only`` globs match the setting, the model, or ``setting/model-bs<k>`` (e.g. ``syn-*/resnet50-*``)."""
-    full = f"{run.setting.name}/{run.model}-bs{run.batch_size}"
-    return any(fnmatch.fnmatchcase(x, pat) for pat in patterns for x in (run.setting.name, run.model, full))
 
 
 def expand_data_dir(path: str) -> str:
