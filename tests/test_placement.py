@@ -47,7 +47,7 @@ def test_a_tiny_study_pins_binds_says_na_for_remote_memory_and_renders_pages(tmp
             continue
         assert r["status"] == "ok", r["reason"]
         want = topology.placement_cpus(TOPO, "sequential", t)
-        assert r["cpus"] == want and r["details"]["launch"] == {"cpus": want, "membind": [0]}  # seen from inside
+        assert r["cpus"] == want and r["launch"] == {"cpus": want, "membind": [0]}  # seen from inside
         assert r["memory_policy"]["mode"] == "bind" and r["memory_policy"]["nodes"] == [0]
         assert r["threads"]["intra_effective"] == t and r["threads"]["inter_effective"] == 1
         log = (out / "h" / r["log"]).read_text()
