@@ -12,7 +12,7 @@ import sys
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("cpubench.sweep.session", "run the benchmark matrix of a config on this host"),
+    "run": ("cpubench.commands.run", "run the benchmark matrix of a config on this host"),
     "report": ("cpubench.commands.report", "merge host result folders into summary/summary.md, CSV, JSON and plots"),
     "pages": ("cpubench.commands.pages", "a scaling study as a Jekyll site: per host and model a page, CSVs and plots"),
     "compare": (

@@ -82,7 +82,7 @@ def test_unknown_keys_are_kept_and_written_back(tmp_path: Path) -> None:
         ("cpu_hz_advertised", float("nan")),
         ("caches", ["L1d"]),
         ("cpu_flags_of_interest", ["avx", 2]),
-        ("gpus", ["H100"]),
+        ("gpus", [3]),
         ("env", {"OMP_NUM_THREADS": 4}),
         ("schema", "1"),
     ],

@@ -268,4 +268,4 @@ def test_host_json_records_torch_and_its_thread_pools() -> None:
     assert "MKL-DNN" in info["onednn"] or "oneDNN" in info["onednn"]
     assert any(pool["user_api"] == "openmp" for pool in info["threadpools"]), info["threadpools"]
     host = sysinfo.collect_host("h", probe_tf=False)
-    assert host["torch_version"] == torch.__version__ and host["torch_build"]["probe"] == {"skipped": "not requested"}
+    assert host.torch_version == torch.__version__ and host.torch_build["probe"] == {"skipped": "not requested"}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -43,6 +43,7 @@ _BOOL = "bool"
 _OBJECT = "object"  # a JSON object, kept as it is (nested blobs: caches, topology, builds)
 _TEXTS = "texts"  # a list of text
 _OBJECTS = "objects"  # a list of JSON objects
+_GPUS = "gpus"  # a list of JSON objects (nvidia-smi's facts) or of names (host.json written by hand or long ago)
 _ENV = "env"  # an object of text to text
 
 _CHECKS: dict[str, str] = {
@@ -75,7 +76,7 @@ _CHECKS: dict[str, str] = {
     "torch_build": _OBJECT,
     "python": _TEXT,
     "python_executable": _TEXT,
-    "gpus": _OBJECTS,
+    "gpus": _GPUS,
     "env": _ENV,
     "machine_fingerprint": _TEXT,
     "collected": _TEXT,
@@ -90,6 +91,7 @@ _EXPECTED = {
     _OBJECT: "an object",
     _TEXTS: "a list of text",
     _OBJECTS: "a list of objects",
+    _GPUS: "a list of objects or names",
     _ENV: "an object of text values",
 }
 
@@ -137,7 +139,7 @@ class HostRecord:
     torch_build: dict[str, Any] | None = None  # {"probe", "probe_key"}
     python: str | None = None
     python_executable: str | None = None
-    gpus: list[dict[str, Any]] | None = None
+    gpus: list[dict[str, Any] | str] | None = None
     env: dict[str, str] | None = None  # the speed-changing environment variables
     # Identity and provenance
     machine_fingerprint: str | None = None
@@ -203,20 +205,6 @@ class HostRecord:
         """A host made from legacy logs (``import-logs``), not measured by ``cpubench run``."""
         return self.source == "import"
 
-    # -- transitional dict-style reads
-
-    # The report's merge still reads ``hr.host.get(...)`` and ``{**hr.host}`` (cpubench/render/report.py); these
-    # three read the on-disk view so it keeps working until it reads attributes. New code: use the attributes.
-
-    def keys(self) -> Iterator[str]:
-        return iter(self.to_dict())
-
-    def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.to_dict().get(key, default)
-
 
 def _valid(kind: str, v: Any) -> bool:
     if kind == _TEXT:
@@ -233,6 +221,8 @@ def _valid(kind: str, v: Any) -> bool:
         return isinstance(v, list) and all(isinstance(x, str) for x in v)
     if kind == _OBJECTS:
         return isinstance(v, list) and all(isinstance(x, dict) for x in v)
+    if kind == _GPUS:
+        return isinstance(v, list) and all(isinstance(x, (dict, str)) for x in v)
     if kind == _ENV:
         return isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items())
     raise AssertionError(kind)

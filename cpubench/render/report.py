@@ -121,7 +121,7 @@ def build_report(
     doc = {
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "baseline": baseline,
-        "hosts": merged.hosts,
+        "hosts": [h.to_dict() for h in merged.hosts],
         "settings": list(settings),
         "cells": [cell_json(c) for _, cells in settings.values() for c in cells.values()],
         "runs": [{**r.rec.to_dict(), "folder": r.folder} for r in merged.runs],

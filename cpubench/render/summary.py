@@ -35,6 +35,7 @@ from cpubench.analysis.cells import NOISE_LIMIT_PCT, Cell, Settings
 from cpubench.analysis.frameworks import Comparison
 from cpubench.analysis.models import ModelRows, model_table_rows
 from cpubench.analysis.order import model_sort_key
+from cpubench.host.record import HostRecord
 from cpubench.render import frameworks, tables
 from cpubench.render.models import NOTE
 from cpubench.results.merge import Merged
@@ -69,39 +70,37 @@ def _gpus(value: Any) -> str:
     return ", ".join(f"{c}\u00d7 {n}" if c > 1 else n for n, c in counts.items())
 
 
-def _topology(h: dict[str, Any]) -> str:
-    parts = [h.get("sockets"), h.get("cores_physical"), h.get("cores_logical")]
+def _topology(h: HostRecord) -> str:
+    parts = [h.sockets, h.cores_physical, h.cores_logical]
     return tables.MISSING if all(p is None for p in parts) else "/".join(tables.escape(p) for p in parts)
 
 
-def _dates(host: dict[str, Any], df: pd.DataFrame) -> str:
-    started = (
-        sorted(str(s)[:10] for s in df.loc[df["host_id"] == host["host_id"], "started"].dropna()) if len(df) else []
-    )
+def _dates(host: HostRecord, df: pd.DataFrame) -> str:
+    started = sorted(str(s)[:10] for s in df.loc[df["host_id"] == host.host_id, "started"].dropna()) if len(df) else []
     if started:
         return started[0] if started[0] == started[-1] else f"{started[0]} to {started[-1]}"
-    collected = host.get("collected")
+    collected = host.collected
     return str(collected)[:10] if collected else tables.MISSING
 
 
 def hosts_table(merged: Merged, df: pd.DataFrame) -> str:
     rows = [
         [
-            h["host_id"],
-            h.get("cpu_brand"),
+            h.host_id,
+            h.cpu_brand,
             _topology(h),
-            tables.fmt_bytes_gib(h.get("memory_bytes")),
-            h.get("tf_version"),
-            _gpus(h.get("gpus")),
+            tables.fmt_bytes_gib(h.memory_bytes),
+            h.tf_version,
+            _gpus(h.gpus),
             _dates(h, df),
         ]
-        for h in merged.hosts
+        for h in (m.record for m in merged.hosts)
     ]
     headers = ["host", "CPU", "sockets/cores/threads", "memory", "TensorFlow", "GPUs", "runs dated"]
     if "framework" in df and (df["framework"] == "pytorch").any():  # the column only where PyTorch ran
         headers.insert(5, "PyTorch")
         for row, h in zip(rows, merged.hosts, strict=True):
-            row.insert(5, h.get("torch_version") or "not installed")
+            row.insert(5, h.record.torch_version or "not installed")
     return tables.markdown_table(headers, rows)
 
 

@@ -6,9 +6,8 @@ host split over folders) and must agree on what they hold. Merging checks its in
 fingerprints (:class:`MergeError`: the commands exit 2), and the same run recorded twice with status ok (a warning;
 the earliest record is kept). It reads the store only through :mod:`cpubench.results.store`.
 
-Host record fields are read in few places, so a typed host record is one change: here in :class:`Merged`
-(``host_ids``, ``cpu_brands``), :func:`merge` (the fingerprint check) and :func:`relabel`; for the report's hosts
-table in :mod:`cpubench.render.summary`.
+A merged host is its typed :class:`~cpubench.host.record.HostRecord` (under the id it is reported as) and the
+folders it came from (:class:`MergedHost`).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cpubench.host.record import HostRecord
 from cpubench.results import store
 from tf_cnn_benchmarks.record import RunRecord
 
@@ -35,46 +35,62 @@ class MergedRun:
 
 
 @dataclass
+class MergedHost:
+    """A host of a merge: its record (under the id it is reported as) and the folders its runs came from."""
+
+    record: HostRecord
+    folders: list[str]
+
+    @property
+    def host_id(self) -> str:
+        return self.record.host_id
+
+    def to_dict(self) -> dict[str, Any]:
+        """The host as ``results.json`` gives it: its ``host.json`` fields and the folders."""
+        return {**self.record.to_dict(), "host_id": self.host_id, "folders": list(self.folders)}
+
+
+@dataclass
 class Merged:
     """Host folders merged: hosts in column order, deduplicated run records, and every warning raised."""
 
-    hosts: list[dict[str, Any]]  # host.json contents plus "folders": [paths]
+    hosts: list[MergedHost]
     runs: list[MergedRun]
     warnings: list[str] = field(default_factory=list)
     store_warnings: list[str] = field(default_factory=list)  # the subset cpubench.results.store raised (and printed)
 
     @property
     def host_ids(self) -> list[str]:
-        return [h["host_id"] for h in self.hosts]
+        return [h.host_id for h in self.hosts]
 
     def cpu_brands(self) -> dict[str, Any]:
         """host id -> the CPU brand its host record names (None where it names none)."""
-        return {h["host_id"]: h.get("cpu_brand") for h in self.hosts}
+        return {h.host_id: h.record.cpu_brand for h in self.hosts}
 
 
 def merge(paths: Iterable[str | Path]) -> Merged:
     """Read host folders (or folders of them) and merge them; raise MergeError on a host id clash."""
     warnings: list[str] = []
     store_warnings: list[str] = []
-    hosts: dict[str, dict[str, Any]] = {}
+    hosts: dict[str, MergedHost] = {}
     runs: list[MergedRun] = []
     for d in store.find_host_dirs(paths):
         hr = store.load_host(d)
         warnings.extend(hr.warnings)
         store_warnings.extend(hr.warnings)
         hid = hr.host_id
-        fp = hr.host.get("machine_fingerprint")
+        fp = hr.host.machine_fingerprint
         if hid in hosts:
             first = hosts[hid]
-            if first.get("machine_fingerprint") != fp:
+            if first.record.machine_fingerprint != fp:
                 raise MergeError(
-                    f"host id {hid!r} is claimed by {first['folders'][0]} and {d}, which are different machines "
-                    f"(fingerprints {first.get('machine_fingerprint')!r} and {fp!r}); give one of them another id "
+                    f"host id {hid!r} is claimed by {first.folders[0]} and {d}, which are different machines "
+                    f"(fingerprints {first.record.machine_fingerprint!r} and {fp!r}); give one of them another id "
                     f"(rename the folder and its host_id, or re-run with --host-id) and report again"
                 )
-            first["folders"].append(str(d))
+            first.folders.append(str(d))
         else:
-            hosts[hid] = {**hr.host, "host_id": hid, "folders": [str(d)]}
+            hosts[hid] = MergedHost(replace(hr.host, host_id=hid), [str(d)])
         for rec in hr.runs:
             if rec.host_id != hid:
                 warnings.append(f"{d}: a record says host {rec.host_id!r}; filed under the folder's {hid!r}")
@@ -126,6 +142,6 @@ def dedupe(runs: list[MergedRun], warnings: list[str]) -> list[MergedRun]:
 def relabel(merged: Merged, host_id: str) -> Merged:
     """A merge of one host under another id (its host record and every run): ``cpubench compare`` tells two folders
     of one host apart by their paths."""
-    host = {**merged.hosts[0], "host_id": host_id}
+    host = MergedHost(replace(merged.hosts[0].record, host_id=host_id), list(merged.hosts[0].folders))
     runs = [MergedRun(replace(r.rec, host_id=host_id), r.folder) for r in merged.runs]
     return Merged([host], runs, merged.warnings, merged.store_warnings)
