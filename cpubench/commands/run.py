@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from cpubench.host.topology import Topology
 from cpubench.results import hosts, store
 from cpubench.spec import config as cfg
 from cpubench.sweep.progress import Progress
@@ -79,7 +80,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        config = cfg.load_config(args.config)
+        # The plan is resolved against this host's topology before anything is locked or written, so a placement
+        # this host cannot give (more threads than its cores) is one line, exit 2.
+        config = cfg.resolve(cfg.load_config(args.config), Topology.read)
         if args.repeats is not None and args.repeats < 1:
             raise cfg.ConfigError(f"--repeats={args.repeats}: must be at least 1")
         if not args.heartbeat > 0:
