@@ -72,7 +72,7 @@ def test_full_disk_stops_the_sweep_with_the_fix_and_the_measured_run_is_recorded
     assert not (tmp_path / "first.jsonl").exists() or (tmp_path / "first.jsonl").read_text() == ""
     recs = [json.loads(ln) for ln in (tmp_path / "second.jsonl").read_text().splitlines()]
     assert [(r["model"], r["status"]) for r in recs] == [("inception3", "ok"), ("trivial", "ok")]
-    assert recs[0]["images_per_sec"] == 50.0 and "recovered" in recs[0]["details"]
+    assert recs[0]["images_per_sec"] == 50.0 and recs[0]["recovered_from"] == "inception3-bs8-r0.json"
     assert "measured before, not recorded; recorded from" in (tmp_path / "second.out").read_text()
     starts = [c["key"].split("/")[2] for c in calls(tmp_path) if c["event"] == "start"]
     assert starts == ["inception3", "trivial"]  # the measured run was not measured again
