@@ -20,20 +20,44 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Environment variables that size or place the thread pools of TensorFlow, OpenMP, oneDNN/MKL or OpenBLAS.
-THREAD_ENV_PREFIXES = ("OMP_", "KMP_", "MKL_", "OPENBLAS_", "TF_", "GOMP_", "ONEDNN_", "DNNL_")
-# Of those, the ones that *limit or pin* threads: a sweep started from a shell with OMP_NUM_THREADS=1 must not
-# silently measure one thread. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are kernel choices some hosts need to avoid
-# crashes in older OpenBLAS builds, and logging variables change nothing measured: those pass through.
+# What of the environment is ever recorded: an allowlist, never a prefix (a prefix let Terraform's TF_TOKEN_<host> and
+# TF_VAR_<secret> into results folders people share). Thread pools (OpenMP, oneDNN/MKL, OpenBLAS, TensorFlow's own),
+# by closed patterns; each family's names are upper-case words, so a pattern cannot reach into another tool's.
+_THREAD_ENV = re.compile(
+    r"^(?:OMP_[A-Z_]+|KMP_[A-Z_]+|GOMP_[A-Z_]+|MKL_[A-Z_]+|OPENBLAS_[A-Z0-9_]+|ONEDNN_[A-Z_]+|DNNL_[A-Z_]+"
+    r"|TF_(?:ENABLE|ONEDNN|MKL|NUM|XLA|CPU|GPU|CUDNN|FORCE|DETERMINISTIC|AUTO_MIXED|USE|DISABLE|INTRA|INTER)_[A-Z_]+"
+    r"|TF_XLA_FLAGS)$"
+)
+# Beyond threads, what else changes a run's speed and is recorded per host: allocators, PyTorch's runtime, devices.
+_SPEED_ENV = re.compile(
+    r"^(?:MALLOC_[A-Z_]+|LD_PRELOAD|TCMALLOC_[A-Z_]+|MALLOC_CONF|JEMALLOC_[A-Z_]+|XLA_FLAGS|CUDA_VISIBLE_DEVICES"
+    r"|NCCL_[A-Z_]+|TORCH_(?:NUM_THREADS|CPP_[A-Z_]+|COMPILE_[A-Z_]+)|BLIS_NUM_THREADS|VECLIB_MAXIMUM_THREADS"
+    r"|NUMEXPR_[A-Z_]+)$"
+)
+# A name that says it holds a credential is never recorded, whatever pattern it matches.
+_SECRET = re.compile(r"TOKEN|SECRET|PASSW|PASSPHRASE|CREDENTIAL|KEY|AUTH|COOKIE|SESSION|PRIVATE|CERT", re.I)
+# Of the thread variables, the ones that *limit or pin* threads: a sweep started from a shell with OMP_NUM_THREADS=1
+# must not silently measure one thread. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are kernel choices some hosts need to
+# avoid crashes in older OpenBLAS builds: those pass through.
 _THREAD_LIMITING = re.compile(
     r"^(OMP_\w+|KMP_\w+|GOMP_\w+|MKL_NUM_THREADS|MKL_DYNAMIC|MKL_DOMAIN_NUM_THREADS|OPENBLAS_NUM_THREADS"
     r"|BLIS_NUM_THREADS|VECLIB_MAXIMUM_THREADS|NUMEXPR_NUM_THREADS|TF_NUM_INTRAOP_THREADS|TF_NUM_INTEROP_THREADS)$"
 )
-# Variables that only change what is printed, or where a cluster's peers are (TF_CONFIG: host:port pairs): not
-# thread settings, kept out of a measurement's identity.
-_LOGGING_ONLY = frozenset({"TF_CPP_MIN_LOG_LEVEL", "TF_CPP_MAX_VLOG_LEVEL", "TF_CPP_VMODULE", "TF_CONFIG"})
-# Terraform's variables share the TF_ prefix and mean nothing to TensorFlow.
-_NOT_TENSORFLOW = ("TF_CLI_", "TF_VAR_", "TF_LOG", "TF_DATA_DIR", "TF_WORKSPACE", "TF_IN_AUTOMATION", "TF_INPUT")
+
+
+def is_secret(name: str) -> bool:
+    """A variable whose name says it holds a credential (token, secret, password, key...): never recorded."""
+    return bool(_SECRET.search(name))
+
+
+def is_thread_setting(name: str) -> bool:
+    """A variable that sizes or places a thread pool (``OMP_NUM_THREADS``, ``TF_ENABLE_ONEDNN_OPTS``...)."""
+    return bool(_THREAD_ENV.match(name)) and not is_secret(name)
+
+
+def is_speed_setting(name: str) -> bool:
+    """A variable recorded in ``host.json``: a thread setting, an allocator's, PyTorch's runtime, the devices."""
+    return (bool(_THREAD_ENV.match(name)) or bool(_SPEED_ENV.match(name))) and not is_secret(name)
 
 
 def read_text(path: str) -> str | None:
@@ -163,14 +187,15 @@ def is_thread_limiting(name: str) -> bool:
 
 
 def thread_env(environ: dict[str, str] | os._Environ[str] | None = None) -> dict[str, str]:
-    """The thread-related variables of an environment (``OMP_*``, ``KMP_*``, ``MKL_*``, ``OPENBLAS_*``, ``TF_*``...),
-    sorted, without those that only change logging."""
+    """The thread settings of an environment (:func:`is_thread_setting`), sorted; nothing else of it."""
     env = os.environ if environ is None else environ
-    return {
-        k: v
-        for k, v in sorted(env.items())
-        if k.startswith(THREAD_ENV_PREFIXES) and k not in _LOGGING_ONLY and not k.startswith(_NOT_TENSORFLOW)
-    }
+    return {k: v for k, v in sorted(env.items()) if is_thread_setting(k)}
+
+
+def speed_env(environ: dict[str, str] | os._Environ[str] | None = None) -> dict[str, str]:
+    """The variables that change a host's speed (:func:`is_speed_setting`), sorted; nothing else of it."""
+    env = os.environ if environ is None else environ
+    return {k: v for k, v in sorted(env.items()) if is_speed_setting(k)}
 
 
 def first_line(text: object, limit: int = 300) -> str:

@@ -35,8 +35,6 @@ from cpubench import __version__
 from cpubench.host.record import HOST_SCHEMA, HostRecord
 from tf_cnn_benchmarks import hostfacts
 
-# Environment variables that change TensorFlow CPU speed; recorded per host.
-ENV_PREFIXES = ("OMP_", "KMP_", "TF_", "ONEDNN_", "MKL_", "DNNL_", "GOMP_", "OPENBLAS_", "CUDA_VISIBLE_DEVICES")
 # Skip the TensorFlow probe (machines without TensorFlow, and tests that run the runner many times).
 NO_TF_PROBE_ENV = "CPUBENCH_NO_TF_PROBE"
 
@@ -260,8 +258,8 @@ def governor() -> str | None:
 
 
 def speed_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    env = os.environ if environ is None else environ
-    return {k: v for k, v in sorted(env.items()) if k.startswith(ENV_PREFIXES)}
+    """The environment variables that change this host's speed, by allowlist (:func:`hostfacts.speed_env`)."""
+    return hostfacts.speed_env(environ)
 
 
 def gpus() -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ import errno
 import json
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -99,6 +100,22 @@ def validate_host_id(host_id: str) -> str:
     return host_id
 
 
+_FILE_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+class FileNameError(StoreError):
+    """Text from data that cannot be part of a file name."""
+
+
+def file_part(text: object, what: str = "name") -> str:
+    """The one gate for text from data (a model, a setting, a framework) that becomes part of a file or folder name:
+    letters, digits and ``._+-``, not starting with a dot or a dash, at most 128 characters. Anything else (``..``,
+    ``/``, a NUL, a newline) is refused with StoreError: text from data is data, never a path."""
+    if not isinstance(text, str) or not _FILE_PART.fullmatch(text) or ".." in text:
+        raise FileNameError(f"{what} {text!r} cannot be part of a file name (letters, digits, '.', '_', '+', '-' only)")
+    return text
+
+
 def host_dir(root: str | os.PathLike[str], host_id: str) -> Path:
     """``<root>/<host-id>``, for a valid host id only: nothing is ever written outside ``root``."""
     return Path(root) / validate_host_id(host_id)
@@ -119,9 +136,8 @@ def log_path(
 ) -> Path:
     """``<root>/<host-id>/logs/<setting>/<model>-bs<k>-r<i>.log``: the full stdout+stderr of one engine process
     (``bs1-2-4`` when one process measured several batch sizes)."""
-    for part in (setting, model):
-        if not part or part in (".", "..") or "/" in part or "\0" in part:
-            raise StoreError(f"{part!r} cannot be part of a log path")
+    file_part(setting, "setting")
+    file_part(model, "model")
     return host_dir(root, host_id) / LOGS_DIR / setting / f"{model}-bs{batch_size}-r{repeat}.log"
 
 
@@ -163,7 +179,11 @@ def read_host(path: str | os.PathLike[str]) -> HostRecord:
     p = Path(path)
     f = p / HOST_FILE if p.is_dir() else p
     try:
-        data = json.loads(f.read_text())
+        data = json.loads(read_regular(f, MAX_HOST_BYTES))
+    except RecursionError:
+        raise StoreError(f"{f}: nested deeper than a host record; restore it from the host's copy") from None
+    except UnicodeDecodeError:
+        raise StoreError(f"{f}: not UTF-8 text; restore it from the host's copy") from None
     except FileNotFoundError as e:
         raise StoreError(f"{f}: no host.json; run `cpubench run` on that host or `cpubench import-logs` first") from e
     except json.JSONDecodeError as e:
@@ -176,6 +196,54 @@ def read_host(path: str | os.PathLike[str]) -> HostRecord:
         raise NewerHostError(f"{f}: {e}") from e
     except HostRecordError as e:
         raise StoreError(f"{f}: {e}; restore it from the host's copy") from e
+
+
+MAX_LINE_BYTES = 16 * 2**20  # a record of 100,000 steps is about 4 MiB: a longer line is not a record
+MAX_HOST_BYTES = 16 * 2**20
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):  # fmt: skip
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
+def open_regular(path: str | os.PathLike[str], flags: int = os.O_RDONLY, mode: int = 0o644) -> int:
+    """Open a store file as itself: never through a symbolic link (``O_NOFOLLOW``) and only when it is a regular
+    file (a named pipe would block a reader for ever, a device would be read without end). Raises StoreError naming
+    the path and the fix; FileNotFoundError and other OSErrors pass through."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise StoreError(
+                f"{path}: a symbolic link; the store reads and writes only the file itself, never through a link: "
+                "replace the link with a copy of the file"
+            ) from None
+        if e.errno == errno.ENXIO:  # a named pipe opened for writing with no reader
+            raise StoreError(f"{path}: a named pipe, not a file: move it away and run again") from None
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise StoreError(f"{path}: {_kind(st.st_mode)}, not a file: move it away and run again")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The bytes of a regular store file (see :func:`open_regular`), refused past ``limit`` bytes."""
+    fd = open_regular(path)
+    try:
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise StoreError(f"{path}: {size} bytes, more than a results file holds ({limit}): not a results file")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read(limit + 1)
+    finally:
+        os.close(fd)
 
 
 def record_line(record: RunRecord) -> str:
@@ -198,7 +266,7 @@ def append_run(root: str | os.PathLike[str], record: RunRecord) -> Path:
     d = host_dir(root, record.host_id)
     d.mkdir(parents=True, exist_ok=True)
     path = d / RUNS_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, hostfacts.file_mode())
+    fd = open_regular(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, hostfacts.file_mode())
     try:
         size = os.fstat(fd).st_size
         # A previous writer killed mid-line leaves no trailing newline: start on a fresh line so this record is whole.
@@ -223,41 +291,56 @@ def read_runs(path: str | os.PathLike[str]) -> RunsFile:
     p = Path(path)
     f = p / RUNS_FILE if p.is_dir() else p
     out = RunsFile()
-    if not f.exists():
+    if not os.path.lexists(f):
         return out
     try:
-        raw = f.read_bytes()
+        fd = open_regular(f)
+    except FileNotFoundError:
+        return out
     except OSError as e:
         raise StoreError(f"{f}: cannot read ({e.strerror})") from e
-    for n, bline in enumerate(raw.split(b"\n"), 1):
-        text = bline.decode("utf-8", "replace").strip()
-        if not text:
-            continue
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            if text.startswith("{") and not text.endswith("}"):  # an object cut short: a writer killed mid-line
-                why = "dropped a half-written record (a run killed mid-write); that run will be run again"
-            else:
-                why = f"not a JSON record ({e.msg} at column {e.colno}); skipped"
-            _skip(out, f"{f}:{n}: {why}")
-            continue
-        schema = data.get("schema", 1) if isinstance(data, dict) else None
-        if isinstance(schema, int) and not isinstance(schema, bool) and schema > RECORD_SCHEMA:
-            rh, rep = data.get("run_hash"), data.get("repeat")
-            out.newer.append(
-                NewerRecord(n, schema, rh if isinstance(rh, str) else None, rep if isinstance(rep, int) else None)
-            )
-            out.warnings.append(
-                f"{f}:{n}: written by a newer cpubench (record schema {schema}, this one reads up to "
-                f"{RECORD_SCHEMA}): upgrade cpubench to read it; it is not rerun"
-            )
-            continue
-        try:
-            out.records.append(RunRecord.from_dict(data))
-        except RecordError as e:
-            _skip(out, f"{f}:{n}: {e}; skipped")
+    with os.fdopen(fd, "rb") as stream:
+        for n, bline in enumerate(stream, 1):
+            _read_line(out, f, n, bline)
     return out
+
+
+def _read_line(out: RunsFile, f: Path, n: int, bline: bytes) -> None:
+    """One line of ``runs.jsonl`` into ``out``: a record, a newer-schema line, or a warning saying why it is skipped.
+    The parse is bounded: a line longer than any record or nested deeper than one is skipped, never parsed."""
+    if len(bline) > MAX_LINE_BYTES:
+        _skip(out, f"{f}:{n}: a line of {len(bline)} bytes, longer than any record; skipped")
+        return
+    text = bline.decode("utf-8", "replace").strip()
+    if not text:
+        return
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        _skip(out, f"{f}:{n}: nested deeper than any record; skipped")
+        return
+    except json.JSONDecodeError as e:
+        if text.startswith("{") and not text.endswith("}"):  # an object cut short: a writer killed mid-line
+            why = "dropped a half-written record (a run killed mid-write); that run will be run again"
+        else:
+            why = f"not a JSON record ({e.msg} at column {e.colno}); skipped"
+        _skip(out, f"{f}:{n}: {why}")
+        return
+    schema = data.get("schema", 1) if isinstance(data, dict) else None
+    if isinstance(schema, int) and not isinstance(schema, bool) and schema > RECORD_SCHEMA:
+        rh, rep = data.get("run_hash"), data.get("repeat")
+        out.newer.append(
+            NewerRecord(n, schema, rh if isinstance(rh, str) else None, rep if isinstance(rep, int) else None)
+        )
+        out.warnings.append(
+            f"{f}:{n}: written by a newer cpubench (record schema {schema}, this one reads up to "
+            f"{RECORD_SCHEMA}): upgrade cpubench to read it; it is not rerun"
+        )
+        return
+    try:
+        out.records.append(RunRecord.from_dict(data))
+    except RecordError as e:
+        _skip(out, f"{f}:{n}: {e}; skipped")
 
 
 def _skip(out: RunsFile, msg: str) -> None:
