@@ -182,8 +182,9 @@ def bind_memory(nodes: list[int]) -> None:
 
 
 def is_thread_limiting(name: str) -> bool:
-    """A variable that limits or pins threads (``OMP_NUM_THREADS``, ``KMP_AFFINITY``...)."""
-    return bool(_THREAD_LIMITING.match(name))
+    """A variable that limits or pins threads (``OMP_NUM_THREADS``, ``KMP_AFFINITY``...); never one whose name says
+    it holds a credential (it is passed on untouched and never named in a record)."""
+    return bool(_THREAD_LIMITING.match(name)) and not is_secret(name)
 
 
 def thread_env(environ: dict[str, str] | os._Environ[str] | None = None) -> dict[str, str]:

@@ -19,6 +19,7 @@ every schema written so far (schema 1: cpubench 0.1) and refuses, with the fix, 
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -191,6 +192,14 @@ class Samples:
 
 # ----------------------------------------------------------------------------------------------------- the record
 
+# A name that may become part of a file name (models, settings): letters, digits and ``._+-``, not starting with a dot
+# or a dash, no ``..``. Text from data is data, never a path.
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+def is_plain_name(text: object) -> bool:
+    return isinstance(text, str) and bool(PLAIN_NAME.fullmatch(text)) and ".." not in text
+
 
 @dataclass
 class RunRecord:
@@ -267,6 +276,22 @@ class RunRecord:
     def engine_version(self) -> str | None:
         v = self.engine.get("version")
         return None if v is None else str(v)
+
+    def inconsistency(self) -> str | None:
+        """Why this record's stated figure cannot be what its own step times say, or None.
+
+        An ok record of schema 2 or later states images/sec as the global batch times its timed steps over their
+        total time: a figure more than 0.5% away from that (rounding is far less) was edited or forged. Imported
+        legacy logs (upstream's total, not our steps) and schema-1 records (taken as reported) are not checked."""
+        if self.status != "ok" or self.schema < 2 or self.source == "import" or self.images_per_sec is None:
+            return None
+        derived = self.samples.images_per_sec  # 0.0 when the steps add up to more than a float holds
+        if derived is None:
+            return None
+        if abs(self.images_per_sec - derived) > 0.005 * derived + 0.01:
+            return (f"images_per_sec: {self.images_per_sec:g} disagrees with its own step times "
+                    f"({derived:.4g} images/sec)")  # fmt: skip
+        return None
 
     def with_samples(self, samples: Samples) -> RunRecord:
         """This record, measured: ok with the images/sec the samples give."""
@@ -420,8 +445,8 @@ class _Reader:
         if reason is not None and not isinstance(reason, str):
             raise self.fail("reason", "expected text")
         model = d.get("model")
-        if model is not None and (not isinstance(model, str) or not model):
-            raise self.fail("model", "expected a model name")
+        if model is not None and not is_plain_name(model):
+            raise self.fail("model", "expected a model name (letters, digits, '.', '_', '+', '-')")
         for key in ("host_id", "setting", "config_name", "run_hash", "started", "log", "signal", "framework_version"):
             if d.get(key) is not None and not isinstance(d[key], str):
                 raise self.fail(key, "expected text")

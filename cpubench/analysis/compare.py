@@ -114,7 +114,15 @@ def load_host_folder(path: str | Path) -> Merged:
 
 
 def compare(path_a: str | Path, path_b: str | Path, baseline_last: bool = False) -> Comparison:
-    """Compare two host folders; the baseline is the first (``baseline_last``: the second)."""
+    """Compare two host folders; the baseline is the first (``baseline_last``: the second). A folder compared with
+    itself (however its path is spelled: a trailing slash, ``./``, a link to it) is refused: its own repeats against
+    themselves would be read as two hosts' and invent a comparison."""
+    try:
+        same = Path(path_a).is_dir() and Path(path_b).is_dir() and Path(path_a).samefile(path_b)
+    except OSError:
+        same = False
+    if same:
+        raise CompareError(f"{path_a} and {path_b} are the same folder: compare two different host folders")
     a, b = load_host_folder(path_a), load_host_folder(path_b)
     ida, idb = a.host_ids[0], b.host_ids[0]
     la, lb = (ida, idb) if ida != idb else (str(path_a), str(path_b))  # one host twice: tell them by folder

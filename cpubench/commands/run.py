@@ -85,6 +85,7 @@ def main(args: argparse.Namespace) -> int:
         config = cfg.resolve(cfg.load_config(args.config), Topology.read)
         if args.repeats is not None and args.repeats < 1:
             raise cfg.ConfigError(f"--repeats={args.repeats}: must be at least 1")
+        cfg.check_plan_size(config, args.repeats)  # --repeats 10**9 is refused before the plan is expanded
         if not args.heartbeat > 0:
             raise cfg.ConfigError(f"--heartbeat={args.heartbeat}: must be more than 0 seconds")
         if args.wait_quiet is not None and not 0 < args.wait_quiet < float("inf"):
@@ -100,9 +101,13 @@ def main(args: argparse.Namespace) -> int:
         return 0
     engine, default = engine_command(config)
     runner = Runner(config, Path(args.out), host_id, engine, default_engine=default)
-    if args.dry_run:
-        return runner.dry_run(args.only, args.repeats, args.retry_failed, sys.stdout)
-    mode = {"always": "live", "auto": "live" if sys.stdout.isatty() else "plain"}.get(args.progress, args.progress)
-    progress = Progress(sys.stdout, mode, args.heartbeat)
-    runner.wait_quiet = args.wait_quiet
-    return runner.sweep(args.only, args.repeats, args.retry_failed, progress, force=args.force)
+    try:
+        if args.dry_run:
+            return runner.dry_run(args.only, args.repeats, args.retry_failed, sys.stdout)
+        mode = {"always": "live", "auto": "live" if sys.stdout.isatty() else "plain"}.get(args.progress, args.progress)
+        progress = Progress(sys.stdout, mode, args.heartbeat)
+        runner.wait_quiet = args.wait_quiet
+        return runner.sweep(args.only, args.repeats, args.retry_failed, progress, force=args.force)
+    except store.StoreError as e:  # a results folder the store will not read or write (a link, a pipe, ...)
+        print(f"cpubench run: error: {e}", file=sys.stderr)
+        return 2

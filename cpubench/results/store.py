@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from cpubench.host.record import HOST_SCHEMA, HostRecord, HostRecordError, NewerHostRecord
+from cpubench.spec import axes
 from tf_cnn_benchmarks import hostfacts
-from tf_cnn_benchmarks.record import RECORD_SCHEMA, STATUSES, RecordError, RunRecord
+from tf_cnn_benchmarks.record import RECORD_SCHEMA, STATUSES, RecordError, RunRecord, is_plain_name
 
 RUN_SCHEMA = RECORD_SCHEMA
 
@@ -100,9 +101,6 @@ def validate_host_id(host_id: str) -> str:
     return host_id
 
 
-_FILE_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
-
-
 class FileNameError(StoreError):
     """Text from data that cannot be part of a file name."""
 
@@ -111,7 +109,7 @@ def file_part(text: object, what: str = "name") -> str:
     """The one gate for text from data (a model, a setting, a framework) that becomes part of a file or folder name:
     letters, digits and ``._+-``, not starting with a dot or a dash, at most 128 characters. Anything else (``..``,
     ``/``, a NUL, a newline) is refused with StoreError: text from data is data, never a path."""
-    if not isinstance(text, str) or not _FILE_PART.fullmatch(text) or ".." in text:
+    if not is_plain_name(text):
         raise FileNameError(f"{what} {text!r} cannot be part of a file name (letters, digits, '.', '_', '+', '-' only)")
     return text
 
@@ -246,10 +244,23 @@ def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
         os.close(fd)
 
 
+def check(record: RunRecord) -> RunRecord:
+    """What the store asks of a record beyond its own reader: axis values of the declared type (a report orders and
+    plots by them) and a stated figure its own step times agree with. Raises RecordError naming the field."""
+    for name, value in record.params.items():
+        why = axes.value_problem(name, value)
+        if why:
+            raise RecordError(f"params.{name}: {why}")
+    why = record.inconsistency()
+    if why:
+        raise RecordError(why)
+    return record
+
+
 def record_line(record: RunRecord) -> str:
     """The line a record is stored as; raises RecordError when the record would not read back."""
     data = record.to_dict()
-    RunRecord.from_dict(data)  # what the reader would refuse is refused here, before it is written
+    check(RunRecord.from_dict(data))  # what the reader would refuse is refused here, before it is written
     return json.dumps(data, sort_keys=True, allow_nan=False) + "\n"
 
 
@@ -338,7 +349,7 @@ def _read_line(out: RunsFile, f: Path, n: int, bline: bytes) -> None:
         )
         return
     try:
-        out.records.append(RunRecord.from_dict(data))
+        out.records.append(check(RunRecord.from_dict(data)))
     except RecordError as e:
         _skip(out, f"{f}:{n}: {e}; skipped")
 

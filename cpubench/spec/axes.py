@@ -28,6 +28,10 @@ MODELS = "models"  # the models: mapping (model name -> batch sizes)
 
 Fragment = Callable[[Any, dict[str, Any]], "str | None"]
 
+# The most threads a thread axis may ask for (a value, the end of a range, or `all` on a host): the largest hosts
+# today have under 1,000 logical CPUs, and a bound keeps `1..3000000` from being built before it is refused.
+MAX_THREADS = 4096
+
 
 @dataclass(frozen=True)
 class Context:
@@ -58,8 +62,9 @@ class Axis:
 
     ``flags`` are the engine flags the axis owns (a config may not set them under ``flags:``); the first is the one
     its value is passed as, unless ``argv`` says otherwise. ``kind``, ``choices`` and ``minimum`` default to the
-    engine flag's. ``fragment`` turns a value (and the run's other values) into a setting-name part, or None to leave
-    it out; ``None`` for the whole axis keeps it out of setting names (model, batch size: they are table rows).
+    engine flag's; ``maximum`` bounds an integer axis (threads). ``fragment`` turns a value (and the run's other
+    values) into a setting-name part, or None to leave it out; ``None`` for the whole axis keeps it out of setting
+    names (model, batch size: they are table rows).
     ``rank`` orders reports (lower first); ``order`` sorts one axis's values (default: their place in ``choices``,
     else the value itself). ``identity`` axes enter the run hash.
     """
@@ -70,6 +75,7 @@ class Axis:
     kind: type | None = None
     choices: tuple[Any, ...] | None = None
     minimum: int | None = None
+    maximum: int | None = None
     source: str = MATRIX
     config_key: str = ""
     fragment: Fragment | None = None
@@ -222,12 +228,23 @@ def _bind(value: Any, _values: dict[str, Any], launch: Launch, topo: Any) -> Lau
 
 def _threads(text: str, topo: Any) -> list[int] | None:
     """``all`` = 1..the physical cores of one socket of ``topo`` (None without one: it waits for a host);
-    ``A..B`` = A, A+1, ..., B on any host."""
+    ``A..B`` = A, A+1, ..., B on any host. Either end is checked against :data:`MAX_THREADS` before a list is built."""
     if text.strip() == "all":
-        return None if topo is None else list(range(1, topo.cores_per_socket + 1))
-    a, sep, b = text.partition("..")
-    if not sep or not a.strip().isdigit() or not b.strip().isdigit() or int(a) > int(b):
-        raise ValueError(f"{text!r}: expected a number, a list, `all` or a range like 1..8")
+        if topo is None:
+            return None
+        if topo.cores_per_socket > MAX_THREADS:
+            raise ValueError(
+                f"all: this host has {topo.cores_per_socket:,} cores per socket, over the {MAX_THREADS} threads "
+                "a run may ask for"
+            )
+        return list(range(1, topo.cores_per_socket + 1))
+    a, sep, b = (x.strip() for x in text.partition(".."))
+    if not sep or not a.isdecimal() or not b.isdecimal():
+        raise ValueError(f"{text[:40]!r}: expected a number, a list, `all` or a range like 1..8")
+    if len(b) > 9 or int(b) > MAX_THREADS:  # the length first: int() of a huge text is slow, or refused
+        raise ValueError(f"{text[:40]!r}: a range may go up to {MAX_THREADS} threads")
+    if int(a) > int(b):
+        raise ValueError(f"{text[:40]!r}: expected a number, a list, `all` or a range like 1..8")
     return list(range(int(a), int(b) + 1))
 
 
@@ -315,9 +332,11 @@ AXES: tuple[Axis, ...] = (
          help="compile with XLA"),
     Axis("precision", ("precision", "use_fp16"), "fp32", fragment=off_default("{}", "fp32"), rank=9,
          help="compute precision"),
-    Axis("num_intra_threads", ("num_intra_threads",), 0, minimum=0, fragment=off_default("intra{}", 0), rank=10,
-         expand=_threads, help="threads inside one op; 0 = the framework's default; `all` or `1..N` for a sweep"),
-    Axis("num_inter_threads", ("num_inter_threads",), 0, minimum=0, fragment=off_default("inter{}", 0), rank=11,
+    Axis("num_intra_threads", ("num_intra_threads",), 0, minimum=0, maximum=MAX_THREADS,
+         fragment=off_default("intra{}", 0), rank=10, expand=_threads,
+         help="threads inside one op; 0 = the framework's default; `all` or `1..N` for a sweep"),
+    Axis("num_inter_threads", ("num_inter_threads",), 0, minimum=0, maximum=MAX_THREADS,
+         fragment=off_default("inter{}", 0), rank=11,
          help="ops run at once; 0 = the framework's default"),
     Axis("framework", ("framework",), "tensorflow", fragment=off_default("{}", "tensorflow"), rank=12,
          help="which framework runs the declared network: tensorflow, or pytorch (the torch extra)"),
@@ -452,3 +471,24 @@ def settings_params(records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, 
     for setting, params in records:
         out.setdefault(setting, params)
     return out
+
+
+def value_problem(name: str, value: Any) -> str | None:
+    """Why a stored record's value for axis ``name`` cannot be that axis's (a text where a number goes), or None.
+
+    Reports order, group and plot by these values, so a record that breaks the type is refused when it is read, not
+    when a table is half written. None (not known: a legacy log that does not say) and axes this version does not
+    declare (a newer one's) pass; so do values outside today's choices (a newer mode), which sort last."""
+    axis = next((a for a in table() if a.name == name), None)
+    if axis is None or value is None:
+        return None
+    kind = axis.value_kind
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, str)
+    return None if ok else f"expected {kind.__name__}, got {value!r}"
