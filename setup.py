@@ -25,7 +25,7 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest", "pytest-timeout", "ruff", "import-linter"],
+        "test": ["pytest", "pytest-timeout", "ruff", "import-linter", "hypothesis"],
         "gpu": ["tensorflow[and-cuda]==2.21.0"],
         # The PyTorch engine (--framework=pytorch). threadpoolctl names the OpenMP/BLAS pools torch loads, for
         # host.json's record of the thread set-up a PyTorch run had.

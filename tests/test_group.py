@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,15 +39,30 @@ ENGINE = textwrap.dedent(
     sizes = [int(x) for x in args.get("batch_sizes", args["batch_size"]).split(",")]
     with open(os.environ["FAKE_CALLS"], "a") as f:
         f.write(json.dumps({"sizes": sizes, "argv": sys.argv[1:]}) + "\n")
+    if b"crash" in args["model"].encode() and sizes == [3]:
+        sys.exit(3)
+    until = None
+    if args.get("barrier"):
+        from tf_cnn_benchmarks.preflight import BenchmarkError, barrier_wait
+        time.sleep(0.3 * sizes[0])  # instances get ready at different times
+        try:
+            until = barrier_wait(args["barrier"], 30)
+        except BenchmarkError as e:
+            with open(args["result_json"], "w") as f:
+                json.dump({"schema": 2, "status": "failed", "reason": str(e)}, f)
+            sys.exit(1)
     for b in sizes:
         t0 = time.time()
         if b == 99:
             time.sleep(600)
         time.sleep(float(os.environ.get("FAKE_SLEEP", "0.2")))
+        while until is not None and time.time() < until:
+            time.sleep(0.01)
         print("total images/sec: %.2f" % (10.0 * b), flush=True)
         rec = {"schema": 2, "status": "ok", "images_per_sec": 10.0 * b, "model": args["model"], "batch_size": b,
                "step_times": [0.1, 0.1], "cpus": hostfacts.schedulable_cpus(),
-               "timings": {"measured": 0.2, "wall": time.time() - t0}, "details": {"t0": t0, "t1": time.time()}}
+               "timings": {"measured": 0.2, "wall": time.time() - t0}, "details": {"t0": t0, "t1": time.time()},
+               "window": {"start": t0, "end": time.time()}}
         path = args["result_json"].replace("{batch_size}", str(b))
         with open(path + ".tmp", "w") as f:
             json.dump(rec, f)
@@ -100,7 +116,8 @@ def test_an_ensemble_runs_its_groups_together_each_pinned_and_says_so(tmp_path: 
     recs = [r for rs in gr.run_ensemble(groups) for r in rs]
     assert [r.status for r in recs] == ["ok", "ok"]
     assert [r.cpus for r in recs] == [[c] for c in cpus] and [r.launch["cpus"] for r in recs] == [[c] for c in cpus]
-    assert recs[0].ensemble == recs[1].ensemble and recs[0].ensemble["instances"] == 2
+    assert recs[0].ensemble["id"] == recs[1].ensemble["id"] and recs[0].ensemble["instances"] == 2
+    assert all(r.ensemble["overlap"] > 0.5 for r in recs)  # started together, with no barrier
     assert [r.instance for r in recs] == [0, 1]
     spans = [(r.details["t0"], r.details["t1"]) for r in recs]
     assert max(a for a, _ in spans) < min(b for _, b in spans)  # their measured windows overlapped
@@ -142,3 +159,28 @@ def test_a_resumed_point_measures_only_its_missing_sizes_and_keeps_the_evidence(
     assert recs[0].log == recs[1].log == log.relative_to(tmp_path / "data" / "h").as_posix()
     assert recs[2].log.endswith("trivial-bs4-r0.log") and recs[2].log != recs[0].log
     assert "--batch_sizes=1,2,4" in recs[0].command and "--batch_sizes" not in " ".join(recs[2].command)
+
+
+def test_a_barrier_ensemble_times_one_common_window_and_says_how_much_overlapped(tmp_path: Path) -> None:
+    gr = runner(tmp_path, config(tmp_path))
+    groups = [Group(members([b], setting=f"s{b}")) for b in (1, 2, 3)]
+    recs = [r for rs in gr.run_ensemble(groups, window=1.0, kind="test") for r in rs]
+    assert [r.status for r in recs] == ["ok"] * 3, [r.reason for r in recs]
+    assert all("--barrier=" in " ".join(r.command) for r in recs)
+    ens = [r.ensemble for r in recs]
+    assert len({e["id"] for e in ens}) == 1 and all(e["kind"] == "test" and e["instances"] == 3 for e in ens)
+    # Ready at 0.3, 0.6 and 0.9 s, yet every window starts at the go and ends at the common end.
+    assert all(e["overlap"] > 0.8 for e in ens), ens
+    assert all(r.window["end"] - r.window["start"] >= 0.9 for r in recs)
+
+
+def test_an_instance_that_dies_before_the_barrier_releases_the_others_at_once(tmp_path: Path) -> None:
+    gr = runner(tmp_path, config(tmp_path))
+    point = [Member(cfg.Planned(cfg.Setting(f"s{b}", {**axes.defaults(), "forward_only": True}), m, b, 0), f"x{b}")
+             for m, b in (("trivial", 1), ("crash", 3))]  # fmt: skip
+    t0 = time.monotonic()
+    recs = [r for rs in gr.run_ensemble([Group([m]) for m in point], window=1.0) for r in rs]
+    assert time.monotonic() - t0 < 20
+    assert [r.status for r in recs] == ["failed", "failed"]
+    assert "barrier: another instance ended before every instance was ready" in recs[0].reason
+    assert recs[1].reason.startswith("exit code 3")

@@ -57,6 +57,14 @@ FLAGS: tuple[Flag, ...] = (
     ),
     Flag("num_windows", int, 1, "measured windows in one process, each of --num_batches timed steps (repeats)"),
     Flag("min_window_seconds", float, 0.0, "each measured window runs at least this long (more steps if needed)"),
+    Flag(
+        "barrier",
+        str,
+        "",
+        "a folder shared with concurrent instances: after warm-up, say ready there and wait until every instance is; "
+        "all then time together until the end time the starter writes (cpubench tune --verify)",
+    ),
+    Flag("barrier_timeout", float, 600.0, "seconds to wait at --barrier for the other instances"),
     Flag("display_every", int, 10, "print a progress line every N timed steps"),
     Flag("forward_only", bool, False, "inference only: no gradients, no variable updates"),
     Flag("eval", bool, False, "alias of --forward_only kept for upstream scripts"),
@@ -262,6 +270,10 @@ def validate(ns: argparse.Namespace) -> None:
         raise FlagError(f"--num_windows={ns.num_windows}: must be at least 1")
     if not 0 <= ns.min_window_seconds < float("inf"):
         raise FlagError(f"--min_window_seconds={ns.min_window_seconds}: must be 0 or more seconds")
+    if ns.barrier and ns.batch_sizes:
+        raise FlagError("--barrier: an instance measures one batch size; leave out --batch_sizes")
+    if not 0 < ns.barrier_timeout < float("inf"):
+        raise FlagError(f"--barrier_timeout={ns.barrier_timeout}: must be a number of seconds above 0")
     if ns.display_every < 1:
         raise FlagError(f"--display_every={ns.display_every}: must be at least 1")
     if ns.num_gpus < 1:

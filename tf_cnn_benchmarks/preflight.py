@@ -8,7 +8,10 @@ the other's framework to do so. Nothing here imports a framework.
 from __future__ import annotations
 
 import math
+import os
+import time
 from argparse import Namespace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from tf_cnn_benchmarks import hostfacts
@@ -89,7 +92,38 @@ def timing_flags(flags: Namespace) -> dict[str, Any]:
         "max_warmup": flags.max_warmup_batches,
         "num_windows": flags.num_windows,
         "min_window_seconds": flags.min_window_seconds,
+        "barrier": (lambda: barrier_wait(flags.barrier, flags.barrier_timeout)) if flags.barrier else None,
     }
+
+
+BARRIER_GO = "go"  # written (renamed into place) by the starter: the wall-clock time (epoch s) the windows end
+BARRIER_ABORT = "abort"  # written by the starter when an instance ended before all were ready: why
+
+
+def barrier_wait(folder: str, timeout: float, poll: float = 0.001) -> float:
+    """Say ready in ``folder`` (``ready.<pid>``) and wait for the starter's go; return the end time it sets.
+
+    Why a barrier: concurrent instances that start timing one after another (Packrat's loop) measure windows that
+    only partly overlap, so each is partly measured alone. Each instance loads and warms up, then waits here; the
+    starter writes ``go`` once every instance is ready, and all time their steps from then until the end time it
+    wrote. An ``abort`` file (an instance died first) or the timeout end the run with the reason."""
+    d = Path(folder)
+    try:
+        (d / f"ready.{os.getpid()}").write_text("")
+    except OSError as e:
+        raise BenchmarkError(f"--barrier={folder}: cannot say ready there ({e.strerror})") from None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return float((d / BARRIER_GO).read_text().strip())
+        except (FileNotFoundError, ValueError):
+            pass
+        if (d / BARRIER_ABORT).exists():
+            why = (d / BARRIER_ABORT).read_text().strip() or "the starter gave up"
+            raise BenchmarkError(f"barrier: {why}")
+        if time.monotonic() > deadline:
+            raise BenchmarkError(f"barrier: the other instances were not ready within {timeout:g} s")
+        time.sleep(poll)
 
 
 def check_memory(g: Graph, batch: int, local_replicas: int, training: bool) -> None:

@@ -231,6 +231,7 @@ class RunRecord:
     timings: dict[str, float] | None = None  # wall seconds per phase: import, setup, build, warmup, measured
     # What else ran during the measured window (hostfacts.Noise.to_dict): foreign CPU seconds and share, frequency
     noise: dict[str, Any] | None = None
+    window: dict[str, float] | None = None  # {"start", "end"}: the timed steps' wall-clock window (epoch seconds)
     # The run in its sweep
     host_id: str | None = None
     setting: str | None = None
@@ -417,6 +418,14 @@ class _Reader:
             raise self.fail(key, "expected an object")
         return dict(v)
 
+    def window(self) -> dict[str, float] | None:
+        w = self.opt_mapping("window")
+        if w is None:
+            return None
+        if set(w) != {"start", "end"} or not all(_number(v) for v in w.values()) or w["end"] < w["start"]:
+            raise self.fail("window", "expected {start, end} in seconds, end after start")
+        return {"start": float(w["start"]), "end": float(w["end"])}
+
     def opt_mapping(self, key: str) -> dict[str, Any] | None:
         return None if self.d.get(key) is None else self.mapping(key)
 
@@ -506,6 +515,7 @@ class _Reader:
             samples=samples,
             timings=timings,
             noise=noise,
+            window=self.window(),
             host_id=d.get("host_id"),
             setting=d.get("setting"),
             config_name=d.get("config_name"),

@@ -116,6 +116,7 @@ class RunFacts:
             samples=Samples(global_batch=setup.global_batch) if setup else Samples(),
             timings=timings or None,
             noise=m.noise if m is not None else None,
+            window=None if m is None or m.window is None else {"start": m.window[0], "end": m.window[1]},
             started=self.started,
             source="engine",
             details=details,

@@ -49,6 +49,8 @@ class Measurement:
     noise: dict[str, Any] | None = None
     # With a warm-up limit above the minimum: whether the step time settled before the limit; else None.
     warmup_settled: bool | None = None
+    # The timed steps' wall-clock start and end (epoch seconds), to tell how concurrent instances' windows overlapped.
+    window: tuple[float, float] | None = None
 
 
 def is_display_step(i: int, display_every: int) -> bool:
@@ -83,6 +85,8 @@ def measure(
     num_windows: int = 1,
     min_window_seconds: float = 0.0,
     snapshot: Callable[[], hostfacts.CpuSnapshot] | None = hostfacts.CpuSnapshot.take,
+    barrier: Callable[[], float] | None = None,
+    wall: Callable[[], float] = time.time,
 ) -> Measurement:
     """Run at least ``num_warmup`` untimed steps, then ``num_windows`` measured windows of at least ``num_batches``
     timed steps (and at least ``min_window_seconds``) each; return what was measured.
@@ -95,7 +99,9 @@ def measure(
     the graph construction, so the phases before the loop are timed on the same clock. ``after_first_step`` runs
     once, after the very first step of either phase (the multi-worker watchdog is cancelled there: the first step
     is the first collective, so the cluster is up). ``snapshot`` reads the machine's CPU time around the timed
-    steps, to tell what other processes used meanwhile (None: not measured).
+    steps, to tell what other processes used meanwhile (None: not measured). ``barrier`` (concurrent instances)
+    runs after warm-up and returns the wall-clock time (``wall``) until which every window keeps stepping, so all
+    instances time the same window; the measured window's wall-clock start and end are returned either way.
     """
     first_pending = after_first_step is not None
 
@@ -125,8 +131,10 @@ def measure(
     warm_end = clock()
     if observer is not None:
         observer.on_timed()
+    until = barrier() if barrier is not None else None
 
     before = snapshot() if snapshot is not None else None
+    wall_start = wall()
     timed_start = clock()
     step_times: list[float] = []
     windows: list[int] = []
@@ -134,7 +142,7 @@ def measure(
     i = 0
     for w in range(num_windows):
         w_start, n = clock(), 0
-        while n < num_batches or clock() - w_start < min_window_seconds:
+        while n < num_batches or clock() - w_start < min_window_seconds or (until is not None and wall() < until):
             i += 1
             n += 1
             s = clock()
@@ -149,6 +157,7 @@ def measure(
             if i == 1:
                 first_step_done()
     end = clock()
+    wall_end = wall()
     noise = hostfacts.noise_between(before, snapshot()) if snapshot is not None and before is not None else None
     timings = {
         "setup": build_started - started,
@@ -163,4 +172,5 @@ def measure(
         warmup_times=tuple(warmup_times),
         windows=tuple(windows) if num_windows > 1 else (),
     )
-    return Measurement(samples, tuple(losses), timings, noise=noise, warmup_settled=settled)
+    return Measurement(samples, tuple(losses), timings, noise=noise, warmup_settled=settled,
+                       window=(wall_start, wall_end))  # fmt: skip

@@ -25,6 +25,7 @@ import errno
 import os
 import re
 import shlex
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from cpubench.host.topology import format_cpulist
 from cpubench.results import store
 from cpubench.spec import axes
 from cpubench.spec import config as cfg
+from tf_cnn_benchmarks.preflight import BARRIER_ABORT, BARRIER_GO
 from tf_cnn_benchmarks.record import RecordError, RunRecord
 
 
@@ -252,7 +254,13 @@ class GroupRunner:
             "lock_forced": f"measured while another benchmark ran ({ctx.forced})" if ctx.forced else None,
         }
 
-    def prepare(self, group: Group, ensemble: dict[str, Any] | None = None, instance: int | None = None) -> _Prepared:
+    def prepare(
+        self,
+        group: Group,
+        ensemble: dict[str, Any] | None = None,
+        instance: int | None = None,
+        barrier: Path | None = None,
+    ) -> _Prepared:
         """A group's job and records-to-be. Members measured before but not recorded are recorded from their kept
         result JSONs; the child measures only the others, into a log of their own (kept evidence is never
         rewritten)."""
@@ -270,6 +278,8 @@ class GroupRunner:
         else:
             todo_jsons, given = [], jsons[0]
         cmd = self.command(todo if todo.members else group, given)
+        if barrier is not None:
+            cmd.insert(len(cmd) - 1, f"--barrier={barrier}")
         bases = []
         for i, m in enumerate(group.members):
             r = found.get(i)
@@ -280,7 +290,7 @@ class GroupRunner:
             if len(measured_with) > 1:
                 b["group"] = {"batch_sizes": measured_with}
             if ensemble is not None:
-                b["ensemble"], b["instance"] = ensemble, instance
+                b["ensemble"], b["instance"] = dict(ensemble), instance
             if group.launch.cpus or group.launch.membind:
                 b["launch"] = {"cpus": group.launch.cpus, "membind": group.launch.membind}
             bases.append(b)
@@ -309,11 +319,27 @@ class GroupRunner:
         """Run one group and file a record per batch size (in the group's order)."""
         return self.run_ensemble([group])[0]
 
-    def run_ensemble(self, groups: Sequence[Group]) -> list[list[RunRecord]]:
+    def run_ensemble(
+        self, groups: Sequence[Group], window: float | None = None, kind: str | None = None
+    ) -> list[list[RunRecord]]:
         """Start every group's child together (each on its own CPUs), wait for all, and file their records. With
-        more than one group, each record says which ensemble and which instance it was measured in."""
-        ensemble = {"id": uuid.uuid4().hex[:12], "instances": len(groups)} if len(groups) > 1 else None
-        prepared = [self.prepare(g, ensemble, i if ensemble else None) for i, g in enumerate(groups)]
+        more than one group, each record says which ensemble and which instance it was measured in (``kind`` names
+        what the ensemble is for, e.g. a tune verification).
+
+        ``window`` (seconds) puts the children behind a barrier: each warms up and says ready, and once all are, all
+        time their steps together for at least that long (:func:`tf_cnn_benchmarks.preflight.barrier_wait`); each
+        record then says how much of its timed window overlapped every other instance's (``ensemble.overlap``)."""
+        ensemble: dict[str, Any] | None = None
+        if len(groups) > 1 or window is not None:
+            ensemble = {"id": uuid.uuid4().hex[:12], "instances": len(groups), **({"kind": kind} if kind else {})}
+        barrier = None
+        if window is not None:
+            assert ensemble is not None
+            barrier = store.scratch_dir(self.ctx.root, self.ctx.host_id) / f"barrier-{ensemble['id']}"
+            barrier.mkdir(parents=True)
+            if any(len(g.members) != 1 for g in groups):
+                raise ValueError("a barrier ensemble measures one batch size per instance")
+        prepared = [self.prepare(g, ensemble, i if ensemble else None, barrier) for i, g in enumerate(groups)]
         to_start = [p for p in prepared if p.skip is None and any(o is None for o in p.outcomes)]
         for p in prepared:
             for i, o in enumerate(p.outcomes):
@@ -327,16 +353,22 @@ class GroupRunner:
                     for b in p.bases:
                         b["quiet_wait"] = waited
                         b["load_avg_before"] = load_avg()
-            procs = self._start_and_wait([p.job for p in to_start])
+            procs = self._start_and_wait([p.job for p in to_start], barrier, window)
             self.check()
             after = load_avg()
             for p, proc in zip(to_start, procs, strict=True):
                 self._outcomes(p, proc, after)
+            if ensemble is not None:
+                overlaps(prepared)
         return [self._record(p) for p in prepared]
 
-    def _start_and_wait(self, jobs: list[Job]) -> list[Outcome]:
+    def _start_and_wait(
+        self, jobs: list[Job], barrier: Path | None = None, window: float | None = None
+    ) -> list[Outcome]:
         """Start the children and wait for them. A log that cannot be written means that child never started: a full
-        disk stops the sweep (DiskFull), any other write error is that group's failure with the reason."""
+        disk stops the sweep (DiskFull), any other write error is that group's failure with the reason. Behind a
+        barrier, the go (with the windows' end time) is written once every started child is ready, or an abort once
+        one ends before."""
         started, early = [], {}
         for k, job in enumerate(jobs):
             try:
@@ -348,7 +380,12 @@ class GroupRunner:
                         f"no space left on the disk of {store.host_dir(self.ctx.root, self.ctx.host_id)}"
                     ) from e
                 early[k] = Outcome("failed", f"could not write the log {job.log} ({e.strerror})", 0.0)
-        waited = iter(self.executor.wait(started, self.tick))
+        tick = self.tick
+        if barrier is not None and window is not None:
+            tick = _Barrier(barrier, started, window, self.tick)
+            if early:
+                tick.abort("an instance could not start")
+        waited = iter(self.executor.wait(started, tick, poll=0.02 if barrier is not None else 0.5))
         return [early[k] if k in early else next(waited) for k in range(len(jobs))]
 
     def _outcomes(self, p: _Prepared, proc: Outcome, after: list[float]) -> None:
@@ -397,6 +434,48 @@ class GroupRunner:
             for rec, js in zip(recs, p.jsons, strict=True):
                 out.append(self.recorder.accept(rec, kept_at=js))
         return out
+
+
+class _Barrier:
+    """The starter's side of the barrier, called while the children run: once every started child has said ready,
+    write ``go`` with the end time of the common window; if a child ends first, write ``abort`` with why."""
+
+    def __init__(self, folder: Path, started: Sequence[Any], window: float, tick: Callable[[float], None] | None):
+        self.folder, self.started, self.window, self.tick = folder, started, window, tick
+        self.done = False
+
+    def _write(self, name: str, text: str) -> None:
+        tmp = self.folder / f".{name}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, self.folder / name)  # whole or not at all: a child never reads half a time
+        self.done = True
+
+    def abort(self, why: str) -> None:
+        if not self.done:
+            self._write(BARRIER_ABORT, why)
+
+    def __call__(self, elapsed: float) -> None:
+        if self.tick is not None:
+            self.tick(elapsed)
+        if self.done:
+            return
+        if any(r.outcome is not None for r in self.started):
+            self.abort("another instance ended before every instance was ready")
+        elif len(list(self.folder.glob("ready.*"))) >= len(self.started):
+            self._write(BARRIER_GO, f"{time.time() + self.window:.6f}")
+
+
+def overlaps(prepared: Sequence[_Prepared]) -> None:
+    """Each ok record's share of its timed window that every other instance's window covered too
+    (``ensemble.overlap``, 0..1): 1.0 when all instances timed at once, less when one started or ended apart."""
+    outs = [(b, o) for p in prepared for b, o in zip(p.bases, p.outcomes, strict=True)]
+    windows = [o.record.window for _, o in outs if o is not None and o.status == "ok" and o.record and o.record.window]
+    if len(windows) != len(outs) or not windows:
+        return  # an instance without a window (failed): no common window to speak of
+    start, end = max(w["start"] for w in windows), min(w["end"] for w in windows)
+    for (b, _), w in zip(outs, windows, strict=True):
+        own = w["end"] - w["start"]
+        b["ensemble"]["overlap"] = round(max(0.0, end - start) / own, 4) if own > 0 else 0.0
 
 
 def describe(run: cfg.Planned) -> str:
