@@ -28,9 +28,10 @@ from typing import Any
 
 import yaml
 
-from cpubench.spec import axes
+from cpubench.spec import axes, bounded
 from cpubench.spec.identity import engine_flags, engine_for, run_hash, run_hash_v1, run_identity
 from cpubench.spec.plan import (
+    check_plan_size,
     launch,
     left_out,
     matches,
@@ -46,7 +47,8 @@ from cpubench.spec.schema import Config, ConfigError, GenerateData, OnHost, Plan
 
 # Importable from here as before the split (the runner, the planner, the tests use cfg.<name>).
 __all__ = [
-    "Config", "ConfigError", "GenerateData", "OnHost", "Planned", "Setting", "engine_flags", "engine_for",
+    "Config", "ConfigError", "GenerateData", "OnHost", "Planned", "Setting", "check_plan_size", "engine_flags",
+    "engine_for",
     "expand_data_dir", "launch", "left_out", "load_config", "matches", "needs_host", "packaged_configs",
     "parse_config", "plan", "plan_notes", "resolve", "resolve_config", "run_hash", "run_hash_v1", "run_identity",
     "runner_flags", "runs_as", "setting_name", "settings",
@@ -64,6 +66,11 @@ REQUIRED_KEYS = ("name", "models")
 SCALAR_FLAGS = {"num_batches": "num_batches", "num_warmup_batches": "num_warmup_batches",
                 "result_json": "(the runner sets it)"}  # fmt: skip
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Limits on what a config lists, checked before anything is expanded (the plan's own bound is plan.MAX_RUNS).
+MAX_VALUES = 4096  # values of one axis or one model's batch sizes: as many as the most threads an axis may ask
+MAX_EXCLUDE = 256  # exclude rules: each is matched against every run of the plan
+MAX_ENV = 256  # environment variables a config sets for its children
+MAX_ENV_VALUE = 32 << 10  # one variable's value (Linux refuses a single one over 128 KiB at exec)
 
 
 def top_keys() -> tuple[str, ...]:
@@ -106,43 +113,45 @@ def resolve_config(name_or_path: str | None) -> Path:
 
 
 def load_config(name_or_path: str | None = None) -> Config:
-    """Load and validate a config file, or the embedded default when none is given."""
+    """Load and validate a config file, or the embedded default when none is given.
+
+    At most :data:`bounded.MAX_BYTES` are read (one more to tell a larger file), so a huge file or a device that
+    never ends (``/dev/zero``) is one line, not a machine out of memory."""
     path = resolve_config(name_or_path)
     try:
-        text = path.read_text()
+        with path.open("rb") as f:
+            data = f.read(bounded.MAX_BYTES + 1)
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from e
-    return parse_config(text, str(path))
+    return parse_config(bounded.decode(data, str(path)), str(path))
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:
-    """Parse YAML text into a :class:`Config`; every error names the file, the line and the key."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = f"{mark.line + 1}" if mark is not None else "?"
-        what = " ".join(x for x in (e.context, e.problem) if x)
-        raise ConfigError(f"{source}:{line}: not valid YAML: {what}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{source}: not valid YAML: {e}") from None
+    """Parse YAML text into a :class:`Config`; every error names the file, the line and the key.
+
+    The document is composed under the bounds of :mod:`cpubench.spec.bounded` (no aliases, no tags beyond plain
+    values, bounded depth, size and node count) and constructed from those same nodes, never parsed a second time
+    by an unbounded loader; list lengths, ranges and the plan's size are checked before anything is expanded."""
+    node, loader = bounded.compose(text, source)
     if node is None:
         raise ConfigError(f"{source}:1: empty config; it needs at least `name:` and `models:`")
     lines: dict[tuple[Any, ...], int] = {}
-    _map_lines(node, (), lines, source, yaml.SafeLoader(""))
-    data = yaml.safe_load(text)
-    return _Validator(source, lines).config(data)
+    _map_lines(node, (), lines, source, loader)
+    data = bounded.construct(node, loader, source)
+    config = _Validator(source, lines).config(data)
+    check_plan_size(config)
+    return config
 
 
 def _map_lines(
-    node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int], source: str, loader: yaml.SafeLoader
+    node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int], source: str, loader: yaml.BaseLoader
 ) -> None:
     """Record the line of every key and item, and reject duplicate keys (YAML would silently keep the last one)."""
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for knode, vnode in node.value:
-            key = loader.construct_object(knode) if isinstance(knode, yaml.ScalarNode) else str(knode.value)
+            key = loader.construct_object(knode)  # a scalar: bounded.compose refuses any other key
             line = knode.start_mark.line + 1
             if key in seen:
                 where = ".".join(str(p) for p in (*path, key))
@@ -168,11 +177,13 @@ class _Validator:
 
     # -- scalar checks
 
-    def int_(self, v: Any, path: tuple[Any, ...], minimum: int | None = 0) -> int:
+    def int_(self, v: Any, path: tuple[Any, ...], minimum: int | None = 0, maximum: int | None = None) -> int:
         if isinstance(v, bool) or not isinstance(v, int):
             raise self.error(path, f"expected an integer, got {v!r}")
         if minimum is not None and v < minimum:
             raise self.error(path, f"must be at least {minimum}, got {v}")
+        if maximum is not None and v > maximum:
+            raise self.error(path, f"must be at most {maximum}, got {v:,}")
         return v
 
     def str_(self, v: Any, path: tuple[Any, ...]) -> str:
@@ -195,7 +206,7 @@ class _Validator:
                 raise self.error(path, f"expected true or false, got {v!r}")
             return v
         if kind is int:
-            return self.int_(v, path, axis.minimum)
+            return self.int_(v, path, axis.minimum, axis.maximum)
         if kind is float:
             return self.number(v, path)
         allowed = axis.allowed
@@ -215,10 +226,12 @@ class _Validator:
         return float(v)
 
     def listed(self, v: Any, path: tuple[Any, ...]) -> list[Any]:
-        """A scalar or a non-empty list of scalars, as a list."""
+        """A scalar or a non-empty list of at most :data:`MAX_VALUES` scalars, as a list."""
         if isinstance(v, list):
             if not v:
                 raise self.error(path, "empty list: give at least one value")
+            if len(v) > MAX_VALUES:
+                raise self.error(path, f"{len(v):,} values: a list may hold at most {MAX_VALUES:,}")
             return v
         if isinstance(v, dict):
             raise self.error(path, "expected a value or a list of values, got a mapping")
@@ -353,6 +366,9 @@ class _Validator:
     def exclude(self, v: Any, models: set[str]) -> list[dict[str, list[Any]]]:
         if not isinstance(v, list):
             raise self.error(("exclude",), "expected a list of rules like `- {data: syn, distortions: true}`")
+        if len(v) > MAX_EXCLUDE:
+            what = f"{len(v):,} rules: at most {MAX_EXCLUDE} (each is matched against every run)"
+            raise self.error(("exclude",), what)
         rules = []
         for i, rule in enumerate(v):
             r = self.mapping(rule, ("exclude", i))
@@ -398,12 +414,25 @@ class _Validator:
         return out
 
     def env(self, v: Any) -> dict[str, str]:
+        """The children's extra environment. It is recorded with every run (the run record's ``env``) and enters the
+        run hash, so a variable whose name says it holds a credential is refused here rather than published in
+        every results folder (``hostfacts.is_secret``: token, secret, password, key, auth...)."""
+        from tf_cnn_benchmarks import hostfacts  # no TensorFlow import
+
         m = self.mapping(v, ("env",))
+        if len(m) > MAX_ENV:
+            raise self.error(("env",), f"{len(m):,} variables: a config may set at most {MAX_ENV}")
         out: dict[str, str] = {}
         for k, val in m.items():
             if not isinstance(k, str) or not _ENV_NAME.fullmatch(k):
                 raise self.error(
                     ("env", k), f"{k!r} is not an environment variable name (letters, digits and _, not first a digit)"
+                )
+            if hostfacts.is_secret(k):
+                raise self.error(
+                    ("env", k),
+                    "the name says it holds a credential, and a config's env is recorded in every result "
+                    "(and its run hash): set credentials in the environment outside the config",
                 )
             if isinstance(val, (dict, list)) or val is None:
                 raise self.error(("env", k), f"expected a single value, got {val!r}")
@@ -412,6 +441,8 @@ class _Validator:
             text = axes.flag_value(val)
             if "\0" in text:
                 raise self.error(("env", k), "a value cannot hold a NUL byte")
+            if len(text) > MAX_ENV_VALUE:
+                raise self.error(("env", k), f"a value of {len(text):,} characters (at most {MAX_ENV_VALUE:,})")
             out[k] = text
         return out
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -26,6 +27,10 @@ from cpubench.spec.schema import Config, OnHost, Planned, Setting
 
 # Axes whose values only mean something against a host: they make a config need a topology.
 _HOST_AXES = ("placement", "memory")
+# The most runs a plan may have (settings x model batch sizes x repeats), checked before it is expanded. The
+# shipped configs plan 30 to about 1,000; at ten seconds a run (an engine's start alone) 100,000 is eleven days,
+# and expanding it (with every exclude rule matched against every run) still takes about a second.
+MAX_RUNS = 100_000
 
 
 def needs_host(config: Config) -> bool:
@@ -74,8 +79,38 @@ def resolve(config: Config, topology: topo_mod.Topology | Callable[[], topo_mod.
             raise config.error(("matrix", axis.key), "a value is listed twice")
         matrix[name] = out
     resolved = replace(config, matrix=matrix, topology=topology)
+    check_plan_size(resolved)
     _check_placements(resolved, topology)
     return resolved
+
+
+def check_plan_size(config: Config, repeats: int | None = None) -> None:
+    """Refuse a plan of more than :data:`MAX_RUNS` runs, counted from the lengths of the config's lists (nothing is
+    expanded), at the line of the list that contributes most. A value still waiting for a host counts once: the
+    check runs again when :func:`resolve` has expanded it. ``repeats`` is a command line's ``--repeats``."""
+    n_rep = config.repeats if repeats is None else repeats
+    override = config.matrix.get("batch_size")
+    factors: list[tuple[int, tuple[Any, ...], str]] = [
+        (len(config.values_of(a)), ("matrix", a.key) if a.source == axes.MATRIX else (a.key,), a.where)
+        for a in axes.setting_axes()
+    ]
+    settings_n = math.prod(n for n, _, _ in factors)
+    if override:
+        batches_n = len(config.models) * len(override)
+        factors += [(len(override), ("matrix", "batch_size"), "matrix.batch_size")]
+    else:
+        batches_n = sum(len(b) for b in config.models.values())
+        factors += [(batches_n, ("models",), "models")]
+    factors += [(n_rep, ("repeats",), "repeats") if repeats is None else (n_rep, (), "--repeats")]
+    total = settings_n * batches_n * n_rep
+    if total <= MAX_RUNS:
+        return
+    n, path, where = max(factors, key=lambda f: f[0])
+    raise config.error(
+        path,
+        f"the plan would have {total:,} runs ({settings_n:,} settings x {batches_n:,} model batch sizes x {n_rep:,} "
+        f"repeats), over the {MAX_RUNS:,} a sweep may have: split the config or shorten {where} ({n:,})",
+    )
 
 
 def _check_placements(config: Config, topology: topo_mod.Topology) -> None:

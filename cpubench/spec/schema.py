@@ -32,7 +32,10 @@ def located(source: str, lines: dict[KeyPath, int], path: KeyPath, msg: str) -> 
     line = lines.get(p, 1)
     where = ""
     for part in path:
-        where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+        # A key from the file is shown as written only when it is printable: a newline in a key must not split the
+        # one-line error, and a 200-character key need not be shown whole.
+        text = str(part) if str(part).isprintable() and len(str(part)) <= 80 else repr(str(part)[:80])
+        where += f"[{part}]" if isinstance(part, int) else (f".{text}" if where else text)
     return ConfigError(f"{source}:{line}: {where or '(top)'}: {msg}")
 
 
