@@ -21,6 +21,7 @@ import pandas as pd
 
 from cpubench.analysis import stats
 from cpubench.analysis.order import model_sort_key, setting_order
+from cpubench.analysis.redact import public_env
 from cpubench.results.merge import Merged
 
 CV_LIMIT = 0.05
@@ -117,7 +118,7 @@ def runs_frame(merged: Merged) -> pd.DataFrame:
                 "threads_inter": threads.get("inter_effective"),
                 "cpus": _cpu_list(r.cpus),
                 "memory_policy": (r.memory_policy or {}).get("mode"),
-                "thread_env": " ".join(f"{k}={v}" for k, v in (r.thread_env or {}).items()) or None,
+                "thread_env": " ".join(f"{k}={v}" for k, v in (public_env(r.thread_env) or {}).items()) or None,
                 "env_removed": " ".join(r.env_removed) or None,
                 "config_name": r.config_name,
                 "run_hash": r.run_hash,

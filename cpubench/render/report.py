@@ -29,8 +29,10 @@ from typing import Any
 from cpubench.analysis.cells import Cell, add_relative, build_cells, number_notes, relative_frame, runs_frame
 from cpubench.analysis.frameworks import Comparison, from_records
 from cpubench.analysis.models import ModelRows, model_table_rows
+from cpubench.analysis.redact import public
 from cpubench.render import frameworks
 from cpubench.render.summary import FrameworkPlots, cell_text, models_section, render_markdown
+from cpubench.results import store
 from cpubench.results.merge import Merged, MergeError, merge
 from tf_cnn_benchmarks import hostfacts
 
@@ -47,7 +49,11 @@ class ReportFiles:
 
 
 def plot_name(setting: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", setting) + ".png"
+    """``<setting>.png``: the setting with every run of other characters than ``A-Za-z0-9._-`` one ``_`` (and no
+    ``..``, no leading dot or dash, at most 120 characters), through the one gate for text from data that becomes a
+    file name (:func:`cpubench.results.store.file_part`), so a setting from a record is never a path."""
+    name = re.sub(r"\.\.+", "_", re.sub(r"[^A-Za-z0-9._-]+", "_", setting)).lstrip("._-")[:120] or "setting"
+    return store.file_part(name + ".png", "plot name")
 
 
 def framework_plot_name(comp: Comparison, kind: str, batch: int) -> str:
@@ -71,6 +77,8 @@ def build_report(
 
     Raises MergeError / store.StoreError for inputs that cannot be merged and ValueError for a bad baseline.
     """
+    out = Path(out_dir)
+    store.check_writable(out)  # a file named as -o: one line, before anything is read
     merged = merge(paths)
     if not merged.hosts:
         raise MergeError(f"no host folders (with host.json) in {', '.join(str(p) for p in paths)}")
@@ -82,7 +90,6 @@ def build_report(
     settings = build_cells(df, hosts)
     number_notes(settings, hosts)
     add_relative(settings, hosts, baseline)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plot_dir = out / PLOTS_DIR
     written: list[Path] = []
@@ -121,10 +128,10 @@ def build_report(
     doc = {
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "baseline": baseline,
-        "hosts": [h.to_dict() for h in merged.hosts],
+        "hosts": [public(h.to_dict()) for h in merged.hosts],  # never a credential an old folder holds
         "settings": list(settings),
         "cells": [cell_json(c) for _, cells in settings.values() for c in cells.values()],
-        "runs": [{**r.rec.to_dict(), "folder": r.folder} for r in merged.runs],
+        "runs": [{**public(r.rec.to_dict()), "folder": r.folder} for r in merged.runs],
         "warnings": merged.warnings,
     }
     files.json.write_text(
