@@ -2,10 +2,10 @@
 
 Writes ``summary.md`` (:mod:`cpubench.render.summary` says what each cell means), ``results.csv``,
 ``relative.csv``, ``results.json`` and the plots under ``-o`` (:func:`cpubench.render.report.build_report`).
-Inputs that cannot be merged (a host id claimed by two machines, :class:`cpubench.results.merge.MergeError`) and a
-bad baseline are one line on stderr and exit 2; merge warnings go to stderr (those the store printed while reading
-are not repeated) and to the Warnings section of ``summary.md``. The model table reads the engine's model
-declarations, lazily; ``--no-model-table`` skips it.
+Inputs that cannot be merged (a host id claimed by two machines, :class:`cpubench.results.merge.MergeError`), a
+bad baseline and an ``-o`` or ``--docs`` that names a file are one line on stderr and exit 2; merge warnings go to
+stderr (those the store printed while reading are not repeated) and to the Warnings section of ``summary.md``. The
+model table reads the engine's model declarations, lazily; ``--no-model-table`` skips it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from cpubench.analysis.models import model_table_rows
+from cpubench.render.escape import plain
 from cpubench.render.report import build_report, copy_to_docs
 from cpubench.results import store
 from cpubench.results.merge import MergeError
@@ -30,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     try:
+        if args.docs:
+            store.check_writable(args.docs)  # a file named as --docs: one line, before anything is written
         files, merged = build_report(
             args.data,
             args.out,
@@ -38,12 +41,12 @@ def main(args: argparse.Namespace) -> int:
             plots=not args.no_plots,
         )
     except (MergeError, store.StoreError, ValueError) as e:
-        print(f"cpubench report: error: {e}", file=sys.stderr)
+        print(f"cpubench report: error: {plain(e)}", file=sys.stderr)
         return 2
     for w in merged.warnings:
         if w in merged.store_warnings:
             continue  # cpubench.results.store printed it already while reading
-        print(f"cpubench report: warning: {w}", file=sys.stderr)
+        print(f"cpubench report: warning: {plain(w)}", file=sys.stderr)
     if args.docs:
         copied = copy_to_docs(files, args.docs)
         print(f"copied summary.md and {len(files.plots)} plot(s) to {copied.parent}")

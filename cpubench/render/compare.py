@@ -2,7 +2,9 @@
 
 The comparison itself (rows, verdicts, ratios and notes) is :mod:`cpubench.analysis.compare`; its ``--json`` form is
 :meth:`cpubench.analysis.compare.Comparison.to_dict`. Ratios read as in the report's relative table
-(:func:`cpubench.render.tables.ratio_ci_text`), so the two commands print them alike.
+(:func:`cpubench.render.tables.ratio_ci_text`), so the two commands print them alike. Text from data (models,
+settings, reasons, folders) goes through :func:`cpubench.render.escape.plain`: a terminal never receives an escape
+sequence or a direction override a folder holds.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from cpubench.analysis import stats
 from cpubench.analysis.compare import NOT_COMPARED, VERDICTS, Comparison, Row
 from cpubench.render import tables
+from cpubench.render.escape import plain
 
 
 def ratio_text(row: Row) -> str:
@@ -29,7 +32,7 @@ def summary(cmp: Comparison) -> str:
         parts.append(f"{c[stats.NO_INTERVAL]} without an interval (fewer than {stats.MIN_REPEATS} ok repeats)")
     if c[NOT_COMPARED]:
         parts.append(f"{c[NOT_COMPARED]} not compared (no ok repeat on a side)")
-    return f"summary: {cmp.other} against {cmp.baseline}: " + ", ".join(parts)
+    return f"summary: {plain(cmp.other)} against {plain(cmp.baseline)}: " + ", ".join(parts)
 
 
 def render_text(cmp: Comparison) -> str:
@@ -37,25 +40,27 @@ def render_text(cmp: Comparison) -> str:
 
     def named(label: str) -> str:
         folder = cmp.folders[label]
-        return label if folder == label else f"{label} ({folder})"
+        return plain(label) if folder == label else f"{plain(label)} ({plain(folder)})"
+
+    other, baseline = plain(cmp.other), plain(cmp.baseline)
 
     out = [
         f"{named(cmp.other)} against {named(cmp.baseline)}, the baseline",
-        f"ratio: {cmp.other}'s median images/sec over {cmp.baseline}'s; [95% interval]: {stats.METHOD}",
+        f"ratio: {other}'s median images/sec over {baseline}'s; [95% interval]: {stats.METHOD}",
         f"faster / slower: the interval excludes 1.00; not significant ({tables.NOT_SIGNIFICANT_MARK}): it contains "
-        f"1.00; repeats: ok engine processes of {cmp.other} / {cmp.baseline}",
+        f"1.00; repeats: ok engine processes of {other} / {baseline}",
     ]
-    wl = max((len(r.row) for r in cmp.rows), default=5)
+    wl = max((len(plain(r.row)) for r in cmp.rows), default=5)
     wv = max(len(v) for v in VERDICTS)
     wr = max((len(ratio_text(r)) for r in cmp.rows), default=1)
     setting = None
     for r in cmp.rows:
         if r.setting != setting:
             setting = r.setting
-            out += ["", setting]
-        line = f"  {r.row:<{wl}}  {r.verdict:<{wv}}  {ratio_text(r):>{wr}}"
+            out += ["", plain(setting)]
+        line = f"  {plain(r.row):<{wl}}  {r.verdict:<{wv}}  {ratio_text(r):>{wr}}"
         line += f"  repeats {r.other.n_ok} / {r.base.n_ok}"
         out.append(line.rstrip())
-        out += [f"  {'':<{wl}}  {n}" for n in r.notes]
+        out += [f"  {'':<{wl}}  {plain(n)}" for n in r.notes]
     out += ["", summary(cmp)]
     return "\n".join(out)

@@ -14,6 +14,7 @@ from cpubench.analysis.engines import FRAMEWORKS, NAMES, PYTORCH, TENSORFLOW, di
 from cpubench.analysis.frameworks import Comparison
 from cpubench.analysis.points import Point
 from cpubench.render import tables
+from cpubench.render.escape import md_text
 
 # kind -> (title, y axis), for both plots and both commands
 KINDS: dict[str, tuple[str, str]] = {"latency": ("Latency", "ms per batch, p50"),
@@ -31,7 +32,7 @@ def threads_text(p: Point) -> str:
 
 
 def intro(comp: Comparison) -> str:
-    where = f" Compared at {comp.setting.text()}, measured by both." if comp.setting else ""
+    where = f" Compared at {md_text(comp.setting.text())}, measured by both." if comp.setting else ""
     return (f"Per batch size, each framework's best execution mode and intra-op thread count by median images/sec "
             f"over its ok repeats; latency is that point's p50 (ms per batch). Above 1.00x PyTorch is faster: "
             f"throughput PyTorch/TensorFlow, latency TensorFlow/PyTorch.{where}")  # fmt: skip
@@ -59,7 +60,7 @@ def table(comp: Comparison) -> str:
 def markdown(comp: Comparison) -> list[str]:
     """The intro and the table, or the note: the lines a page or ``summary.md`` puts under its heading."""
     if comp.note:
-        return [comp.note, ""]
+        return [md_text(comp.note), ""]
     return [intro(comp), "", table(comp), ""]
 
 

@@ -1,7 +1,8 @@
 """Grouped bar charts for the report: one PNG per setting, models x hosts.
 
 Why matplotlib with the Agg backend: the report runs on headless machines (CI, servers over ssh) and must never try
-to open a window. Failed, timed-out and missing cells get no bar but a short label, so a gap is never read as 0.
+to open a window. Failed, timed-out and missing cells get no bar but a short label, so a gap is never read as 0. Text
+from data (settings, models, hosts) goes through :func:`cpubench.render.escape.plot_text`: never read as mathtext.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+
+from cpubench.render.escape import plot_text
 
 matplotlib.use("Agg")
 
@@ -40,7 +43,7 @@ def grouped_bars(
                 ax.text(
                     x,
                     max(floor * 1.1, top * 0.01),
-                    label,
+                    plot_text(label),
                     rotation=90,
                     ha="center",
                     va="bottom",
@@ -50,11 +53,16 @@ def grouped_bars(
             else:
                 xs.append(x)
                 ys.append(value)
-        ax.bar(xs, ys, width=width * 0.95, label=host, color=f"C{j % 10}")
+        ax.bar(xs, ys, width=width * 0.95, label=plot_text(host), color=f"C{j % 10}")
     ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels(rows, rotation=30 if n_rows > 4 else 0, ha="right" if n_rows > 4 else "center", fontsize=8)
+    ax.set_xticklabels(
+        [plot_text(r) for r in rows],
+        rotation=30 if n_rows > 4 else 0,
+        ha="right" if n_rows > 4 else "center",
+        fontsize=8,
+    )
     ax.set_ylabel("images/sec (median of repeats)" + (", log scale" if log else ""))
-    ax.set_title(title, fontsize=10)
+    ax.set_title(plot_text(title), fontsize=10)
     if log:
         ax.set_yscale("log")
         ax.set_ylim(floor, top * 2)

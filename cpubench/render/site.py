@@ -19,6 +19,12 @@ index links and the summary repeats.
 This module writes the site around the pages: the layouts, ``_config.yml``, the index and ``summary.md``. The
 points are :mod:`cpubench.analysis.points`; one page (its CSVs, plots and sections) is
 :mod:`cpubench.render.site_pages`; ``cpubench pages`` is :mod:`cpubench.commands.pages`.
+
+Sharing: a results folder may come from anyone, and the site is published. Every file name built from a record goes
+through :func:`cpubench.results.store.file_part` (checked for the whole study before anything is written), every
+string from data is escaped for where it lands (:mod:`cpubench.render.escape`: Markdown, HTML attributes, front
+matter; braces become entities, so Liquid never sees ``{{`` or ``{%`` from data and the pages need no ``{% raw %}``),
+and ``-o`` is written only when it is new, empty or a site this command wrote (:data:`MARKER`).
 """
 
 from __future__ import annotations
@@ -31,7 +37,16 @@ from cpubench.analysis.frameworks import study_comparison
 from cpubench.analysis.order import model_sort_key
 from cpubench.analysis.points import Point, Study, base_points, build_study, modes, series, several_frameworks, speedups
 from cpubench.render import frameworks
-from cpubench.render.site_pages import csv_names, host_page, mode_label, model_title, render_page, write_csvs
+from cpubench.render.escape import md_cell, md_text
+from cpubench.render.site_pages import (
+    check_names,
+    csv_names,
+    host_page,
+    mode_label,
+    model_title,
+    render_page,
+    write_csvs,
+)
 from cpubench.results import store
 from cpubench.results.merge import Merged, merge
 
@@ -88,7 +103,7 @@ def index_page(study: Study, pages: dict[tuple[str, str], str]) -> str:
     models = sorted({m for _, m in pages}, key=model_sort_key)
     hosts = [h for h in study.hosts if any(h == ph for ph, _ in pages)]
     lines = ["---", "layout: default", 'title: "CPU scaling"', "---", "", "# CPU scaling", ""]
-    lines.append("| host | " + " | ".join(model_title(m) for m in models) + " |")
+    lines.append("| host | " + " | ".join(md_cell(model_title(m)) for m in models) + " |")
     lines.append("| --- |" + " --- |" * len(models))
     compared = False
     for h in hosts:
@@ -97,12 +112,12 @@ def index_page(study: Study, pages: dict[tuple[str, str], str]) -> str:
             if (h, m) not in pages:
                 cells.append("—")
                 continue
-            cell = f"[{model_title(m)}](./{pages[(h, m)]})"
+            cell = f"[{md_cell(model_title(m))}](./{pages[(h, m)]})"
             if study_comparison(study, h, m) is not None:
                 compared = True
                 cell += f" ([{frameworks.TITLE}](./{pages[(h, m)]}#{FRAMEWORKS_ANCHOR}))"
             cells.append(cell)
-        lines.append(f"| {h} | " + " | ".join(cells) + " |")
+        lines.append(f"| {md_cell(h)} | " + " | ".join(cells) + " |")
     lines += ["", "Per-model CSVs sit beside each page (`<model>_latency.csv`, `<model>_throughput.csv`"
               + ("; where both frameworks ran, one pair per framework: `<model>_pytorch_latency.csv`..." if compared
                  else "") + ").", ""]  # fmt: skip
@@ -132,7 +147,7 @@ def summary_rows(points: Sequence[Point]) -> list[list[str]]:
             eff = f"{su[tmax] / tmax * 100:.0f}% at {tmax}" if su and tmax > 0 else "n/a"
             g24 = su[4] / su[2] if su and 2 in su and 4 in su else None
             g816 = su[16] / su[8] if su and 8 in su and 16 in su else None
-            rows.append([ex, str(b), str(best.key.threads), f"{best.p50:.2f}", f"{best.p99:.2f}",
+            rows.append([md_cell(ex), str(b), str(best.key.threads), f"{best.p50:.2f}", f"{best.p99:.2f}",
                          f"{best.thr_avg:.2f}", eff, f"{_x(g24)} / {_x(g816)}"])  # fmt: skip
     return rows
 
@@ -147,7 +162,7 @@ def summary_markdown(study: Study, hosts: Sequence[str]) -> str:
             "efficiency", "doubling 2→4 / 8→16"]  # fmt: skip
     for h in hosts:
         for m in study.models(h):
-            lines += [f"## {h}: {model_title(m)}", ""]
+            lines += [f"## {md_text(h)}: {md_text(model_title(m))}", ""]
             rows = summary_rows(study.of(h, m))
             if not rows:
                 lines += ["no ok runs", ""]
@@ -165,6 +180,15 @@ def summary_markdown(study: Study, hosts: Sequence[str]) -> str:
 # ----------------------------------------------------------------------------------------------------------- build
 
 
+# Written into every site `cpubench pages` writes: a non-empty -o without it is someone else's folder, never written.
+MARKER = ".cpubench-pages"
+MARKER_TEXT = "Written by `cpubench pages`: this folder is a site it may write into again.\n"
+
+
+class PagesError(Exception):
+    """An output folder or an input that ``cpubench pages`` refuses: the message is one line naming it and the fix."""
+
+
 @dataclass
 class PagesFiles:
     pages: list[Path] = field(default_factory=list)
@@ -173,13 +197,44 @@ class PagesFiles:
     summary: Path | None = None
 
 
+def check_out(out: str | Path) -> Path:
+    """The output folder, if ``cpubench pages`` may write into it: missing, empty, or a site it wrote before (it
+    holds :data:`MARKER`). Anything else (a file, someone's folder or site: its ``index.md``, ``_config.yml`` and
+    layouts would be overwritten) raises PagesError or store.StoreError, before anything is read or written."""
+    root = Path(out)
+    store.check_writable(root)
+    if root.is_dir() and not (root / MARKER).is_file() and any(root.iterdir()):
+        raise PagesError(
+            f"{root} is not empty and holds no site `cpubench pages` wrote (no {MARKER}): give -o a new or empty "
+            "folder, or the folder of an earlier `cpubench pages`"
+        )
+    return root
+
+
 def build_pages(data: Iterable[str | Path], out: str | Path, plots: bool = True) -> tuple[PagesFiles, Merged]:
-    """Read the host folders and write the site into ``out``; return what was written and the merged runs."""
+    """Read the host folders and write the site into ``out``; return what was written and the merged runs.
+
+    Refused before anything is written (PagesError, store.StoreError): an ``out`` that is a file or a non-empty
+    folder that is not a site of ours, inputs with no host folder, and a model, framework or execution mode that
+    cannot be part of a file name (:func:`cpubench.results.store.file_part`: the store's reader skips such models
+    already; this is the last gate, so text from data never becomes a path outside ``out``).
+    """
+    root = check_out(out)
+    data = list(data)
     merged = merge(data)
+    if not merged.hosts:
+        raise PagesError(
+            f"no host folders (with {store.HOST_FILE}) in {', '.join(str(p) for p in data)}: give a host folder or a "
+            "folder of them"
+        )
     hosts = merged.host_ids
     study = build_study((r.rec for r in merged.runs), hosts)
-    root = Path(out)
+    for h in study.hosts:
+        store.validate_host_id(h)
+        for m in study.models(h):
+            check_names(m, study.of(h, m))
     root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).write_text(MARKER_TEXT)
     files = PagesFiles()
     pages: dict[tuple[str, str], str] = {}
     for h in study.hosts:
@@ -187,7 +242,7 @@ def build_pages(data: Iterable[str | Path], out: str | Path, plots: bool = True)
             folder = store.host_dir(root, h)  # host ids are checked folder names
             folder.mkdir(parents=True, exist_ok=True)
             files.csvs += write_csvs(folder, m, study.of(h, m))
-            page = folder / f"{m}.md"
+            page = folder / f"{store.file_part(m, 'model')}.md"
             sections = host_page(study, h, m, folder, plots)
             if not plots:  # a page never names an image that was not drawn
                 names = csv_names(m, study.of(h, m))

@@ -33,6 +33,8 @@ from cpubench.analysis.points import (
     speedups,
 )
 from cpubench.render import frameworks
+from cpubench.render.escape import front_matter_title, html_attr, md_text
+from cpubench.results import store
 
 # model -> (page title, file-name short name, short display name): Packrat's names for the models they published.
 MODEL_NAMES: dict[str, tuple[str, str, str]] = {
@@ -60,8 +62,21 @@ def model_display(model: str) -> str:
 
 
 def mode_tag(mode: Mode, multi: bool) -> str:
-    """A mode in file names: ``graph``, or ``pytorch-eager`` where the page holds both frameworks."""
-    return f"{mode[0]}-{mode[1]}" if multi else mode[1]
+    """A mode in file names: ``graph``, or ``pytorch-eager`` where the page holds both frameworks. Both parts come
+    from records, so both pass :func:`cpubench.results.store.file_part` (text from data is never a path)."""
+    fw, ex = store.file_part(mode[0], "framework"), store.file_part(mode[1], "execution")
+    return f"{fw}-{ex}" if multi else ex
+
+
+def check_names(model: str, points: Sequence[Point]) -> None:
+    """Refuse (:class:`cpubench.results.store.FileNameError`) a page whose file names would hold text from data
+    that is not a plain name: the model, its short name, and every framework and execution mode of its points.
+    Called for every page before anything is written, so a refused folder leaves no half-written site."""
+    store.file_part(model, "model")
+    store.file_part(model_short(model), "model")
+    for fw, ex in modes(points):
+        store.file_part(fw, "framework")
+        store.file_part(ex, "execution")
 
 
 def mode_label(mode: Mode, multi: bool) -> str:
@@ -80,9 +95,9 @@ def csv_names(model: str, points: Sequence[Point]) -> list[str]:
     """``<model>_latency.csv`` and ``<model>_throughput.csv``; where both frameworks ran, a pair per framework
     (``<model>_pytorch_latency.csv``), so each file keeps Packrat's columns and no row is ambiguous."""
     if not several_frameworks(points):
-        return [f"{model}_{kind}.csv" for kind in ("latency", "throughput")]
-    fws = dict.fromkeys(fw for fw, _ in modes(points))
-    return [f"{model}_{fw}_{kind}.csv" for fw in fws for kind in ("latency", "throughput")]
+        return [f"{store.file_part(model, 'model')}_{kind}.csv" for kind in ("latency", "throughput")]
+    fws = dict.fromkeys(store.file_part(fw, "framework") for fw, _ in modes(points))
+    return [f"{store.file_part(model, 'model')}_{fw}_{kind}.csv" for fw in fws for kind in ("latency", "throughput")]
 
 
 def write_csvs(folder: Path, model: str, points: Sequence[Point]) -> list[Path]:
@@ -99,7 +114,7 @@ def _write_csvs(folder: Path, stem: str, model: str, points: Sequence[Point]) ->
                                          p.key.inter, p.key.threads, p.key.batch))  # fmt: skip
     paths = []
     for kind, columns in (("latency", LATENCY_COLUMNS), ("throughput", THROUGHPUT_COLUMNS)):
-        path = folder / f"{stem}_{kind}.csv"
+        path = folder / f"{store.file_part(stem, 'CSV name')}_{kind}.csv"
         with path.open("w", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(columns)
@@ -125,7 +140,11 @@ class Image:
 
 @dataclass
 class Section:
-    """A heading and what goes under it: images, or a line saying why there are none."""
+    """A heading and what goes under it: images, or a line saying why there are none.
+
+    ``note`` and the images' ``alt`` are raw text (from data, often: a record's reason, a mode's name) and are escaped
+    where they land (:mod:`cpubench.render.escape`); ``body`` is Markdown already rendered safely (a table); the
+    heading is ours."""
 
     heading: str
     images: list[Image] = field(default_factory=list)
@@ -136,10 +155,13 @@ class Section:
         out = [self.heading, "", *self.body]
         if self.images:
             out.append('<p float="left">')
-            out += [f'  <img src="./{i.file}" alt="{i.alt}" width="100%"/>' for i in self.images]
+            out += [
+                f'  <img src="./{store.file_part(i.file, "image")}" alt="{html_attr(i.alt)}" width="100%"/>'
+                for i in self.images
+            ]
             out += ["</p>", ""]
         elif self.note:
-            out += [self.note, ""]
+            out += [md_text(self.note), ""]
         return out
 
 
@@ -155,7 +177,7 @@ def _why_not(study: Study, host: str, model: str, axis: str, value: str, base: s
 
 
 def render_page(model: str, sections: Sequence[Section]) -> str:
-    lines = ["---", "layout: scalebench", f'title: "{model_title(model)}"', "---", ""]
+    lines = ["---", "layout: scalebench", f"title: {front_matter_title(model_title(model))}", "---", ""]
     for s in sections:
         lines += s.markdown()
     return "\n".join(lines).rstrip() + "\n"
@@ -165,7 +187,7 @@ def host_page(study: Study, host: str, model: str, folder: Path, plots: bool) ->
     """Draw the plots of one host and model into ``folder`` and return the page's sections."""
     from cpubench.render import siteplots as pagesplots
 
-    short, disp = model_short(model), model_display(model)
+    short, disp = store.file_part(model_short(model), "model"), model_display(model)
     points = study.of(host, model)
     base = base_points(points)
     page_modes = modes(base)
@@ -287,7 +309,7 @@ def host_page(study: Study, host: str, model: str, folder: Path, plots: bool) ->
 
 
 def framework_plot_name(model: str, kind: str, batch: int) -> str:
-    return f"{model_short(model)}-frameworks-{kind}-{batch}.png"
+    return f"{store.file_part(model_short(model), 'model')}-frameworks-{kind}-{batch}.png"
 
 
 def framework_sections(study: Study, host: str, model: str, folder: Path, plots: bool) -> list[Section]:

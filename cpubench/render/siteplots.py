@@ -16,6 +16,8 @@ from typing import Any
 
 import matplotlib
 
+from cpubench.render.escape import plot_text
+
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
@@ -51,7 +53,7 @@ def lines(path: Path, title: str, xlabel: str, ylabel: str, data: Sequence[Line]
     fig, ax = plt.subplots(figsize=SIZE, dpi=DPI)
     for i, ln in enumerate(data):
         color = ln.color or f"C{i % 10}"
-        ax.plot(ln.xs, ln.ys, marker="o", markersize=ln.markersize, label=ln.label, color=color,
+        ax.plot(ln.xs, ln.ys, marker="o", markersize=ln.markersize, label=plot_text(ln.label), color=color,
                 linestyle="--" if ln.dashed else "-")  # fmt: skip
         if ln.lo is not None and ln.hi is not None:
             ax.fill_between(ln.xs, ln.lo, ln.hi, color=color, alpha=0.2, linewidth=0)
@@ -61,9 +63,9 @@ def lines(path: Path, title: str, xlabel: str, ylabel: str, data: Sequence[Line]
     if xs and len(xs) <= 16:
         ax.set_xticks(xs)
         ax.set_xticklabels([f"{x:g}" for x in xs])
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(plot_text(xlabel))
+    ax.set_ylabel(plot_text(ylabel))
+    ax.set_title(plot_text(title), fontsize=10)
     ax.grid(alpha=0.3)
     if data:
         ax.legend(fontsize=7, loc="best")
@@ -94,6 +96,6 @@ def heatmap(path: Path, title: str, loss: Any) -> Path:
     ax.set_yticklabels([f"{t}" for t in ts])
     ax.set_xlabel("batch size")
     ax.set_ylabel("threads")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(plot_text(title), fontsize=9)
     fig.colorbar(im, ax=ax, label="% loss")
     return _save(fig, path)

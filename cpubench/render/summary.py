@@ -19,6 +19,11 @@ The relative table gives each ratio to the baseline with its 95% bootstrap inter
 ``1.32 [1.25–1.40]`` when the interval excludes 1.00, ``≈1.02 [0.97–1.08]`` when it contains 1.00 (not
 significant), ``1.02 (n=1)`` when a side has fewer than 2 ok repeats (no interval).
 
+Text from data (models, settings, CPU brands, reasons, warnings) is escaped where it lands by
+:mod:`cpubench.render.escape` (table cells by :func:`cpubench.render.tables.markdown_table`, the rest by
+:func:`~cpubench.render.escape.md_text`): ``summary.md`` is published as it is, often by a Jekyll docs site that runs
+Liquid over it, so nothing a folder holds may become HTML, a link, Liquid or a new block.
+
 The report shows a host record's fields in :func:`hosts_table` only (and its helpers ``_topology``, ``_gpus``,
 ``_dates``).
 """
@@ -37,6 +42,7 @@ from cpubench.analysis.models import ModelRows, model_table_rows
 from cpubench.analysis.order import model_sort_key
 from cpubench.host.record import HostRecord
 from cpubench.render import frameworks, tables
+from cpubench.render.escape import md_text
 from cpubench.render.models import NOTE
 from cpubench.results.merge import Merged
 
@@ -72,7 +78,11 @@ def _gpus(value: Any) -> str:
 
 def _topology(h: HostRecord) -> str:
     parts = [h.sockets, h.cores_physical, h.cores_logical]
-    return tables.MISSING if all(p is None for p in parts) else "/".join(tables.escape(p) for p in parts)
+    return (
+        tables.MISSING
+        if all(p is None for p in parts)
+        else "/".join(tables.MISSING if p is None else str(p) for p in parts)
+    )
 
 
 def _dates(host: HostRecord, df: pd.DataFrame) -> str:
@@ -111,14 +121,14 @@ def models_section(models: Sequence[str], model_rows: ModelRows | None) -> list[
     try:
         table = {str(r["model"]): r for r in model_rows()}
     except Exception as e:  # noqa: BLE001 - any failure of the engine's table must not cost the rest of the report
-        return [f"Model table not available ({type(e).__name__}: {' '.join(str(e).split())[:200]})."]
+        return [f"Model table not available ({type(e).__name__}: {md_text(' '.join(str(e).split())[:200])})."]
     rows = []
     for m in sorted(models, key=model_sort_key):
         r = table.get(m)
         if r is None:
             continue
         size = r.get("input_size")
-        size_text = f"{size}\u00d7{size}" if isinstance(size, int) else tables.escape(size)
+        size_text = f"{size}\u00d7{size}" if isinstance(size, int) else (tables.MISSING if size is None else str(size))
         rows.append(
             [
                 m,
@@ -133,7 +143,7 @@ def models_section(models: Sequence[str], model_rows: ModelRows | None) -> list[
     out = [tables.markdown_table(headers, rows, ["left", "right", "right", "right", "right", "right"])] if rows else []
     unknown = sorted((m for m in models if m not in table), key=model_sort_key)
     if unknown:
-        out.append(f"Not in the model declarations: {', '.join(unknown)}.")
+        out.append(f"Not in the model declarations: {', '.join(md_text(m) for m in unknown)}.")
     note = NOTE if model_rows is model_table_rows else None
     out.append(
         (note + " " if note else "")
@@ -175,7 +185,7 @@ def repeat_counts(rows: list[str], cells: dict[tuple[str, str], Cell], hosts: Se
     for n in counts.values():
         tally[n] = tally.get(n, 0) + 1
     usual = max(tally, key=lambda n: (tally[n], n))
-    others = [f"{row} on {h}: {n}" for (row, h), n in counts.items() if n != usual]
+    others = [f"{md_text(row)} on {md_text(h)}: {n}" for (row, h), n in counts.items() if n != usual]
     return f"Repeats (ok engine processes): {usual} per cell" + (f", except {'; '.join(others)}." if others else ".")
 
 
@@ -190,12 +200,13 @@ def framework_lines(comparisons: FrameworkPlots) -> list[str]:
         return []
     out = [f"## {frameworks.TITLE}", ""]
     for comp, links in comparisons:
-        out += [f"### {comp.host}: {comp.model}, {comp.label}" if comp.label else f"### {comp.host}: {comp.model}", ""]
+        where = f"{md_text(comp.host)}: {md_text(comp.model)}"
+        out += [f"### {where}, {md_text(comp.label)}" if comp.label else f"### {where}", ""]
         out += frameworks.markdown(comp)
         for kind, (title, _) in frameworks.KINDS.items():
             for b in comp.plot_batches:
                 if (kind, b) in links:
-                    out += [f"![{title} {frameworks.TITLE}, {comp.model}, batch {b}]({links[(kind, b)]})", ""]
+                    out += [f"![{title} {frameworks.TITLE}, {md_text(comp.model)}, batch {b}]({links[(kind, b)]})", ""]
     return out
 
 
@@ -230,35 +241,35 @@ def render_markdown(
         out += [line, ""]
     out += ["## Images/sec", ""]
     for setting, (rows, cells) in settings.items():
-        out += [f"**{setting}**", ""]
+        out += [f"**{md_text(setting)}**", ""]
         generated = sorted(
             {str(r.rec.host_id) for r in merged.runs if r.rec.setting == setting and r.rec.data_generated}
         )
         if generated:
             out += [
                 f"_Real data here is a small generated set (`cpubench make-data --generate`), not ImageNet, on: "
-                f"{', '.join(generated)}._",
+                f"{', '.join(md_text(h) for h in generated)}._",
                 "",
             ]
         out += [setting_table(rows, cells, hosts), ""]
         notes = [cells[(r, h)] for r in rows for h in hosts if cells[(r, h)].note]
         if notes:
-            out += [f"- [{c.note_id}] {tables.escape(c.note)}" for c in notes] + [""]
+            out += [f"- [{c.note_id}] {md_text(c.note)}" for c in notes] + [""]
         if setting in plots:
-            out += [f"![{setting}]({plots[setting]})", ""]
+            out += [f"![{md_text(setting)}]({plots[setting]})", ""]
     if len(hosts) > 1:
         out += [
-            "## Relative to " + baseline,
+            "## Relative to " + md_text(baseline),
             "",
-            f"Median images/sec divided by {baseline}'s (= 1.00), with the 95% confidence interval of the ratio in "
-            "brackets. `1.32 [1.25\u20131.40]`: the interval excludes 1.00, the repeats tell the hosts apart. "
+            f"Median images/sec divided by {md_text(baseline)}'s (= 1.00), with the 95% confidence interval of the "
+            "ratio in brackets. `1.32 [1.25\u20131.40]`: the interval excludes 1.00, the repeats tell the hosts apart. "
             f"`{tables.NOT_SIGNIFICANT_MARK}1.02 [0.97\u20131.08]`: the interval contains 1.00, not significant (the "
             "repeats do not tell the hosts apart). `0.50 (n=1)`: a side has fewer than 2 ok repeats, so there is no "
             "interval. `failed`, `timeout` and `\u2014` as above.",
             "",
         ]
         for setting, (rows, cells) in settings.items():
-            out += [f"**{setting}**", "", relative_table(rows, cells, hosts, baseline), ""]
+            out += [f"**{md_text(setting)}**", "", relative_table(rows, cells, hosts, baseline), ""]
             out += [repeat_counts(rows, cells, hosts), ""]
         out += [
             f"Intervals: {stats.METHOD}; each repeat is one engine process's images/sec, and the fixed seed gives "
@@ -268,7 +279,7 @@ def render_markdown(
         ]
     out += framework_lines(comparisons or [])
     if merged.warnings:
-        out += ["## Warnings", ""] + [f"- {tables.escape(w)}" for w in merged.warnings] + [""]
+        out += ["## Warnings", ""] + [f"- {md_text(w)}" for w in merged.warnings] + [""]
     tidy = "`results.csv`, `relative.csv` and `results.json`" if len(hosts) > 1 else "`results.csv` and `results.json`"
     out += [f"Made with `cpubench report`; tidy data in {tidy}.", ""]
     return "\n".join(out)

@@ -2,7 +2,7 @@
 
 Why one place: the report's tables are copied into users' docs and compared across years, so a number must look the
 same everywhere (two decimals for images/sec, the same dash for a run never made) and a cell must never break the
-markdown (a ``|`` inside a failure reason would split the row).
+markdown (a ``|`` inside a failure reason would split the row): cells are escaped by :mod:`cpubench.render.escape`.
 """
 
 from __future__ import annotations
@@ -12,23 +12,21 @@ from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
+from cpubench.render.escape import MISSING, md_cell
+
 if TYPE_CHECKING:
     from cpubench.analysis.stats import RatioCI
 
-MISSING = "\u2014"  # em dash: a run never made
-
-
-def escape(cell: object) -> str:
-    """Text safe inside a markdown pipe table cell (no pipes, no newlines)."""
-    text = MISSING if cell is None else str(cell)
-    return " ".join(text.replace("|", "\\|").split())
+__all__ = ["MISSING", "markdown_table"]
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], align: Sequence[str] | None = None) -> str:
-    """A GitHub pipe table. Cells are pre-formatted strings: tabulate must not re-parse "12.30" into 12.3."""
+    """A GitHub pipe table. Cells are pre-formatted strings: tabulate must not re-parse "12.30" into 12.3. Every cell
+    and header goes through :func:`cpubench.render.escape.md_cell` here, so callers pass raw text (never escaped
+    twice) and no cell from data can split its row, open HTML or a link, or reach Liquid."""
     return tabulate(
-        [[escape(c) for c in row] for row in rows],
-        headers=[escape(h) for h in headers],
+        [[md_cell(c) for c in row] for row in rows],
+        headers=[md_cell(h) for h in headers],
         tablefmt="pipe",
         disable_numparse=True,
         colalign=tuple(align) if align else None,
