@@ -25,6 +25,7 @@ import errno
 import os
 import re
 import shlex
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -320,18 +321,23 @@ class GroupRunner:
         return self.run_ensemble([group])[0]
 
     def run_ensemble(
-        self, groups: Sequence[Group], window: float | None = None, kind: str | None = None
+        self,
+        groups: Sequence[Group],
+        window: float | None = None,
+        kind: str | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> list[list[RunRecord]]:
         """Start every group's child together (each on its own CPUs), wait for all, and file their records. With
         more than one group, each record says which ensemble and which instance it was measured in (``kind`` names
-        what the ensemble is for, e.g. a tune verification).
+        what the ensemble is for, e.g. a tune verification, and ``meta`` what its kind needs to read it back).
 
         ``window`` (seconds) puts the children behind a barrier: each warms up and says ready, and once all are, all
         time their steps together for at least that long (:func:`tf_cnn_benchmarks.preflight.barrier_wait`); each
         record then says how much of its timed window overlapped every other instance's (``ensemble.overlap``)."""
         ensemble: dict[str, Any] | None = None
         if len(groups) > 1 or window is not None:
-            ensemble = {"id": uuid.uuid4().hex[:12], "instances": len(groups), **({"kind": kind} if kind else {})}
+            ensemble = {"id": uuid.uuid4().hex[:12], "instances": len(groups), **({"kind": kind} if kind else {}),
+                        **(meta or {})}  # fmt: skip
         barrier = None
         if window is not None:
             assert ensemble is not None
@@ -360,6 +366,8 @@ class GroupRunner:
                 self._outcomes(p, proc, after)
             if ensemble is not None:
                 overlaps(prepared)
+        if barrier is not None:
+            shutil.rmtree(barrier, ignore_errors=True)
         return [self._record(p) for p in prepared]
 
     def _start_and_wait(

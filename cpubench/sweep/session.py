@@ -77,6 +77,38 @@ def engine_command(config: cfg.Config) -> tuple[list[str], bool]:
 # The sweep
 
 
+@dataclass
+class HostHold:
+    """This machine and one host folder, held for a measurement: the machine lock (one benchmark per machine; with
+    ``force`` measured anyway, and ``forced`` says beside what) and the folder's writer lock (one writer, always)."""
+
+    machine: MachineLock
+    lock: TextIO
+    forced: str | None
+
+    @classmethod
+    def take(cls, host_dir: Path, force: bool = False) -> HostHold:
+        """Raises Busy with one line when the machine or the folder is taken."""
+        machine = MachineLock()
+        try:
+            host_dir.mkdir(parents=True, exist_ok=True)
+            forced = machine.acquire(host_dir, force)
+        except OSError as e:
+            raise Busy(hostfacts.first_line(e)) from None
+        lock = open(host_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            machine.release()
+            raise Busy(f"another cpubench run is writing to {host_dir}") from None
+        return cls(machine, lock, forced)
+
+    def release(self) -> None:
+        self.lock.close()
+        self.machine.release()
+
+
 @dataclass(frozen=True)
 class _Run:
     """A run without its hash, where only its command is wanted (a dry run)."""
@@ -237,21 +269,12 @@ class Runner:
     ) -> int:
         """Run what is missing; returns 0 when every run of this invocation is ok, 1 when some are not, 130 on
         Ctrl-C / SIGTERM, 2 when the machine or the folder is busy, 3 when the disk is full."""
-        machine = MachineLock()
         try:
-            self.host_dir.mkdir(parents=True, exist_ok=True)
-            forced = machine.acquire(self.host_dir, force)
-        except (Busy, OSError) as e:
-            print(f"cpubench run: error: {hostfacts.first_line(e) if isinstance(e, OSError) else e}", file=sys.stderr)
+            held = HostHold.take(self.host_dir, force)
+        except Busy as e:
+            print(f"cpubench run: error: {e}", file=sys.stderr)
             return 2
-        lock = open(self.host_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the whole sweep
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            machine.release()
-            print(f"cpubench run: error: another cpubench run is writing to {self.host_dir}", file=sys.stderr)
-            return 2
+        forced = held.forced
         self._empty_scratch()
         if forced:
             progress.say(f"cpubench: warning: --force: another benchmark is running ({forced}); records say so")
@@ -280,8 +303,7 @@ class Runner:
                 signal.signal(s, h)
             self.executor.kill_all()
             self._empty_scratch()
-            lock.close()
-            machine.release()
+            held.release()
 
     def _empty_scratch(self) -> None:
         """A fresh, empty temporary folder for the children (what a killed child left there goes)."""
