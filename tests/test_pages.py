@@ -104,11 +104,12 @@ def test_csv_columns_and_values(site: Path) -> None:
     header, rows = read_csv(site / HOST / "lenet_latency.csv")
     assert header == ["benchmark", "topology", "pinning", "allocator", "instance_id", "interop_threads",
                       "intraop_threads", "batch_size", "latency(min)", "latency(avg)", "latency(max)",
-                      "p50", "p90", "p99", "repeats", "host", "execution"]  # fmt: skip
+                      "p50", "p90", "p99", "repeats", "host", "execution", "framework", "memory"]  # fmt: skip
     assert len(rows) == len(MODES) * len(THREADS) * len(BATCHES)  # ok points only: the remote ones were skipped
     row = next(r for r in rows if r["execution"] == "eager" and r["intraop_threads"] == "2" and r["batch_size"] == "4")
     assert (row["benchmark"], row["topology"], row["pinning"], row["allocator"], row["instance_id"]) == (
-        "lenet", "sequential", "affinity", "local", "0")  # fmt: skip
+        "lenet_tensorflow_eager", "sequential", "affinity", "default", "0")  # fmt: skip
+    assert (row["memory"], row["framework"]) == ("local", "tensorflow")
     assert (row["interop_threads"], row["repeats"], row["host"]) == ("1", "2", HOST)
     per_repeat = ms_stats("lenet", "eager", 2, 4)
     assert float(row["latency(avg)"]) == pytest.approx(statistics.median(statistics.fmean(x) for x in per_repeat),
@@ -118,13 +119,14 @@ def test_csv_columns_and_values(site: Path) -> None:
     assert float(row["p50"]) == pytest.approx(statistics.median(statistics.median(x) for x in per_repeat), abs=1e-4)
 
     header, rows = read_csv(site / HOST / "lenet_throughput.csv")
-    assert header[8:11] == ["throughput(min)", "throughput(avg)", "throughput(max)"]
+    assert header[8:12] == ["throughput(min)", "throughput(avg)", "throughput(max)", "throughput"]
     assert header[:8] == ["benchmark", "topology", "pinning", "allocator", "instance_id", "interop_threads",
                           "intraop_threads", "batch_size"]  # fmt: skip
     row = next(r for r in rows if r["execution"] == "eager" and r["intraop_threads"] == "2" and r["batch_size"] == "4")
     ips = [4 * len(x) / (sum(x) / 1000) for x in per_repeat]
     assert float(row["throughput(avg)"]) == pytest.approx(statistics.median(ips), abs=1e-4)
     assert float(row["throughput(min)"]) < float(row["throughput(avg)"]) < float(row["throughput(max)"])
+    assert row["throughput"] == row["throughput(avg)"]  # Packrat's one throughput column
 
 
 def page_images(md: str) -> list[str]:

@@ -22,6 +22,7 @@ import pandas as pd
 from cpubench.analysis import stats
 from cpubench.analysis.order import model_sort_key, setting_order
 from cpubench.analysis.redact import public_env
+from cpubench.analysis.tune import is_tune
 from cpubench.results.merge import Merged
 
 CV_LIMIT = 0.05
@@ -71,13 +72,17 @@ Settings = dict[str, tuple[list[str], dict[tuple[str, str], Cell]]]
 
 
 def runs_frame(merged: Merged) -> pd.DataFrame:
-    """The tidy table of every kept run: one row per host x setting x model x batch x repeat, in report order."""
+    """The tidy table of every kept run: one row per host x setting x model x batch x repeat, in report order.
+    Instances of a tune verification are not settings of their own: the report shows them as tuned splits
+    (:mod:`cpubench.analysis.tune`)."""
     brands = merged.cpu_brands()
     order = {hid: i for i, hid in enumerate(merged.host_ids)}
     settings = setting_order(merged)
     rows = []
     for m in merged.runs:
         r = m.rec
+        if is_tune(r):
+            continue
         lat = r.latency_ms
         drift = r.samples.drift
         noise = r.noise or {}

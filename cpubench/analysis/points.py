@@ -19,6 +19,7 @@ from typing import Any
 
 from cpubench.analysis import engines
 from cpubench.analysis.order import model_sort_key
+from cpubench.analysis.tune import is_tune
 
 # Order in which a section picks the setting it shows when several have data (the first with ok points wins).
 BASE_PLACEMENTS = ("sequential", "none", "interleave")
@@ -152,7 +153,7 @@ def build_study(runs: Iterable[Any], hosts: Sequence[str]) -> Study:
     study = Study(hosts=list(hosts))
     groups: dict[Key, list[Any]] = {}
     for rec in runs:
-        if not rec.model:
+        if not rec.model or is_tune(rec):  # concurrent instances are not single-instance points
             continue
         key = _key(rec)
         if rec.ok and rec.latency_ms is not None and rec.images_per_sec:

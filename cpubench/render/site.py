@@ -47,6 +47,7 @@ from cpubench.render.site_pages import (
     render_page,
     write_csvs,
 )
+from cpubench.render.tune import tuned_section
 from cpubench.results import store
 from cpubench.results.merge import Merged, merge
 
@@ -152,7 +153,7 @@ def summary_rows(points: Sequence[Point]) -> list[list[str]]:
     return rows
 
 
-def summary_markdown(study: Study, hosts: Sequence[str]) -> str:
+def summary_markdown(study: Study, hosts: Sequence[str], tuned: Sequence[str] = ()) -> str:
     lines = ["# CPU scaling summary", "",
              "Medians over repeats, at the sequential placement with local memory where measured. Best threads: the "
              "thread count with the highest throughput. Efficiency: speedup over one thread divided by the threads, "
@@ -174,6 +175,7 @@ def summary_markdown(study: Study, hosts: Sequence[str]) -> str:
             comp = study_comparison(study, h, m)
             if comp is not None:
                 lines += [f"### {frameworks.TITLE}", "", *frameworks.markdown(comp)]
+    lines += list(tuned)
     return "\n".join(lines)
 
 
@@ -262,5 +264,5 @@ def build_pages(data: Iterable[str | Path], out: str | Path, plots: bool = True)
     files.index = root / "index.md"
     files.index.write_text(index_page(study, pages))
     files.summary = root / "summary.md"
-    files.summary.write_text(summary_markdown(study, study.hosts))
+    files.summary.write_text(summary_markdown(study, study.hosts, tuned_section(r.rec for r in merged.runs)))
     return files, merged

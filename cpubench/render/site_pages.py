@@ -42,11 +42,17 @@ MODEL_NAMES: dict[str, tuple[str, str, str]] = {
     "inception3": ("InceptionV3", "inception", "Inception"),
 }
 
+# Packrat's layout first, so its tools (and ``cpubench tune --profile``) read these files: ``benchmark`` is
+# ``<model>_<framework>_<execution>`` (Packrat's names end in their optimisation, ``_none`` / ``_script``),
+# ``topology`` the placement, ``allocator`` the memory allocator (the default one until the allocator axis exists),
+# and the throughput file has Packrat's single ``throughput`` column (the average) beside the range. Ours follow;
+# the memory binding, which once sat in ``allocator``, has a column of its own.
 CSV_KEYS = ["benchmark", "topology", "pinning", "allocator", "instance_id", "interop_threads", "intraop_threads",
             "batch_size"]  # fmt: skip
-EXTRA_COLUMNS = ["p50", "p90", "p99", "repeats", "host", "execution"]
+EXTRA_COLUMNS = ["p50", "p90", "p99", "repeats", "host", "execution", "framework", "memory"]
 LATENCY_COLUMNS = [*CSV_KEYS, "latency(min)", "latency(avg)", "latency(max)", *EXTRA_COLUMNS]
-THROUGHPUT_COLUMNS = [*CSV_KEYS, "throughput(min)", "throughput(avg)", "throughput(max)", *EXTRA_COLUMNS]
+THROUGHPUT_COLUMNS = [*CSV_KEYS, "throughput(min)", "throughput(avg)", "throughput(max)", "throughput", *EXTRA_COLUMNS]
+DEFAULT_ALLOCATOR = "default"
 
 
 def model_title(model: str) -> str:
@@ -120,11 +126,13 @@ def _write_csvs(folder: Path, stem: str, model: str, points: Sequence[Point]) ->
             w.writerow(columns)
             for p in rows:
                 k = p.key
-                keys = [model, k.placement, "affinity" if k.placement != "none" else "none", k.memory, 0, k.inter,
-                        k.threads, k.batch]  # fmt: skip
-                stats = (p.lat_min, p.lat_avg, p.lat_max) if kind == "latency" else (p.thr_min, p.thr_avg, p.thr_max)
+                keys = [f"{model}_{k.framework}_{k.execution}", k.placement,
+                        "affinity" if k.placement != "none" else "none", DEFAULT_ALLOCATOR, 0, k.inter, k.threads,
+                        k.batch]  # fmt: skip
+                stats = (p.lat_min, p.lat_avg, p.lat_max) if kind == "latency" else (p.thr_min, p.thr_avg, p.thr_max,
+                                                                                     p.thr_avg)  # fmt: skip
                 w.writerow([*keys, *map(_fmt, stats), _fmt(p.p50), _fmt(p.p90), _fmt(p.p99), p.repeats, k.host,
-                            k.execution])  # fmt: skip
+                            k.execution, k.framework, k.memory])  # fmt: skip
         paths.append(path)
     return paths
 

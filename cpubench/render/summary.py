@@ -44,6 +44,7 @@ from cpubench.host.record import HostRecord
 from cpubench.render import frameworks, tables
 from cpubench.render.escape import md_text
 from cpubench.render.models import NOTE
+from cpubench.render.tune import tuned_section
 from cpubench.results.merge import Merged
 
 
@@ -278,6 +279,7 @@ def render_markdown(
             "",
         ]
     out += framework_lines(comparisons or [])
+    out += tuned_section(r.rec for r in merged.runs)
     if merged.warnings:
         out += ["## Warnings", ""] + [f"- {md_text(w)}" for w in merged.warnings] + [""]
     tidy = "`results.csv`, `relative.csv` and `results.json`" if len(hosts) > 1 else "`results.csv` and `results.json`"
