@@ -12,7 +12,8 @@ written back as ``null``, and one the file leaves out stays out. So a ``host.jso
 change is written byte for byte as it was (the store sorts keys and indents by two, as every version did).
 
 Schema history: 1 (cpubench 0.1 and since; ``topology``, ``torch_version`` and ``torch_build`` were added without a
-schema change, so older schema-1 files simply lack them). A file of a newer schema is refused with "upgrade".
+schema change, so older schema-1 files simply lack them; so was ``limits``, the measured roofs of
+:mod:`cpubench.host.limits`). A file of a newer schema is refused with "upgrade".
 This module reads nothing and imports nothing of cpubench: the store (:mod:`cpubench.results.store`) does the I/O.
 """
 
@@ -81,6 +82,7 @@ _CHECKS: dict[str, str] = {
     "machine_fingerprint": _TEXT,
     "collected": _TEXT,
     "cpubench_version": _TEXT,
+    "limits": _OBJECT,
 }
 
 _EXPECTED = {
@@ -145,6 +147,8 @@ class HostRecord:
     machine_fingerprint: str | None = None
     collected: str | None = None  # ISO 8601 UTC
     cpubench_version: str | None = None
+    # Measured limits (cpubench.host.limits): GEMM and memory-bandwidth roofs, with how, when and for which machine
+    limits: dict[str, Any] | None = None
     # Keys this version does not declare, written back as they were read.
     extra: dict[str, Any] = field(default_factory=dict)
     # Declared fields that are None because the source said null (written back as null, not left out).

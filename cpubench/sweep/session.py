@@ -47,7 +47,7 @@ from cpubench.execution.group import Context as GroupContext
 from cpubench.execution.group import Group, GroupRunner, describe
 from cpubench.execution.quiet import wait_for_quiet
 from cpubench.execution.recorder import DiskFull, Recorder, Unrecorded
-from cpubench.host import facts
+from cpubench.host import facts, limits
 from cpubench.host.locks import Busy, MachineLock
 from cpubench.results import hosts, store
 from cpubench.spec import axes
@@ -321,7 +321,8 @@ class Runner:
     ) -> int:
         previous = hosts.read_previous(self.root, self.host_id)
         try:
-            store.write_host(self.root, facts.collect_host(self.host_id, previous))
+            host = limits.attach(facts.collect_host(self.host_id, previous), previous, progress.say)
+            store.write_host(self.root, host)
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise DiskFull(f"no space left on the disk of {self.host_dir}") from e

@@ -1,0 +1,470 @@
+"""This machine's limits, measured once: the best GEMM rate through TensorFlow's oneDNN matmul (fp32, and bf16 where
+the CPU has it natively) on all cores and on one core, and memory bandwidth by a STREAM-style triad on all cores (and
+one node's cores against another node's memory where there are two nodes).
+
+Why: images/sec alone says which host is faster, not why. The declared models know their multiply-adds, so a run's
+achieved GFLOP/s set against what this machine's GEMM kernel can do (the same oneDNN the engine calls) says whether
+the host is slow or our run left speed on the table; the triad is the other roof of a roofline.
+
+How it stays cheap and bounded:
+
+- every measurement runs in a child process, so the runner never imports TensorFlow or holds the arrays: one child
+  for the all-core GEMMs (TensorFlow's default pools, as an engine run at its default), one pinned to a single CPU with
+  one intra-op thread for the one-core GEMMs, and for the triad one pinned process per physical core, started
+  together behind a go line on stdin and summed over their common window;
+- a GEMM's size grows through :data:`GEMM_SIZES` until one product takes :data:`GEMM_TARGET_S` (or memory or the
+  largest size says stop), then the best of up to :data:`GEMM_REPS` products within :data:`GEMM_BUDGET_S` counts;
+- the triad's arrays hold, summed over the processes, at least four times the last-level cache (STREAM's rule) and
+  at most :data:`TRIAD_MAX_BYTES` (or a quarter of the memory available) in all;
+- measured once per machine: :func:`attach` keeps the previous ``host.json``'s limits while the machine fingerprint
+  (and :data:`LIMITS_VERSION`) are the same, and measures again when either changes. ``CPUBENCH_NO_LIMITS`` (or
+  ``CPUBENCH_NO_TF_PROBE``, which every runner test sets) skips the measurement; limits already recorded for this
+  machine are kept.
+
+What ``host.json`` holds (``limits``): ``version``, ``machine_fingerprint`` (the machine they belong to),
+``measured`` (ISO 8601 UTC), ``wall_s`` (what measuring took), and ``values``: per limit (:data:`NAMES`) its
+``value`` and ``unit`` with ``how`` it was measured, or ``value: null`` and ``na`` (why not: no native bf16, one
+NUMA node, the child's error).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from cpubench.host.record import HostRecord
+from tf_cnn_benchmarks import hostfacts
+
+LIMITS_VERSION = 1
+NO_LIMITS_ENV = "CPUBENCH_NO_LIMITS"
+NO_TF_PROBE_ENV = "CPUBENCH_NO_TF_PROBE"  # cpubench.host.facts' switch: a test that skips one probe skips both
+QUICK_ENV = "CPUBENCH_LIMITS_QUICK"
+
+GFLOPS = "GFLOP/s"
+GBS = "GB/s"
+# The limits, in the order a table shows them.
+GEMM_FP32_ALL, GEMM_FP32_ONE = "gemm_fp32_all", "gemm_fp32_one"
+GEMM_BF16_ALL, GEMM_BF16_ONE = "gemm_bf16_all", "gemm_bf16_one"
+TRIAD_ALL, TRIAD_REMOTE = "triad_all", "triad_remote"
+NAMES = (GEMM_FP32_ALL, GEMM_FP32_ONE, GEMM_BF16_ALL, GEMM_BF16_ONE, TRIAD_ALL, TRIAD_REMOTE)
+LABELS = {
+    GEMM_FP32_ALL: "GEMM fp32, all cores",
+    GEMM_FP32_ONE: "GEMM fp32, one core",
+    GEMM_BF16_ALL: "GEMM bf16, all cores",
+    GEMM_BF16_ONE: "GEMM bf16, one core",
+    TRIAD_ALL: "memory triad, all cores",
+    TRIAD_REMOTE: "memory triad, remote node",
+}
+
+GEMM_SIZES = (256, 512, 1024, 1536, 2048, 3072, 4096, 6144, 8192)  # square; 8192: 0.8 GiB of fp32 for a, b and c
+GEMM_TARGET_S = 0.25  # a product at least this long is timed well (and the size grows no further)
+GEMM_REPS = 5
+GEMM_BUDGET_S = 3.0  # per precision and core count, after the size is found
+TRIAD_REPS = 10
+TRIAD_MIN_ARRAY = 32 * 2**20  # bytes per array per process, at least
+TRIAD_MAX_BYTES = 8 * 2**30  # the three arrays of every process together, at most
+TRIAD_CHUNK = 128 * 1024  # elements: a + s*c is done in cache-sized pieces, so each piece of a crosses memory once
+CHILD_TIMEOUT_S = 300.0
+_MARK = "CPUBENCH_LIMITS "
+
+
+def skipped() -> str | None:
+    """Why the measurement is skipped, or None: ``CPUBENCH_NO_LIMITS=1`` skips it and ``=0`` asks for it whatever
+    else is set; unset, ``CPUBENCH_NO_TF_PROBE`` (set by every test that drives the runner) skips it too."""
+    own = os.environ.get(NO_LIMITS_ENV, "").strip()
+    if own:
+        return None if own == "0" else f"{NO_LIMITS_ENV} is set"
+    return f"{NO_TF_PROBE_ENV} is set" if os.environ.get(NO_TF_PROBE_ENV) else None
+
+
+def quick() -> bool:
+    """``CPUBENCH_LIMITS_QUICK=1``: the smallest sizes and one pass (tests, ``bench/limits.py --quick``): figures
+    that prove the probe works, not limits to trust; the record says so in ``quick``."""
+    return os.environ.get(QUICK_ENV, "").strip() not in ("", "0")
+
+
+def current(limits: dict[str, Any] | None, fingerprint: str | None) -> bool:
+    """Whether recorded limits belong to this machine and this version of the measurement."""
+    return (
+        isinstance(limits, dict)
+        and fingerprint is not None
+        and limits.get("machine_fingerprint") == fingerprint
+        and limits.get("version") == LIMITS_VERSION
+        and isinstance(limits.get("values"), dict)
+    )
+
+
+def attach(host: HostRecord, previous: HostRecord | None, say: Callable[[str], None] | None = None) -> HostRecord:
+    """``host`` with its limits: the previous record's when they belong to this machine, else measured now (unless
+    :func:`skipped`). The session calls this where it writes ``host.json``."""
+    prev = previous.limits if previous is not None else None
+    if current(prev, host.machine_fingerprint):
+        return replace(host, limits=prev)
+    if skipped() is not None:
+        return host
+    say = say or (lambda _line: None)
+    say("cpubench: measuring this host's limits once (GEMM fp32/bf16 on all cores and one, memory triad) ...")
+    limits = measure(host.machine_fingerprint, flags=host.cpu_flags_of_interest)
+    say(f"cpubench: limits measured in {limits['wall_s']:.1f} s: {summary_line(limits)}")
+    return replace(host, limits=limits)
+
+
+def value(limits: dict[str, Any] | None, name: str) -> float | None:
+    """A limit's value, or None when not measured or not applicable."""
+    entry = ((limits or {}).get("values") or {}).get(name)
+    v = entry.get("value") if isinstance(entry, dict) else None
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else None
+
+
+def why_not(limits: dict[str, Any] | None, name: str) -> str:
+    """Why a limit has no value: the recorded reason, or that the host has no limits at all."""
+    if not limits:
+        return "no limits measured on this host"
+    entry = (limits.get("values") or {}).get(name)
+    if not isinstance(entry, dict):
+        return "not measured"
+    return str(entry.get("na") or "not measured")
+
+
+def summary_line(limits: dict[str, Any]) -> str:
+    """``GEMM fp32, all cores 219.0 GFLOP/s; ...; memory triad, remote node n/a (one NUMA node)``."""
+    parts = []
+    for name in NAMES:
+        v = value(limits, name)
+        unit = ((limits.get("values") or {}).get(name) or {}).get("unit", "")
+        shown = f"{v:.1f} {unit}" if v is not None else f"n/a ({why_not(limits, name)})"
+        parts.append(f"{LABELS[name]} {shown}")
+    return "; ".join(parts)
+
+
+# ------------------------------------------------------------------------------------------------------ measuring
+
+
+def _child_env() -> dict[str, str]:
+    """The runner's environment without the variables that limit threads (as an engine child gets it) and with
+    TensorFlow's start-up chatter off."""
+    env = {k: v for k, v in os.environ.items() if not hostfacts.is_thread_limiting(k)}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _pin(cpus: Sequence[int] | None) -> Callable[[], None] | None:
+    if not cpus:
+        return None
+    allowed = set(cpus)
+
+    def setup() -> None:
+        os.sched_setaffinity(0, allowed)
+
+    return setup
+
+
+def _child(args: list[str], cpus: Sequence[int] | None = None, timeout: float = CHILD_TIMEOUT_S) -> dict[str, Any]:
+    """Run ``python -m cpubench.host.limits ARGS`` (pinned to ``cpus``); its JSON line, or ``{"error": ...}``."""
+    cmd = [sys.executable, "-m", "cpubench.host.limits", *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_child_env(),
+                              preexec_fn=_pin(cpus))  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as e:
+        return {"error": hostfacts.first_line(e)}
+    return _parse(proc.stdout, proc.returncode, proc.stderr)
+
+
+def _parse(stdout: str, rc: int | None, stderr: str) -> dict[str, Any]:
+    line = next((ln for ln in stdout.splitlines() if ln.startswith(_MARK)), None)
+    if line is None:
+        tail = (stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"exited {rc}: {hostfacts.first_line(tail)}"}
+    return json.loads(line[len(_MARK) :])
+
+
+def _topology() -> Any:
+    from cpubench.host import topology
+
+    try:
+        return topology.Topology.read()
+    except (topology.TopologyError, OSError, ValueError):
+        return None
+
+
+def _first_cpus(cores: Sequence[Sequence[int]]) -> list[int]:
+    """One logical CPU per physical core (its first SMT sibling) that this process may run on."""
+    allowed = set(hostfacts.schedulable_cpus())
+    return [c[0] for c in cores if c and c[0] in allowed]
+
+
+def _llc_bytes() -> int:
+    """The largest cache level's size from sysfs (cpu0's view), times the number of its instances; 32 MiB unknown."""
+    best_level, size, shared = 0, 0, 1
+    for d in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index[0-9]*")):
+        level, text = hostfacts.read_text(str(d / "level")), hostfacts.read_text(str(d / "size"))
+        if not (level and level.isdigit() and text):
+            continue
+        n = int(text.rstrip("KMG")) * {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+        if int(level) >= best_level:
+            best_level, size = int(level), n
+            from cpubench.host import topology
+
+            cpus = topology.parse_cpulist(hostfacts.read_text(str(d / "shared_cpu_list")) or "0")
+            shared = max(1, len(cpus))
+    if not size:
+        return 32 * 2**20
+    instances = max(1, round((os.cpu_count() or 1) / shared))
+    return size * instances
+
+
+def measure(fingerprint: str | None, flags: Sequence[str] | None = None) -> dict[str, Any]:
+    """Measure every limit now (children; tens of seconds on a small host) and return ``host.json``'s ``limits``."""
+    t0 = time.monotonic()
+    flags = list(hostfacts.cpu_flags() if flags is None else flags)
+    topo = _topology()
+    cores = [list(c) for s in topo.socket_cores for c in s] if topo is not None else []
+    per_core = _first_cpus(cores) or hostfacts.schedulable_cpus()[:1]
+    bf16 = bool({"avx512_bf16", "amx_bf16"} & set(flags)) or (
+        "bf16" in flags and os.uname().machine in ("aarch64", "arm64")
+    )
+    dtypes = "fp32,bf16" if bf16 else "fp32"
+    values: dict[str, Any] = {}
+    everything = _child(["gemm", "--dtypes", dtypes])
+    one = _child(["gemm", "--dtypes", dtypes, "--threads", "1"], cpus=per_core[:1])
+    for dtype in ("fp32", "bf16"):
+        for which, res, name in (("all", everything, f"gemm_{dtype}_all"), ("one", one, f"gemm_{dtype}_one")):
+            if dtype == "bf16" and not bf16:
+                values[name] = {"value": None, "unit": GFLOPS, "na": "no native bf16 (no avx512_bf16 or amx_bf16 "
+                                "among the CPU flags): TensorFlow would emulate it"}  # fmt: skip
+                continue
+            values[name] = _gemm_entry(res, dtype, which, per_core[:1])
+    values[TRIAD_ALL] = triad(per_core)
+    values[TRIAD_REMOTE] = _remote(topo)
+    return {
+        "version": LIMITS_VERSION,
+        "machine_fingerprint": fingerprint,
+        "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "wall_s": round(time.monotonic() - t0, 2),
+        "values": values,
+        **({"quick": True} if quick() else {}),
+    }
+
+
+def _gemm_entry(res: dict[str, Any], dtype: str, which: str, one_cpu: list[int]) -> dict[str, Any]:
+    if "error" in res:
+        return {"value": None, "unit": GFLOPS, "na": f"the GEMM child failed: {res['error']}"}
+    r = res.get(dtype) or {}
+    if "error" in r or not r.get("gflops"):
+        return {"value": None, "unit": GFLOPS, "na": f"the {dtype} GEMM failed: {r.get('error', 'no result')}"}
+    where = (f"pinned to CPU {one_cpu[0]}, one intra-op thread" if which == "one" and one_cpu else
+             f"{res.get('cpus')} CPUs, TensorFlow's default thread pools")  # fmt: skip
+    n = r["n"]
+    return {
+        "value": round(float(r["gflops"]), 2),
+        "unit": GFLOPS,
+        "how": f"tf.linalg.matmul of two {n}x{n} {dtype} matrices in a tf.function (2*n^3 flops), best of "
+        f"{r['reps']}; TensorFlow {res.get('tf_version')}, oneDNN {res.get('onednn')}; {where}",
+        "n": n,
+        "reps": r["reps"],
+        "threads": 1 if which == "one" else res.get("cpus"),
+    }
+
+
+def triad(cpus: Sequence[int], membind: Sequence[int] | None = None) -> dict[str, Any]:
+    """One pinned triad process per CPU in ``cpus`` (memory bound to ``membind``), started together; their bytes
+    summed over the common window from the first start to the last end."""
+    procs = max(1, len(cpus))
+    avail = hostfacts.available_memory() or 2**31
+    per_array = max(4 * _llc_bytes() // procs, TRIAD_MIN_ARRAY)
+    per_array = min(per_array, min(TRIAD_MAX_BYTES, avail // 4) // (3 * procs))
+    elements = max(TRIAD_CHUNK, per_array // 8 // TRIAD_CHUNK * TRIAD_CHUNK)
+    reps = TRIAD_REPS
+    if quick():
+        elements, reps = TRIAD_CHUNK, 2
+    args = ["triad", "--elements", str(elements), "--reps", str(reps)]
+    if membind:
+        args += ["--membind", ",".join(map(str, membind))]
+    env = _child_env()
+    started = []
+    try:
+        for c in cpus:
+            started.append(subprocess.Popen([sys.executable, "-m", "cpubench.host.limits", *args], env=env,
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                            text=True, preexec_fn=_pin([c])))  # fmt: skip
+        for p in started:  # each says ready once its arrays are touched (bound where asked)
+            assert p.stdout is not None
+            line = p.stdout.readline()
+            if not line.startswith("ready"):
+                said = _parse(line, p.poll(), p.stderr.read() if p.stderr else "")
+                raise RuntimeError(said.get("error") or "no ready line")
+        for p in started:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        results = []
+        for p in started:
+            out, err = p.communicate(timeout=CHILD_TIMEOUT_S)
+            results.append(_parse(out, p.returncode, err))
+    except (OSError, RuntimeError, subprocess.SubprocessError, json.JSONDecodeError) as e:
+        return {"value": None, "unit": GBS, "na": f"the triad failed: {hostfacts.first_line(e)}"}
+    finally:
+        for p in started:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    bad = next((r["error"] for r in results if "error" in r), None)
+    if bad is not None:
+        return {"value": None, "unit": GBS, "na": f"the triad failed: {bad}"}
+    window = max(r["end"] for r in results) - min(r["start"] for r in results)
+    moved = sum(r["bytes"] for r in results)
+    bind = f", memory bound to node(s) {','.join(map(str, membind))}" if membind else ""
+    return {
+        "value": round(moved / window / 1e9, 2),
+        "unit": GBS,
+        "how": f"a = b + s*c (numpy, float64, in {TRIAD_CHUNK * 8 // 1024} KiB pieces) on three arrays of "
+        f"{elements * 8 / 2**20:.0f} MiB in each of {procs} processes pinned one per core{bind}, started together; "
+        f"{reps} passes each, 24 bytes per element (STREAM's count: no write-allocate), summed over the "
+        "common window",
+        "processes": procs,
+        "array_mib": round(elements * 8 / 2**20, 1),
+    }
+
+
+def _remote(topo: Any) -> dict[str, Any]:
+    """The triad on the first node's cores against another node's memory, where the host has two nodes or more."""
+    from cpubench.host import topology
+
+    if topo is None:
+        return {"value": None, "unit": GBS, "na": "the topology could not be read"}
+    if len(topo.nodes) < 2:
+        return {"value": None, "unit": GBS, "na": "one NUMA node"}
+    node = topo.nodes[0]
+    cores = [list(c) for s in topo.socket_cores for c in s if c and topo.node_of(c[0]) == node]
+    cpus = _first_cpus(cores)
+    if not cpus:
+        return {"value": None, "unit": GBS, "na": f"no CPU of node {node} may be used"}
+    try:
+        nodes = topology.memory_nodes(topo, cpus, "remote")
+    except topology.NotApplicable as e:
+        return {"value": None, "unit": GBS, "na": str(e)}
+    return triad(cpus, nodes)
+
+
+# ------------------------------------------------------------------------------------------------- the children
+
+
+def _gemm_child(dtypes: list[str], threads: int) -> dict[str, Any]:
+    import tensorflow as tf
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:
+        from tensorflow.python.util import _pywrap_util_port as port
+
+        onednn: Any = "on" if port.IsMklEnabled() else "off"
+    except Exception:  # noqa: BLE001 - a fact for the record only
+        onednn = "unknown"
+    out: dict[str, Any] = {"tf_version": tf.__version__, "onednn": onednn, "cpus": len(hostfacts.schedulable_cpus())}
+    avail = hostfacts.available_memory() or 2**31
+
+    @tf.function(jit_compile=False)
+    def product(a: Any, b: Any) -> Any:
+        return tf.linalg.matmul(a, b)[0, 0]
+
+    for name in dtypes:
+        dtype = {"fp32": tf.float32, "bf16": tf.bfloat16}[name]
+        try:
+            out[name] = _gemm_rate(tf, product, dtype, 2 if name == "bf16" else 4, avail)
+        except Exception as e:  # noqa: BLE001 - one precision's failure is its n/a, not the probe's end
+            out[name] = {"error": hostfacts.first_line(e)}
+    return out
+
+
+def _gemm_rate(tf: Any, product: Any, dtype: Any, itemsize: int, avail: int) -> dict[str, Any]:
+    """Grow the size until a product takes GEMM_TARGET_S, then the best rate of a few products at that size."""
+    chosen, last = None, 0.0
+    for n in GEMM_SIZES[:1] if quick() else GEMM_SIZES:
+        if 3 * n * n * itemsize > avail // 8:
+            break
+        a = tf.cast(tf.random.uniform((n, n), -1.0, 1.0), dtype)
+        b = tf.cast(tf.random.uniform((n, n), -1.0, 1.0), dtype)
+        float(product(a, b))  # traces (once per shape) and warms the kernel
+        t = time.perf_counter()
+        float(product(a, b))
+        last = time.perf_counter() - t
+        chosen = (n, a, b)
+        if last >= GEMM_TARGET_S:
+            break
+    if chosen is None:
+        raise RuntimeError("not even the smallest product fits in memory")
+    n, a, b = chosen
+    times, t_end = [last], time.perf_counter() + GEMM_BUDGET_S
+    while len(times) < (2 if quick() else GEMM_REPS) and time.perf_counter() < t_end:
+        t = time.perf_counter()
+        float(product(a, b))
+        times.append(time.perf_counter() - t)
+    return {"n": n, "reps": len(times), "gflops": 2.0 * n**3 / min(times) / 1e9, "best_s": min(times)}
+
+
+def _triad_child(elements: int, reps: int, membind: list[int] | None) -> dict[str, Any]:
+    if membind:
+        hostfacts.bind_memory(membind)  # before the arrays are touched: their pages land where bound
+    import numpy as np
+
+    a = np.zeros(elements)
+    b = np.full(elements, 1.0)
+    c = np.full(elements, 2.0)
+    s = 3.0
+    pieces = [(a[i : i + TRIAD_CHUNK], b[i : i + TRIAD_CHUNK], c[i : i + TRIAD_CHUNK])
+              for i in range(0, elements, TRIAD_CHUNK)]  # fmt: skip
+    print("ready", flush=True)
+    sys.stdin.readline()
+    start = time.time()
+    for _ in range(reps):
+        for pa, pb, pc in pieces:
+            np.multiply(pc, s, out=pa)
+            np.add(pa, pb, out=pa)
+    end = time.time()
+    if not a[0] == a[-1] == 7.0:
+        raise RuntimeError(f"the triad computed {a[0]!r}, not 7.0")
+    return {"start": start, "end": end, "bytes": 24 * elements * reps}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cpubench.host.limits``: with no arguments measure and print this host's limits (JSON); ``gemm`` and
+    ``triad`` are the children :func:`measure` starts."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m cpubench.host.limits")
+    p.add_argument("kind", nargs="?", choices=("gemm", "triad"))
+    p.add_argument("--dtypes", default="fp32")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--elements", type=int, default=TRIAD_CHUNK)
+    p.add_argument("--reps", type=int, default=TRIAD_REPS)
+    p.add_argument("--membind", default="")
+    args = p.parse_args(argv)
+    if args.kind is None:
+        from cpubench.host import facts
+
+        print(json.dumps(measure(facts.machine_fingerprint()), indent=2, sort_keys=True))
+        return 0
+    try:
+        if args.kind == "gemm":
+            out = _gemm_child(args.dtypes.split(","), args.threads)
+        else:
+            nodes = [int(x) for x in args.membind.split(",") if x]
+            out = _triad_child(args.elements, args.reps, nodes or None)
+    except Exception as e:  # noqa: BLE001 - the parent records the reason as the limit's n/a
+        out = {"error": hostfacts.first_line(e)}
+    print(_MARK + json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The host's limits (cpubench.host.limits): measured once per machine by ``cpubench run`` into host.json, kept while
+the machine's fingerprint is the same, measured again when it changes, skipped by the tests' switches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakeengine import cpubench_run, write_config
+
+from cpubench.host import limits
+from cpubench.host.record import HostRecord
+
+
+def fake_limits(fp: str, stamp: str = "then") -> dict[str, Any]:
+    return {"version": limits.LIMITS_VERSION, "machine_fingerprint": fp, "measured": stamp, "wall_s": 1.0,
+            "values": {limits.GEMM_FP32_ALL: {"value": 100.0, "unit": limits.GFLOPS}}}  # fmt: skip
+
+
+def test_attach_keeps_this_machines_limits_and_measures_another_machines_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(limits.NO_LIMITS_ENV, "0")
+    measured: list[str | None] = []
+
+    def measure(fp: str | None, flags: Any = None) -> dict[str, Any]:
+        measured.append(fp)
+        return fake_limits(fp or "", "now")
+
+    monkeypatch.setattr(limits, "measure", measure)
+    host = HostRecord("h", machine_fingerprint="aaaa")
+    kept = limits.attach(host, HostRecord("h", machine_fingerprint="aaaa", limits=fake_limits("aaaa")))
+    assert kept.limits == fake_limits("aaaa") and measured == []
+    fresh = limits.attach(host, HostRecord("h", machine_fingerprint="bbbb", limits=fake_limits("bbbb")))
+    assert measured == ["aaaa"] and fresh.limits == fake_limits("aaaa", "now")
+    old_version = {**fake_limits("aaaa"), "version": limits.LIMITS_VERSION - 1}
+    limits.attach(host, HostRecord("h", machine_fingerprint="aaaa", limits=old_version))
+    assert measured == ["aaaa", "aaaa"]
+
+
+def test_switches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(limits.NO_LIMITS_ENV, raising=False)
+    monkeypatch.setenv(limits.NO_TF_PROBE_ENV, "1")
+    assert limits.skipped() == "CPUBENCH_NO_TF_PROBE is set"
+    monkeypatch.setenv(limits.NO_LIMITS_ENV, "0")
+    assert limits.skipped() is None
+    monkeypatch.setenv(limits.NO_LIMITS_ENV, "1")
+    assert limits.skipped() == "CPUBENCH_NO_LIMITS is set"
+    host = HostRecord("h", machine_fingerprint="aaaa")
+    assert limits.attach(host, None).limits is None  # skipped: nothing measured, nothing invented
+    assert limits.attach(host, HostRecord("h", machine_fingerprint="aaaa", limits=fake_limits("aaaa"))).limits
+
+
+def test_cpubench_run_records_the_limits_once_and_again_for_another_machine(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    env = {**env, limits.NO_LIMITS_ENV: "0", limits.QUICK_ENV: "1"}
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 2})
+    host_json = tmp_path / "data" / "h1" / "host.json"
+
+    def run() -> dict[str, Any]:
+        p = cpubench_run(["--config", str(cfg), "--out", "data", "--host-id", "h1"], env, tmp_path, timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr
+        return json.loads(host_json.read_text())
+
+    first = run()
+    lim = first["limits"]
+    assert lim["machine_fingerprint"] == first["machine_fingerprint"] and lim["version"] == limits.LIMITS_VERSION
+    assert lim["quick"] is True and lim["wall_s"] > 0 and lim["measured"]
+    values = lim["values"]
+    assert set(values) == set(limits.NAMES)
+    for name in (limits.GEMM_FP32_ALL, limits.GEMM_FP32_ONE, limits.TRIAD_ALL):
+        assert values[name]["value"] > 0 and values[name]["how"], values[name]
+    assert values[limits.GEMM_FP32_ONE]["threads"] == 1
+    for name in (limits.GEMM_BF16_ALL, limits.TRIAD_REMOTE):  # a value, or n/a with the reason
+        assert values[name]["value"] > 0 if values[name]["value"] is not None else values[name]["na"]
+    assert run()["limits"] == lim  # the same machine: kept, not measured again
+    first["limits"]["machine_fingerprint"] = "0123456789ab"  # limits of another machine
+    host_json.write_text(json.dumps(first))
+    again = run()["limits"]
+    assert again["machine_fingerprint"] == first["machine_fingerprint"]
+    assert again["values"] != lim["values"] or again["wall_s"] != lim["wall_s"]  # measured anew
