@@ -80,7 +80,16 @@ def same_as_then(new: Path, old: Path) -> None:
     """The file as the version before wrote it; the pages' CSVs in Packrat's layout since ``cpubench tune`` (the
     tune issue changed it on purpose): ``benchmark`` names the framework and mode, ``allocator`` the memory allocator
     and the binding it held has a ``memory`` column, the throughput file has Packrat's ``throughput`` column; every
-    other column and every figure is as it was."""
+    other column and every figure is as it was. The report's ``results.csv`` gained columns at its end (efficiency,
+    cost, energy: issue 24): every column it had is as it was, in its place, row for row."""
+    if new.suffix == ".csv" and new.name == "results.csv" and new.parent.name == "report":
+        then_rows, now_rows = list(csv.reader(old.open())), list(csv.reader(new.open()))
+        assert len(then_rows) == len(now_rows)
+        width = len(then_rows[0])
+        assert now_rows[0][:width] == then_rows[0]  # the old columns first, in their order; new ones after
+        for a, b in zip(then_rows, now_rows, strict=True):
+            assert b[:width] == a
+        return
     if new.suffix != ".csv" or new.parent.name == "report":
         assert new.read_text() == old.read_text()
         return

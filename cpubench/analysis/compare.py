@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cpubench.analysis import stats
+from cpubench.analysis import efficiency, stats
 from cpubench.analysis.cells import Cell, build_cells, drift_note, noise_note, runs_frame
+from cpubench.host import limits as lim
 from cpubench.results import store
 from cpubench.results.merge import Merged, MergeError, merge, relabel
 
@@ -45,9 +46,14 @@ class Row:
     other: Cell
     base: Cell
     notes: list[str] = field(default_factory=list)
+    # host label -> this row's efficiency there, where both hosts have limits (else empty)
+    peak: dict[str, efficiency.Figure] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         ci = self.ci
+        peak = {"pct_of_peak": {h: None if f.share is None else round(100 * f.share, 1) for h, f in self.peak.items()},
+                "achieved_gflops": {h: None if f.achieved is None else round(f.achieved, 2)
+                                    for h, f in self.peak.items()}} if self.peak else {}  # fmt: skip
         return {
             "setting": self.setting,
             "row": self.row,
@@ -62,6 +68,7 @@ class Row:
             "status": self.other.status,
             "baseline_status": self.base.status,
             "notes": self.notes,
+            **peak,
         }
 
 
@@ -75,6 +82,13 @@ class Comparison:
     rows: list[Row]
     warnings: list[str]
     store_warnings: list[str]
+    # host label -> its measured limits, where both hosts have them (else empty: the comparison reads as before)
+    limits: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def gemm_ratio(self, name: str = "gemm_fp32_all") -> float | None:
+        """``other``'s limit over the baseline's (GFLOP/s or GB/s), or None where a side has none."""
+        a, b = lim.value(self.limits.get(self.other), name), lim.value(self.limits.get(self.baseline), name)
+        return a / b if a is not None and b is not None else None
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(VERDICTS, 0)
@@ -93,6 +107,7 @@ class Comparison:
             "rows": [r.to_dict() for r in self.rows],
             "summary": self.counts(),
             "warnings": self.warnings,
+            **({"limits": self.limits} if self.limits else {}),
         }
 
 
@@ -136,6 +151,11 @@ def compare(path_a: str | Path, path_b: str | Path, baseline_last: bool = False)
         for label in labels:
             o, bc = cells[(label, other)], cells[(label, base)]
             rows.append(_row(setting, label, o, bc))
+    limits = {h.host_id: h.record.limits for h in both.hosts if h.record.limits}
+    if len(limits) == 2:  # both hosts measured: each row's share of each host's own limit
+        figures = efficiency.cell_figures(settings, both)
+        for r in rows:
+            r.peak = {h: f for h in (other, base) if (f := figures.get((r.setting, r.row, h))) is not None}
     return Comparison(
         other=other,
         baseline=base,
@@ -143,6 +163,7 @@ def compare(path_a: str | Path, path_b: str | Path, baseline_last: bool = False)
         rows=rows,
         warnings=both.warnings,
         store_warnings=both.store_warnings,
+        limits=limits if len(limits) == 2 else {},
     )
 
 

@@ -73,6 +73,9 @@ class Point:
     thr_hi: float
     # the engine's intra-op thread count at the framework's default (threads 0), when its records say
     threads_effective: int | None = None
+    # what the FLOPs of a point count (cpubench.analysis.efficiency): inference or training, and the precision
+    forward_only: bool = False
+    precision: str = "fp32"
 
 
 def _median(xs: Iterable[float]) -> float:
@@ -124,6 +127,8 @@ def reduce_point(key: Key, recs: Sequence[Any]) -> Point:
         thr_lo=min(ips),
         thr_hi=max(ips),
         threads_effective=_effective_threads(recs),
+        forward_only=bool(recs[0].params.get("forward_only", False)),
+        precision=str(recs[0].params.get("precision") or "fp32"),
     )
 
 

@@ -20,6 +20,36 @@ def ratio_text(row: Row) -> str:
     return tables.ratio_ci_text(row.ci) if row.ci else tables.MISSING
 
 
+def limits_lines(cmp: Comparison) -> list[str]:
+    """Where both hosts have measured limits: the ratio of their GEMM and memory limits (what the hardware gives),
+    beside which each row's images/sec ratio (what the runs got) reads; nothing otherwise."""
+    if not cmp.limits:
+        return []
+    from cpubench.host import limits as lim
+
+    parts = []
+    for name in (lim.GEMM_FP32_ALL, lim.GEMM_BF16_ALL, lim.TRIAD_ALL):
+        ratio = cmp.gemm_ratio(name)
+        a, b = lim.value(cmp.limits[cmp.other], name), lim.value(cmp.limits[cmp.baseline], name)
+        unit = "GB/s" if name == lim.TRIAD_ALL else "GFLOP/s"
+        parts.append(f"{lim.LABELS[name]} {ratio:.2f} ({a:.1f} / {b:.1f} {unit})" if ratio is not None else
+                     f"{lim.LABELS[name]} n/a")  # fmt: skip
+    return [f"limits, {plain(cmp.other)} over {plain(cmp.baseline)}: " + "; ".join(parts),
+            "% of peak under each row: achieved GFLOP/s over each host's own GEMM limit (training counted as 3x "
+            "forward)"]  # fmt: skip
+
+
+def peak_text(row: Row) -> str:
+    """``% of peak: b 84% (183 GFLOP/s), a 91% (210 GFLOP/s); GFLOP/s ratio 0.87``."""
+    shown = []
+    for h, f in row.peak.items():
+        pct = "n/a" if f.share is None else f"{100 * f.share:.0f}%"
+        shown.append(f"{plain(h)} {pct} ({f.achieved:.0f} GFLOP/s)" if f.achieved is not None else f"{plain(h)} n/a")
+    got = [f.achieved for f in row.peak.values()]
+    ratio = f"; GFLOP/s ratio {got[0] / got[1]:.2f}" if len(got) == 2 and all(got) else ""
+    return "% of peak: " + ", ".join(shown) + ratio
+
+
 def summary(cmp: Comparison) -> str:
     """The last line: how many rows came out each way."""
     c = cmp.counts()
@@ -50,6 +80,7 @@ def render_text(cmp: Comparison) -> str:
         f"faster / slower: the interval excludes 1.00; not significant ({tables.NOT_SIGNIFICANT_MARK}): it contains "
         f"1.00; repeats: ok engine processes of {other} / {baseline}",
     ]
+    out += limits_lines(cmp)
     wl = max((len(plain(r.row)) for r in cmp.rows), default=5)
     wv = max(len(v) for v in VERDICTS)
     wr = max((len(ratio_text(r)) for r in cmp.rows), default=1)
@@ -62,5 +93,7 @@ def render_text(cmp: Comparison) -> str:
         line += f"  repeats {r.other.n_ok} / {r.base.n_ok}"
         out.append(line.rstrip())
         out += [f"  {'':<{wl}}  {plain(n)}" for n in r.notes]
+        if r.peak:
+            out.append(f"  {'':<{wl}}  {peak_text(r)}")
     out += ["", summary(cmp)]
     return "\n".join(out)

@@ -27,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from cpubench.analysis.cells import Cell, add_relative, build_cells, number_notes, relative_frame, runs_frame
+from cpubench.analysis.efficiency import add_columns, hosts_of
 from cpubench.analysis.frameworks import Comparison, from_records
 from cpubench.analysis.models import ModelRows, model_table_rows
 from cpubench.analysis.redact import public
 from cpubench.render import frameworks
+from cpubench.render.efficiency import efficiency_lines
 from cpubench.render.summary import FrameworkPlots, cell_text, models_section, render_markdown
 from cpubench.results import store
 from cpubench.results.merge import Merged, MergeError, merge
@@ -115,10 +117,12 @@ def build_report(
                 links[(kind, b)] = f"{PLOTS_DIR}/{name}"
         comparisons.append((comp, links))
     models = sorted(df["model"].unique()) if len(df) else []
-    md = render_markdown(merged, df, settings, baseline, models_section(models, model_rows), plot_links, comparisons)
+    peak = efficiency_lines(merged, settings)
+    md = render_markdown(merged, df, settings, baseline, models_section(models, model_rows), plot_links, comparisons,
+                         peak)  # fmt: skip
     files = ReportFiles(out / "summary.md", out / "results.csv", out / "results.json", written)
     files.summary.write_text(md, encoding="utf-8")
-    df.to_csv(files.csv, index=False)
+    add_columns(df, hosts_of(merged)).to_csv(files.csv, index=False)  # efficiency columns after the older ones
     rel_csv = out / "relative.csv"
     if len(hosts) > 1:
         relative_frame(settings, hosts, baseline).to_csv(rel_csv, index=False)

@@ -29,13 +29,15 @@ and ``-o`` is written only when it is new, empty or a site this command wrote (:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cpubench.analysis import efficiency
 from cpubench.analysis.frameworks import study_comparison
 from cpubench.analysis.order import model_sort_key
 from cpubench.analysis.points import Point, Study, base_points, build_study, modes, series, several_frameworks, speedups
+from cpubench.host.record import HostRecord
 from cpubench.render import frameworks
 from cpubench.render.escape import md_cell, md_text
 from cpubench.render.site_pages import (
@@ -132,9 +134,10 @@ def _x(v: float | None) -> str:
     return "n/a" if v is None else f"x{v:.2f}"
 
 
-def summary_rows(points: Sequence[Point]) -> list[list[str]]:
+def summary_rows(points: Sequence[Point], host: HostRecord | None = None) -> list[list[str]]:
     """Per execution and batch size of the base points: the best thread count by throughput and its figures, the
-    efficiency at the most threads measured, and the gains of doubling threads 2->4 and 8->16."""
+    efficiency at the most threads measured, and the gains of doubling threads 2->4 and 8->16; where ``host`` has
+    measured limits, the best point's share of its GEMM limit too (:mod:`cpubench.analysis.efficiency`)."""
     base = base_points(points)
     multi = several_frameworks(points)
     rows = []
@@ -150,10 +153,25 @@ def summary_rows(points: Sequence[Point]) -> list[list[str]]:
             g816 = su[16] / su[8] if su and 8 in su and 16 in su else None
             rows.append([md_cell(ex), str(b), str(best.key.threads), f"{best.p50:.2f}", f"{best.p99:.2f}",
                          f"{best.thr_avg:.2f}", eff, f"{_x(g24)} / {_x(g816)}"])  # fmt: skip
+            if host is not None and host.limits:
+                threads = best.key.threads or best.threads_effective
+                k = best
+                f = efficiency.figure(k.key.model, k.thr_avg, not k.forward_only, k.precision, threads, host)
+                rows[-1].append(peak_cell(f))
     return rows
 
 
-def summary_markdown(study: Study, hosts: Sequence[str], tuned: Sequence[str] = ()) -> str:
+def peak_cell(f: efficiency.Figure) -> str:
+    """``96% of 219 GFLOP/s (fp32, all cores)``, or n/a with why."""
+    if f.share is None or f.peak is None:
+        return md_cell(f.basis if f.basis.startswith("n/a") else "n/a")
+    return md_cell(f"{100 * f.share:.0f}% of {f.peak:.0f} GFLOP/s ({f.basis})")
+
+
+def summary_markdown(
+    study: Study, hosts: Sequence[str], tuned: Sequence[str] = (), records: Mapping[str, HostRecord] | None = None
+) -> str:
+    """The pages' summary; ``records`` (host id -> host record) adds a "% of peak" column for hosts with limits."""
     lines = ["# CPU scaling summary", "",
              "Medians over repeats, at the sequential placement with local memory where measured. Best threads: the "
              "thread count with the highest throughput. Efficiency: speedup over one thread divided by the threads, "
@@ -164,12 +182,14 @@ def summary_markdown(study: Study, hosts: Sequence[str], tuned: Sequence[str] = 
     for h in hosts:
         for m in study.models(h):
             lines += [f"## {md_text(h)}: {md_text(model_title(m))}", ""]
-            rows = summary_rows(study.of(h, m))
+            record = (records or {}).get(h)
+            rows = summary_rows(study.of(h, m), record)
             if not rows:
                 lines += ["no ok runs", ""]
                 continue
-            lines.append("| " + " | ".join(head) + " |")
-            lines.append("|" + " --- |" * len(head))
+            cols = [*head, "% of peak"] if record is not None and record.limits else head
+            lines.append("| " + " | ".join(cols) + " |")
+            lines.append("|" + " --- |" * len(cols))
             lines += ["| " + " | ".join(r) + " |" for r in rows]
             lines.append("")
             comp = study_comparison(study, h, m)
@@ -264,5 +284,6 @@ def build_pages(data: Iterable[str | Path], out: str | Path, plots: bool = True)
     files.index = root / "index.md"
     files.index.write_text(index_page(study, pages))
     files.summary = root / "summary.md"
-    files.summary.write_text(summary_markdown(study, study.hosts, tuned_section(r.rec for r in merged.runs)))
+    files.summary.write_text(summary_markdown(study, study.hosts, tuned_section(r.rec for r in merged.runs),
+                                              efficiency.hosts_of(merged)))  # fmt: skip
     return files, merged

@@ -219,7 +219,10 @@ def render_markdown(
     model_lines: list[str],
     plots: dict[str, str],
     comparisons: FrameworkPlots | None = None,
+    efficiency: list[str] | None = None,
 ) -> str:
+    """The page; ``efficiency`` is the "% of peak" section (:mod:`cpubench.render.efficiency`), placed after the
+    Images/sec tables (nothing where no host has limits, so older folders render as they did)."""
     hosts = merged.host_ids
     out = [
         "# CPU benchmark summary",
@@ -258,6 +261,7 @@ def render_markdown(
             out += [f"- [{c.note_id}] {md_text(c.note)}" for c in notes] + [""]
         if setting in plots:
             out += [f"![{md_text(setting)}]({plots[setting]})", ""]
+    out += efficiency or []
     if len(hosts) > 1:
         out += [
             "## Relative to " + md_text(baseline),
