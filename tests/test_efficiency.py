@@ -132,3 +132,28 @@ def test_hosts_without_limits_read_as_before(tmp_path: Path) -> None:
     assert "limits," not in text and "% of peak" not in text
     cli("pages", str(a), "-o", "site", "--no-plots", cwd=tmp_path)
     assert "% of peak" not in (tmp_path / "site" / "summary.md").read_text()
+
+
+def test_intensity_from_the_declaration() -> None:
+    from cpubench.analysis.roofline import intensity
+
+    one, many = intensity("resnet50", 1), intensity("resnet50", 64)
+    assert one is not None and many is not None and 0 < one < many  # weights shared by more images per batch
+    assert intensity("resnet50", 32, precision="bf16") == pytest.approx(2 * intensity("resnet50", 32))  # type: ignore
+    assert intensity("nosuchnet", 1) is None
+
+
+def test_roofline_drawn_and_named_on_the_report_and_the_pages_index(tmp_path: Path) -> None:
+    write_host(tmp_path / "data", "a", fake_limits(200.0, 110.0), 1.0)
+    write_host(tmp_path / "data", "b", fake_limits(100.0, 60.0), 0.5)
+    write_host(tmp_path / "data", "c", None, 0.7)  # no limits: its points, no roofs
+    cli("report", "data", "-o", "out", "--no-model-table", cwd=tmp_path)
+    png = tmp_path / "out" / "plots" / "roofline.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert "![roofline](plots/roofline.png)" in (tmp_path / "out" / "summary.md").read_text()
+    cli("pages", "data", "-o", "site", cwd=tmp_path)
+    index = (tmp_path / "site" / "index.md").read_text()
+    for h in ("a", "b"):
+        assert (tmp_path / "site" / h / "roofline.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"![roofline of {h}](./{h}/roofline.png)" in index
+    assert not (tmp_path / "site" / "c" / "roofline.png").exists() and "roofline of c" not in index

@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from cpubench.analysis.cells import Cell, add_relative, build_cells, number_notes, relative_frame, runs_frame
-from cpubench.analysis.efficiency import add_columns, hosts_of
+from cpubench.analysis.efficiency import add_columns, any_limits, hosts_of
 from cpubench.analysis.frameworks import Comparison, from_records
 from cpubench.analysis.models import ModelRows, model_table_rows
 from cpubench.analysis.redact import public
+from cpubench.analysis.roofline import placed, roofs
 from cpubench.render import frameworks
 from cpubench.render.efficiency import efficiency_lines
 from cpubench.render.summary import FrameworkPlots, cell_text, models_section, render_markdown
@@ -117,7 +118,15 @@ def build_report(
                 links[(kind, b)] = f"{PLOTS_DIR}/{name}"
         comparisons.append((comp, links))
     models = sorted(df["model"].unique()) if len(df) else []
-    peak = efficiency_lines(merged, settings)
+    roofline_link = None
+    if plots and any_limits(merged):
+        from cpubench.render.roofline import ROOFLINE_PNG, draw  # lazy: matplotlib only when plots are drawn
+
+        host_roofs = [r for h in merged.hosts if (r := roofs(h.host_id, h.record.limits)) is not None]
+        written.append(draw(host_roofs, placed(merged, settings), plot_dir / ROOFLINE_PNG,
+                            "Roofline: " + ", ".join(h.host_id for h in merged.hosts)))  # fmt: skip
+        roofline_link = f"{PLOTS_DIR}/{ROOFLINE_PNG}"
+    peak = efficiency_lines(merged, settings, roofline_link)
     md = render_markdown(merged, df, settings, baseline, models_section(models, model_rows), plot_links, comparisons,
                          peak)  # fmt: skip
     files = ReportFiles(out / "summary.md", out / "results.csv", out / "results.json", written)

@@ -37,6 +37,7 @@ from cpubench.analysis import efficiency
 from cpubench.analysis.frameworks import study_comparison
 from cpubench.analysis.order import model_sort_key
 from cpubench.analysis.points import Point, Study, base_points, build_study, modes, series, several_frameworks, speedups
+from cpubench.analysis.roofline import placed_points, roofs
 from cpubench.host.record import HostRecord
 from cpubench.render import frameworks
 from cpubench.render.escape import md_cell, md_text
@@ -102,7 +103,9 @@ SCALEBENCH_HTML = """\
 FRAMEWORKS_ANCHOR = "tensorflow-vs-pytorch"
 
 
-def index_page(study: Study, pages: dict[tuple[str, str], str]) -> str:
+def index_page(study: Study, pages: dict[tuple[str, str], str], rooflines: Mapping[str, str] | None = None) -> str:
+    """The site's first page: host x model links; ``rooflines`` (host -> its roofline PNG, for hosts with measured
+    limits) adds each host's roofline below (nothing otherwise, so older studies read as they did)."""
     models = sorted({m for _, m in pages}, key=model_sort_key)
     hosts = [h for h in study.hosts if any(h == ph for ph, _ in pages)]
     lines = ["---", "layout: default", 'title: "CPU scaling"', "---", "", "# CPU scaling", ""]
@@ -124,6 +127,10 @@ def index_page(study: Study, pages: dict[tuple[str, str], str]) -> str:
     lines += ["", "Per-model CSVs sit beside each page (`<model>_latency.csv`, `<model>_throughput.csv`"
               + ("; where both frameworks ran, one pair per framework: `<model>_pytorch_latency.csv`..." if compared
                  else "") + ").", ""]  # fmt: skip
+    for h, png in (rooflines or {}).items():
+        lines += [f"## {md_text(h)}: roofline", "", f"![roofline of {md_text(h)}](./{png})", "",
+                  "Its compute roofs (GEMM limits) and bandwidth roof (triad), and every measured point at its "
+                  "model's arithmetic intensity; see `summary.md` for each point's % of peak.", ""]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -217,6 +224,7 @@ class PagesFiles:
     csvs: list[Path] = field(default_factory=list)
     index: Path | None = None
     summary: Path | None = None
+    rooflines: list[Path] = field(default_factory=list)
 
 
 def check_out(out: str | Path) -> Path:
@@ -282,7 +290,19 @@ def build_pages(data: Iterable[str | Path], out: str | Path, plots: bool = True)
     (root / "_layouts" / "scalebench.html").write_text(SCALEBENCH_HTML)
     (root / "_config.yml").write_text(CONFIG_YML)
     files.index = root / "index.md"
-    files.index.write_text(index_page(study, pages))
+    rooflines: dict[str, str] = {}
+    records = efficiency.hosts_of(merged)
+    for h in study.hosts if plots else []:
+        host_roofs = roofs(h, records[h].limits) if h in records else None
+        if host_roofs is None:
+            continue
+        from cpubench.render.roofline import ROOFLINE_PNG, draw  # lazy: matplotlib only when plots are drawn
+
+        pts = [q for m in study.models(h) for q in placed_points(base_points(study.of(h, m)), records[h])]
+        png = draw([host_roofs], pts, store.host_dir(root, h) / ROOFLINE_PNG, f"Roofline: {h}")
+        files.rooflines.append(png)
+        rooflines[h] = f"{h}/{ROOFLINE_PNG}"
+    files.index.write_text(index_page(study, pages, rooflines))
     files.summary = root / "summary.md"
     files.summary.write_text(summary_markdown(study, study.hosts, tuned_section(r.rec for r in merged.runs),
                                               efficiency.hosts_of(merged)))  # fmt: skip

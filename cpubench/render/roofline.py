@@ -1,0 +1,69 @@
+"""The roofline PNG: each host's compute roofs (its GEMM limits) and bandwidth roof (its triad), log-log, with every
+measured figure placed at its model's arithmetic intensity (:mod:`cpubench.analysis.roofline`).
+
+Why one picture: the "% of peak" table says how far each figure is from the GEMM roof; the roofline says which roof
+a figure is under (memory-bound small batches sit left of the ridge) and, with several hosts overlaid in one plot, how
+their roofs differ. Text from data goes through :func:`cpubench.render.escape.plot_text` (never mathtext).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+from cpubench.analysis.roofline import Placed, Roofs
+from cpubench.render.escape import plot_text
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+ROOFLINE_PNG = "roofline.png"
+_MARKERS = {"fp32": "o", "bf16": "s", "fp16": "^"}
+
+
+def draw(roofs: Sequence[Roofs], points: Sequence[Placed], path: Path, title: str = "Roofline") -> Path:
+    """Draw the roofs of ``roofs`` (one colour per host) and ``points`` on them; write ``path`` (PNG)."""
+    xs = [p.intensity for p in points] + [r.ridge(k) or 1.0 for r in roofs for k in r.peaks]
+    lo = min([*xs, 1.0]) / 4
+    hi = max([*xs, 100.0]) * 4
+    fig, ax = plt.subplots(figsize=(8.0, 5.2), dpi=100)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    hosts = [r.host for r in roofs] + [p.host for p in points if p.host not in {r.host for r in roofs}]
+    colour = {h: colours[i % len(colours)] for i, h in enumerate(dict.fromkeys(hosts))}
+    grid = [lo * (hi / lo) ** (i / 200) for i in range(201)]
+    for r in roofs:
+        c = colour[r.host]
+        for precision, peak in r.peaks.items():
+            ys = [min(peak, r.bandwidth * x) if r.bandwidth else peak for x in grid]
+            style = "-" if precision == "fp32" else "--"
+            ax.plot(grid, ys, style, color=c, label=plot_text(f"{r.host}: {precision} {peak:.0f} GFLOP/s"))
+        if r.bandwidth and not r.peaks:
+            ax.plot(grid, [r.bandwidth * x for x in grid], ":", color=c, label=plot_text(f"{r.host}: memory"))
+        if r.bandwidth:
+            ax.plot([], [], " ", label=plot_text(f"{r.host}: triad {r.bandwidth:.1f} GB/s"))
+    for h in colour:
+        if h not in {r.host for r in roofs}:
+            ax.scatter([], [], color=colour[h], label=plot_text(f"{h}: no limits measured"))
+    for p in points:
+        ax.scatter([p.intensity], [p.gflops], color=colour[p.host], marker=_MARKERS.get(p.precision, "o"), s=28,
+                   edgecolors="black", linewidths=0.4, zorder=3)  # fmt: skip
+    if len(points) <= 24:  # beyond that, labels would cover the roofs
+        for p in points:
+            ax.annotate(plot_text(p.label), (p.intensity, p.gflops), fontsize=6, xytext=(3, 3),
+                        textcoords="offset points")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel("arithmetic intensity (FLOP/byte, estimated from the model declaration)")
+    ax.set_ylabel("GFLOP/s (training counted as 3x forward)")
+    ax.set_title(plot_text(title))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
