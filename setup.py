@@ -15,8 +15,11 @@ setup(
     ],
     include_package_data=True,
     package_data={"cpubench.configs": ["*.yaml"]},
+    # TensorFlow comes from exactly one of the extras `cpu` (tensorflow-cpu) and `cuda` (tensorflow[and-cuda]): the
+    # two distributions install the same tensorflow/ package, so both at once is an accident of install order.
+    # scripts/_venv.sh picks one for the host (scripts/tfchoice.py: CUDA where an NVIDIA GPU is visible;
+    # CPUBENCH_TF=cpu|cuda overrides); a plain `pip install -e .` installs no TensorFlow.
     install_requires=[
-        "tensorflow-cpu==2.21.0",
         "numpy",
         "pandas",
         "tabulate",
@@ -26,7 +29,9 @@ setup(
     ],
     extras_require={
         "test": ["pytest", "pytest-timeout", "ruff", "import-linter", "hypothesis"],
-        "gpu": ["tensorflow[and-cuda]==2.21.0"],
+        "cpu": ["tensorflow-cpu==2.21.0"],
+        "cuda": ["tensorflow[and-cuda]==2.21.0"],
+        "gpu": ["tensorflow[and-cuda]==2.21.0"],  # the old name of `cuda`, kept for old install notes
         # The PyTorch engine (--framework=pytorch). threadpoolctl names the OpenMP/BLAS pools torch loads, for
         # host.json's record of the thread set-up a PyTorch run had.
         "torch": ["torch==2.13.0", "threadpoolctl"],
