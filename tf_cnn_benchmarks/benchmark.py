@@ -30,7 +30,14 @@ from tf_cnn_benchmarks.preflight import (
     timing_flags,
 )
 from tf_cnn_benchmarks.result import Setup
-from tf_cnn_benchmarks.strategies import Plan, StrategyError, build_plan, cluster_ready, configure_devices
+from tf_cnn_benchmarks.strategies import (
+    Plan,
+    StrategyError,
+    build_plan,
+    cluster_ready,
+    configure_devices,
+    gpu_devices,
+)
 from tf_cnn_benchmarks.timing import Measurement, measure
 from tf_cnn_benchmarks.upstreamlog import Header, UpstreamLog
 
@@ -129,6 +136,8 @@ class Benchmark(EngineRun):
             except (RuntimeError, ValueError) as e:
                 raise BenchmarkError(f"could not set up the devices: {e}") from None
             self.shared["plan"] = plan
+        if f.device == "gpu":  # which physical cards the devices are (several logical ones may share one)
+            self.facts.gpus = gpu_devices(f, list(plan.devices))
         self.facts.onednn = _onednn_enabled()
         check_data_format(f, "/device:CPU:0" if f.device == "cpu" else "/device:GPU:0")
         try:

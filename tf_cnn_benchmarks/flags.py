@@ -73,6 +73,13 @@ FLAGS: tuple[Flag, ...] = (
     # Devices and numerics
     Flag("device", str, "cpu", "device type that computes the model", choices=("cpu", "gpu")),
     Flag("num_gpus", int, 1, "number of devices; with --device=cpu, logical CPU devices splitting the host"),
+    Flag(
+        "logical_gpus",
+        bool,
+        False,
+        "with --device=gpu: split one physical GPU into --num_gpus logical GPUs (every variable-update path on one "
+        "card; the figures are not those of real GPUs and NCCL cannot run between them)",
+    ),
     Flag("data_format", str, "", "NHWC or NCHW; default NHWC on cpu, NCHW on gpu", choices=("", "NHWC", "NCHW")),
     Flag("use_fp16", bool, False, "half precision compute (bfloat16 on CPU, float16 on GPU), fp32 variables"),
     Flag("precision", str, "", "fp32, fp16 or bf16; overrides --use_fp16", choices=("", "fp32", "fp16", "bf16")),
@@ -278,6 +285,12 @@ def validate(ns: argparse.Namespace) -> None:
         raise FlagError(f"--display_every={ns.display_every}: must be at least 1")
     if ns.num_gpus < 1:
         raise FlagError(f"--num_gpus={ns.num_gpus}: must be at least 1")
+    if ns.logical_gpus and ns.device != "gpu":
+        raise FlagError("--logical_gpus splits one GPU and needs --device=gpu; with --device=cpu, --num_gpus already "
+                        "splits the CPU into logical devices")  # fmt: skip
+    if ns.logical_gpus and ns.all_reduce_spec == "nccl":
+        raise FlagError("--logical_gpus with NCCL: NCCL cannot all-reduce between logical devices of one GPU; "
+                        "drop --use_nccl / --all_reduce_spec=nccl, or run on real GPUs")  # fmt: skip
     if ns.num_intra_threads < 0 or ns.num_inter_threads < 0:
         raise FlagError("--num_intra_threads and --num_inter_threads must be 0 (default) or more")
     if ns.all_reduce_spec not in ("", "nccl", "xring", "pscpu", "psgpu"):

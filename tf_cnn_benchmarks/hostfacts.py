@@ -299,7 +299,8 @@ class CpuSnapshot:
 
 
 def noise_between(start: CpuSnapshot, end: CpuSnapshot) -> dict[str, Any]:
-    """What other processes used between two snapshots: CPU seconds, and their share of the machine's capacity.
+    """What other processes used between two snapshots: CPU seconds, and their share of the machine's capacity;
+    this process's own CPU seconds and share (``own_cpu_*``), and the whole host's utilisation (``host_cpu_pct``).
 
     ``/proc/stat`` counts in clock ticks (10 ms), so a short window cannot tell a few percent: ``resolution_pct``
     is that uncertainty (one tick per CPU at each end), and only a share above it says something.
@@ -307,13 +308,21 @@ def noise_between(start: CpuSnapshot, end: CpuSnapshot) -> dict[str, Any]:
     window = max(0.0, end.wall - start.wall)
     cpus = os.cpu_count() or 1
     out: dict[str, Any] = {"window_s": round(window, 4), "cpus": cpus, "freq_mhz": [start.freq_mhz, end.freq_mhz]}
+    own = max(0.0, end.own - start.own)
+    if window > 0:
+        # This process's own share (its every thread: compute and input pipeline alike), readable without /proc.
+        out.update(own_cpu_s=round(own, 4), own_cpu_pct=round(100.0 * own / (window * cpus), 2))
     if start.busy is None or end.busy is None or window <= 0:
-        return {**out, "foreign_cpu_s": None, "foreign_cpu_pct": None, "resolution_pct": None}
-    foreign = max(0.0, (end.busy - start.busy) - (end.own - start.own))
+        return {**out, "foreign_cpu_s": None, "foreign_cpu_pct": None, "resolution_pct": None, "host_cpu_pct": None}
+    busy = max(0.0, end.busy - start.busy)
+    foreign = max(0.0, busy - own)
     capacity = window * cpus
     return {
         **out,
         "foreign_cpu_s": round(foreign, 4),
         "foreign_cpu_pct": round(100.0 * foreign / capacity, 2),
         "resolution_pct": round(100.0 * 2 * cpus / _CLK_TCK / capacity, 2),
+        # The host CPU's utilisation over the window (every process): with a GPU computing, how busy the CPU that
+        # feeds it was, the other half of an input-bound verdict (cpubench.analysis.inputbound).
+        "host_cpu_pct": round(min(100.0, 100.0 * busy / capacity), 2),
     }

@@ -18,6 +18,9 @@ also before a call a watchdog may have to end (``strategies.on_fatal``). A run t
   skipped_images    real data only: undecodable images skipped by the input pipeline
   warmup_settled    with --max_warmup_batches: whether the step time was steady before the limit
   python_version    the interpreter's version
+  gpus              GPU runs only: per device, the physical GPU it ran on (CUDA_VISIBLE_DEVICES's entry, an index or
+                    a UUID, else the CUDA ordinal), whether it is a logical GPU (--logical_gpus: all on one card), and
+                    the model and compute capability TensorFlow reports; cuda_visible_devices: the variable as seen
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class RunFacts:
     measurement: Measurement | None = None  # the run finished its timed steps
     skipped_images: int | None = None  # real data
     wall_s: float | None = None  # this batch size's own wall time in the process (its share, measured, not divided)
+    gpus: list[dict[str, Any]] | None = None  # GPU runs: the physical GPU of each device (strategies.gpu_devices)
 
     def record(self, reason: str | None = None) -> RunRecord:
         """The run as a record: ok with its samples when it was measured and no ``reason`` is given, else failed."""
@@ -89,6 +93,9 @@ class RunFacts:
             )
         if self.skipped_images is not None:
             details["skipped_images"] = self.skipped_images
+        if self.gpus is not None:
+            details["gpus"] = self.gpus
+            details["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
         if m is not None and m.warmup_settled is not None:
             details["warmup_settled"] = m.warmup_settled
         timings = {} if self.import_s is None else {"import": self.import_s}
@@ -126,6 +133,18 @@ class RunFacts:
         if rec.reason is None:
             rec.reason = "the run ended before its timed steps"
         return rec
+
+
+def physical_gpu_ids(count: int, logical: bool, visible: str | None) -> list[str]:
+    """The physical GPU each of ``count`` devices runs on, as the driver names it: CUDA_VISIBLE_DEVICES's entries
+    (indexes or UUIDs, in the order TensorFlow numbers them), or the CUDA ordinal where the variable is unset.
+    Logical GPUs (``--logical_gpus``) all run on the first one.
+
+    Why: a GPU table is trusted only when each run says which cards it used; TensorFlow's ``/gpu:1`` is only the
+    second card the process could see, which CUDA_VISIBLE_DEVICES may map to any physical one."""
+    entries = None if visible is None else [e.strip() for e in visible.split(",") if e.strip()]
+    ids = [entries[i] if entries is not None and i < len(entries) else str(i) for i in range(count)]
+    return [ids[0]] * count if logical and ids else ids
 
 
 def threads(ns: Namespace, cores: int) -> dict[str, int]:

@@ -17,8 +17,10 @@ distributed_replicated flags): replicas on every worker, gradients all-reduced a
 =====================  =======================================================================================
 
 With ``--device=cpu --num_gpus=N`` the host CPU is split into N logical CPU devices, so every multi-device path runs
-and can be benchmarked without GPUs. TensorFlow's CPU devices share one intra-op thread pool, so the threads are
-shared rather than partitioned: ``--num_intra_threads`` sets the pool for all of them.
+and can be benchmarked without GPUs; ``--device=gpu --num_gpus=N --logical_gpus`` splits one GPU the same way (every
+path on one card; NCCL cannot reduce between logical devices of one GPU, so it is refused with them). TensorFlow's CPU
+devices share one intra-op thread pool, so the threads are shared rather than partitioned: ``--num_intra_threads``
+sets the pool for all of them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import sys
 from argparse import Namespace
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import tensorflow as tf
 
@@ -53,15 +56,32 @@ class Plan:
 
 
 def configure_devices(flags: Namespace) -> list[str]:
-    """Set up the physical/logical devices before TensorFlow initialises; return the device names to compute on."""
+    """Set up the physical/logical devices before TensorFlow initialises; return the device names to compute on.
+
+    GPUs: ``--num_gpus`` real GPUs, or with ``--logical_gpus`` that many logical GPUs carved out of the first one
+    (each gets an equal share of its memory: TensorFlow needs a limit for a logical GPU). Real and logical are never
+    mixed up: asking for more real GPUs than the host has fails here, in one line, before anything is built."""
     n = flags.num_gpus
     if flags.device == "gpu":
         gpus = tf.config.list_physical_devices("GPU")
+        if flags.logical_gpus:
+            if not gpus:
+                raise StrategyError(
+                    f"--device=gpu --num_gpus={n} --logical_gpus: this host has no GPU visible to TensorFlow to split "
+                    "into logical GPUs; use --device=cpu (--num_gpus splits the CPU), or run on a GPU host with "
+                    "TensorFlow's CUDA build (CPUBENCH_TF=cuda)"
+                )
+            per_device = logical_gpu_memory_mb(n)
+            tf.config.set_logical_device_configuration(
+                gpus[0], [tf.config.LogicalDeviceConfiguration(memory_limit=per_device)] * n
+            )
+            return [f"/gpu:{i}" for i in range(n)]
         if len(gpus) < n:
             found = f"{len(gpus)} GPU(s)" if gpus else "no GPU"
             raise StrategyError(
-                f"--device=gpu --num_gpus={n}: this host has {found} visible to TensorFlow; "
-                "use --device=cpu, or install the gpu extra (pip install -e .[gpu]) on a GPU host"
+                f"--device=gpu --num_gpus={n}: this host has {found} visible to TensorFlow; lower --num_gpus, add "
+                "--logical_gpus to split one GPU (a logical run, not comparable with real GPUs), or use --device=cpu"
+                + ("" if gpus else "; a GPU host needs TensorFlow's CUDA build (CPUBENCH_TF=cuda)")
             )
         for g in gpus[:n]:
             tf.config.experimental.set_memory_growth(g, True)
@@ -70,6 +90,53 @@ def configure_devices(flags: Namespace) -> list[str]:
     if n > 1:
         tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * n)
     return [f"/cpu:{i}" for i in range(n)]
+
+
+# The share of the first GPU's memory the logical GPUs may take together (the rest: CUDA context, cuDNN workspaces).
+LOGICAL_GPU_MEMORY_SHARE = 0.9
+
+
+def logical_gpu_memory_mb(n: int) -> int:
+    """Each logical GPU's memory limit (MiB): an equal share of the first visible GPU's memory, which nvidia-smi
+    gives (TensorFlow cannot say before its runtime starts, and the limit must be set before)."""
+    from tf_cnn_benchmarks import result
+
+    first = result.physical_gpu_ids(1, True, os.environ.get("CUDA_VISIBLE_DEVICES"))[0]
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", f"--id={first}", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.split()
+        total = int(out[0])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        raise StrategyError(
+            f"--logical_gpus: cannot read GPU {first}'s memory with nvidia-smi to split it into {n} logical GPUs; "
+            "put nvidia-smi on PATH"
+        ) from None
+    return max(1, int(total * LOGICAL_GPU_MEMORY_SHARE / n))
+
+
+def gpu_devices(flags: Namespace, devices: list[str]) -> list[dict[str, Any]]:
+    """Each GPU device of the run with the physical GPU it runs on (:func:`result.physical_gpu_ids`) and what
+    TensorFlow reports of that GPU (model, compute capability), for the record's ``details.gpus``."""
+    from tf_cnn_benchmarks import result
+
+    physical = tf.config.list_physical_devices("GPU")
+    ids = result.physical_gpu_ids(len(devices), flags.logical_gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    out: list[dict[str, Any]] = []
+    for i, (name, pid) in enumerate(zip(devices, ids, strict=True)):
+        info: dict[str, Any] = {"device": name, "physical": pid, "logical": bool(flags.logical_gpus)}
+        k = 0 if flags.logical_gpus else i
+        try:
+            details = tf.config.experimental.get_device_details(physical[k])
+        except (IndexError, ValueError, RuntimeError):
+            details = {}
+        cc = details.get("compute_capability")
+        info.update(name=details.get("device_name"), compute_capability=".".join(map(str, cc)) if cc else None)
+        out.append(info)
+    return out
 
 
 def _tf_device(name: str) -> str:

@@ -12,8 +12,8 @@ written back as ``null``, and one the file leaves out stays out. So a ``host.jso
 change is written byte for byte as it was (the store sorts keys and indents by two, as every version did).
 
 Schema history: 1 (cpubench 0.1 and since; ``topology``, ``torch_version`` and ``torch_build`` were added without a
-schema change, so older schema-1 files simply lack them; so was ``limits``, the measured roofs of
-:mod:`cpubench.host.limits`). A file of a newer schema is refused with "upgrade".
+schema change, so older schema-1 files simply lack them; so were ``limits``, the measured roofs of
+:mod:`cpubench.host.limits`, and ``gpu`` and ``tf_install``). A file of a newer schema is refused with "upgrade".
 This module reads nothing and imports nothing of cpubench: the store (:mod:`cpubench.results.store`) does the I/O.
 """
 
@@ -78,6 +78,8 @@ _CHECKS: dict[str, str] = {
     "python": _TEXT,
     "python_executable": _TEXT,
     "gpus": _GPUS,
+    "gpu": _OBJECT,
+    "tf_install": _OBJECT,
     "env": _ENV,
     "machine_fingerprint": _TEXT,
     "collected": _TEXT,
@@ -142,6 +144,11 @@ class HostRecord:
     python: str | None = None
     python_executable: str | None = None
     gpus: list[dict[str, Any] | str] | None = None
+    # The GPUs in one object (facts.gpu_facts): count, models, memory, driver, PCIe links, the CUDA and cuDNN
+    # TensorFlow was built with and the GPUs it sees; {"count": 0, "n/a": why} on a host without GPUs.
+    gpu: dict[str, Any] | None = None
+    # Which TensorFlow distribution is installed and why the scripts chose it (facts.tf_install)
+    tf_install: dict[str, Any] | None = None
     env: dict[str, str] | None = None  # the speed-changing environment variables
     # Identity and provenance
     machine_fingerprint: str | None = None

@@ -296,7 +296,22 @@ def _devices_applies(value: Any, values: dict[str, Any]) -> str | None:
 
 def _nccl_applies(value: Any, values: dict[str, Any]) -> str | None:
     caps = _caps(values)
-    return f"{caps.name} has no NCCL all-reduce" if value and not caps.nccl else None
+    if value and not caps.nccl:
+        return f"{caps.name} has no NCCL all-reduce"
+    if value and values.get("logical_gpus"):
+        return "NCCL cannot all-reduce between logical devices of one GPU (it needs distinct physical GPUs)"
+    return None
+
+
+def _logical_argv(value: Any, _ctx: Context) -> list[str]:
+    """Only when on: an engine without the flag (upstream's, a custom ``engine:``) still takes the command line."""
+    return ["--logical_gpus=true"] if value else []
+
+
+def _logical_applies(value: Any, values: dict[str, Any]) -> str | None:
+    if value and values.get("device", "cpu") != "gpu":
+        return "logical_gpus splits one GPU; with device: cpu, num_gpus already splits the CPU into logical devices"
+    return None
 
 
 def _update_runs_as(value: Any, values: dict[str, Any]) -> tuple[Any, str] | None:
@@ -326,6 +341,11 @@ AXES: tuple[Axis, ...] = (
          help="the device type that computes"),
     Axis("num_devices", ("num_gpus",), 1, minimum=1, source=TOP, config_key="num_gpus", fragment=_devices, rank=6,
          applies=_devices_applies, help="devices (logical CPU devices with device: cpu)"),
+    # One physical GPU split into num_gpus logical ones: named `-logical` so it never shares a column (or a ratio)
+    # with real GPUs; at its default it is left out of names, argv and run hashes, so nothing measured changes.
+    Axis("logical_gpus", ("logical_gpus",), False, bool, source=TOP, fragment=word("logical"), argv=_logical_argv,
+         rank=16, applies=_logical_applies,
+         help="device: gpu with num_gpus N on one card: N logical GPUs (every variable-update path, not real GPUs)"),
     Axis("forward_only", ("forward_only", "eval"), False, fragment=word("inference"), rank=7,
          help="inference only"),
     Axis("xla_compile", ("xla_compile", "xla"), False, fragment=word("xla"), rank=8, applies=_xla_applies,
@@ -412,7 +432,7 @@ def launch(values: dict[str, Any], topo: Any) -> Launch:
 
 
 def setting_name(values: dict[str, Any]) -> str:
-    """``<data>-<variable_update>[-nccl][-distortions]-<N>cpus|gpus[-inference][-xla][-bf16][-intra4][-inter2]``.
+    """``<data>-<variable_update>[-nccl][-distortions]-<N>cpus|gpus[-logical][-inference][-xla][-bf16][-intra4]...``.
 
     The classic tables name their columns this way; optional axes appear only off their default, so classic names
     stay as they were and two settings never share a log folder.
