@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("cpubench.commands.models", "print the model table (input size, parameters, memory, multiply-adds)"),
     "make-data": ("cpubench.commands.make_data", "build ImageNet-format TFRecord shards from a folder of JPEGs"),
     "tune": ("cpubench.commands.tune", "the best instances x threads x batch split of a host, and --verify to run it"),
+    "fleet": ("cpubench.commands.fleet", "run a config on many hosts at once through Dask; results stream home"),
     "import-logs": ("cpubench.commands.import_logs", "turn legacy tf_cnn_benchmarks logs into cpubench run records"),
 }
 

@@ -1,0 +1,77 @@
+"""What each host of a fleet is doing, kept on the scheduler so that ``cpubench fleet status`` can ask from anywhere.
+
+Why on the scheduler (``Client.set_metadata`` under ``cpubench-fleet/hosts/<host>``): the scheduler is the one place
+every fleet command reaches; a status file on the dispatching laptop could not be read from elsewhere and would say
+"running" for ever after the laptop slept. The dispatcher rewrites a host's entry when something changes; the entry
+stays after the run, so ``status`` also says how the last run of each host ended and why it failed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cpubench.render.escape import plain
+from cpubench.sweep.progress import hms
+
+META = "cpubench-fleet"
+
+
+@dataclass
+class HostState:
+    """One host in one fleet run."""
+
+    host: str
+    address: str
+    run: str  # the fleet run's token
+    by: str  # who dispatched it (user@machine)
+    state: str = "waiting"  # waiting, running, done, failed, stopped
+    total: int | None = None  # runs the host's sweep had to do (from its runner)
+    already: int = 0  # runs its folder already held
+    done: int = 0  # runs measured and filed home during this fleet run
+    earlier: int = 0  # runs measured before (by a fleet run cut short) that came home during this one
+    not_ok: int = 0  # of those, failed or timed out
+    current: str | None = None  # the run in flight, as its runner says it
+    reason: str | None = None  # why the host failed
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+    seconds: float = 0.0  # summed durations of the runs done (for the ETA)
+
+    def eta(self) -> float | None:
+        """Seconds left: the runs not yet home times the mean duration of those that came."""
+        if self.state != "running" or self.total is None or not self.done:
+            return None
+        return max(0, self.total - self.done) * self.seconds / self.done
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HostState:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def progress_text(s: HostState) -> str:
+    if s.total is None:
+        return f"{s.done} home"
+    return f"{s.done}/{s.total}" + (f" (+{s.already} before)" if s.already else "")
+
+
+def table(states: dict[str, HostState], workers: dict[str, str]) -> list[str]:
+    """The lines of ``cpubench fleet status``: one per host that has a worker or a fleet entry."""
+    rows = [("host", "worker", "state", "progress", "ETA", "running / why")]
+    for host in sorted(set(states) | set(workers)):
+        s = states.get(host)
+        worker = workers.get(host, "(no worker)")
+        if s is None:
+            rows.append((host, worker, "idle", "-", "-", ""))
+            continue
+        eta = s.eta()
+        what = s.current or "" if s.state == "running" else (s.reason or "")
+        state = s.state + (f" ({s.not_ok} not ok)" if s.not_ok else "")
+        rows.append((host, worker, state, progress_text(s), hms(eta) if eta is not None else "-", what))
+    rows = [tuple(plain(c) for c in r) for r in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
