@@ -38,6 +38,7 @@ import pandas as pd
 from cpubench.analysis import stats
 from cpubench.analysis.cells import NOISE_LIMIT_PCT, Cell, Settings
 from cpubench.analysis.frameworks import Comparison
+from cpubench.analysis.inputbound import INPUT_BOUND_BELOW, InputBound, input_bound
 from cpubench.analysis.models import ModelRows, model_table_rows
 from cpubench.analysis.order import model_sort_key
 from cpubench.host.record import HostRecord
@@ -211,6 +212,49 @@ def framework_lines(comparisons: FrameworkPlots) -> list[str]:
     return out
 
 
+def _pct(value: float | None, digits: int = 0) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}%"
+
+
+def input_bound_lines(items: Sequence[InputBound]) -> list[str]:
+    """The "Input-bound" section: per real-data setting, each model and host's real images/sec against the synthetic
+    figure of the same model, mode and device count, the fraction, the host CPU's utilisation and the mark; nothing
+    where no real-data setting has an ok run (so reports without one are as they were)."""
+    if not items:
+        return []
+    out = [
+        "## Input-bound: real data against synthetic",
+        "",
+        "Each real-data setting's images/sec (median of the ok repeats) as a fraction of the synthetic figure of the "
+        "same model, mode and device count on the same host, and the host CPU's utilisation during the real runs' "
+        "measured windows (median; every process on the machine). A setting under "
+        f"{INPUT_BOUND_BELOW:.0%} of synthetic is marked **input-bound**: the CPU's input pipeline, not the devices, "
+        "sets its pace. Logical-GPU settings are compared with logical ones only. `n/a` host CPU: the records do "
+        "not say (written before the engine measured it).",
+        "",
+    ]
+    by_setting: dict[str, list[InputBound]] = {}
+    for b in items:
+        by_setting.setdefault(b.setting, []).append(b)
+    for setting, rows in by_setting.items():
+        out += [f"### {md_text(setting)} against {md_text(rows[0].synthetic_setting)}", ""]
+        body = [
+            [
+                b.model if b.batch_size is None else f"{b.model} (bs {b.batch_size})",
+                b.host_id,
+                tables.fmt_ips(b.real_ips),
+                tables.fmt_ips(b.synthetic_ips),
+                _pct(None if b.fraction is None else 100.0 * b.fraction, 1),
+                _pct(b.host_cpu_pct),
+                "input-bound" if b.input_bound else (f"n/a: {b.why}" if b.why else ""),
+            ]
+            for b in rows
+        ]
+        headers = ["model", "host", "real", "synthetic", "real/synthetic", "host CPU", ""]
+        out += [tables.markdown_table(headers, body, ["left", "left", "right", "right", "right", "right", "left"]), ""]
+    return out
+
+
 def render_markdown(
     merged: Merged,
     df: pd.DataFrame,
@@ -284,6 +328,7 @@ def render_markdown(
         ]
     out += framework_lines(comparisons or [])
     out += tuned_section(r.rec for r in merged.runs)
+    out += input_bound_lines(input_bound(merged))
     if merged.warnings:
         out += ["## Warnings", ""] + [f"- {md_text(w)}" for w in merged.warnings] + [""]
     tidy = "`results.csv`, `relative.csv` and `results.json`" if len(hosts) > 1 else "`results.csv` and `results.json`"
