@@ -35,6 +35,10 @@ setup(
         # The PyTorch engine (--framework=pytorch). threadpoolctl names the OpenMP/BLAS pools torch loads, for
         # host.json's record of the thread set-up a PyTorch run had.
         "torch": ["torch==2.13.0", "threadpoolctl"],
+        # cpubench fleet: Dask distributed does the dispatch to many hosts, the per-host worker restrictions and the
+        # failure detection (a worker that dies leaves its scheduler), so cpubench writes no scheduler of its own.
+        # Pure Python, with a plain `dask scheduler`; dask and distributed are released together and pinned as a pair.
+        "fleet": ["dask[distributed]==2026.8.0", "distributed==2026.8.0"],
     },
     entry_points={
         "console_scripts": [
