@@ -90,9 +90,9 @@ def members(sizes: list[int], repeat: int = 0, setting: str = "syn-replicated-1c
     return [Member(cfg.Planned(cfg.Setting(setting, params), "trivial", b, repeat), f"h{b}r{repeat}") for b in sizes]
 
 
-def runner(tmp_path: Path, c: cfg.Config) -> GroupRunner:
-    env, removed = child_environment({**os.environ, "PYTHONPATH": str(ROOT), "FAKE_CALLS": str(calls_file(tmp_path))},
-                                     c.env)  # fmt: skip
+def runner(tmp_path: Path, c: cfg.Config, sleep: float = 0.2) -> GroupRunner:
+    env, removed = child_environment({**os.environ, "PYTHONPATH": str(ROOT), "FAKE_CALLS": str(calls_file(tmp_path)),
+                                      "FAKE_SLEEP": str(sleep)}, c.env)  # fmt: skip
     root = tmp_path / "data"
     ctx = Context(root, "h", c, list(c.engine or []), env, removed)
     return GroupRunner(ctx, Executor(), Recorder(root, "h"))
@@ -110,7 +110,7 @@ def calls(tmp_path: Path) -> list[dict]:
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2, reason="2 CPUs")
 def test_an_ensemble_runs_its_groups_together_each_pinned_and_says_so(tmp_path: Path) -> None:
     cpus = sorted(os.sched_getaffinity(0))[:2]
-    gr = runner(tmp_path, config(tmp_path))
+    gr = runner(tmp_path, config(tmp_path), sleep=2.0)  # long enough that start-up jitter cannot separate them
     pairs = enumerate(zip([1, 2], cpus, strict=True))
     groups = [Group(members([b], setting=f"s{k}"), axes.Launch(cpus=[c])) for k, (b, c) in pairs]
     recs = [r for rs in gr.run_ensemble(groups) for r in rs]
