@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cpubench.analysis import efficiency
+from cpubench.analysis import cost, efficiency
 from cpubench.host import limits as lim
 from cpubench.host.record import HostRecord
 from cpubench.results import store
@@ -92,7 +92,8 @@ def test_report_compare_and_pages_show_efficiency_where_hosts_have_limits(tmp_pa
     cli("report", "data", "-o", "out", "--no-plots", "--no-model-table", cwd=tmp_path)
     rows = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
     header = next(csv.reader((tmp_path / "out" / "results.csv").open()))
-    assert header[-len(efficiency.COLUMNS) :] == list(efficiency.COLUMNS)  # at the end, after every older column
+    new = [*efficiency.COLUMNS, *cost.COLUMNS]
+    assert header[-len(new) :] == new  # at the end, after every older column
     r = next(r for r in rows if r["host_id"] == "a" and r["setting"].endswith("inference") and r["repeat"] == "0")
     assert float(r["achieved_gflops"]) == pytest.approx(F * 20 / 1e9, abs=0.01)
     assert float(r["pct_of_peak"]) == pytest.approx(100 * F * 20 / 1e9 / 200, abs=0.05)

@@ -112,7 +112,8 @@ def test_results_json_keeps_every_figure_and_lifts_details_into_declared_fields(
         k: v for k, v in old.items() if k not in ("generated", "runs")
     }
     assert len(new["runs"]) == len(old["runs"]) == 80
-    lifted = {"launch", "group", "recovered_from", "quiet_wait", "lock_forced", "ensemble", "instance", "window"}
+    lifted = {"launch", "group", "recovered_from", "quiet_wait", "lock_forced", "ensemble", "instance", "window",
+              "energy", "allocator"}  # fmt: skip
     for a, b in zip(old["runs"], new["runs"], strict=True):
         assert {k: v for k, v in a.items() if k != "details"} == {k: v for k, v in b.items() if k not in lifted
                                                                   and k != "details"}  # fmt: skip

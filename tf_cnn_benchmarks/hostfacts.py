@@ -326,3 +326,67 @@ def noise_between(start: CpuSnapshot, end: CpuSnapshot) -> dict[str, Any]:
         # feeds it was, the other half of an input-bound verdict (cpubench.analysis.inputbound).
         "host_cpu_pct": round(min(100.0, 100.0 * busy / capacity), 2),
     }
+
+
+# ------------------------------------------------------------------------------------------------------ energy
+
+POWERCAP_ENV = "CPUBENCH_POWERCAP_ROOT"  # another powercap tree (tests point it at a fake one)
+POWERCAP_ROOT = "/sys/class/powercap"
+
+
+@dataclass(frozen=True)
+class EnergyReading:
+    """The RAPL energy counters of the CPU packages at one moment (microjoules, and each counter's wrap-around
+    range), or why there are none (``na``)."""
+
+    wall: float
+    zones: dict[str, tuple[int, int]]  # zone name -> (energy_uj, max_energy_range_uj)
+    na: str | None = None
+
+    @classmethod
+    def take(cls) -> EnergyReading:
+        return read_energy()
+
+
+def read_energy(root: str | None = None) -> EnergyReading:
+    """Read every top-level RAPL zone (``intel-rapl:N``: a package, whose sub-zones ``intel-rapl:N:M`` it already
+    counts; AMD's kernels expose theirs under the same name) under ``root`` (``$CPUBENCH_POWERCAP_ROOT``, else
+    ``/sys/class/powercap``). Why only packages: summing sub-zones would count their energy twice."""
+    base = Path(root or os.environ.get(POWERCAP_ENV) or POWERCAP_ROOT)
+    now = time.perf_counter()
+    try:
+        entries = sorted(p for p in base.iterdir() if re.fullmatch(r"intel-rapl:\d+", p.name))
+    except OSError:
+        return EnergyReading(now, {}, f"no {base} (the kernel exposes no powercap counters here: a VM, or not Linux)")
+    if not entries:
+        return EnergyReading(now, {}, f"no RAPL zone (intel-rapl:N) under {base}")
+    zones: dict[str, tuple[int, int]] = {}
+    for p in entries:
+        try:
+            uj = int((p / "energy_uj").read_text().strip())
+            top = int((p / "max_energy_range_uj").read_text().strip())
+        except PermissionError:
+            return EnergyReading(now, {}, f"{p / 'energy_uj'} is readable by root only (Linux 5.10 and later)")
+        except (OSError, ValueError) as e:
+            return EnergyReading(now, {}, f"{p / 'energy_uj'} could not be read: {first_line(e)}")
+        name = read_text(str(p / "name")) or p.name
+        zones[name if name not in zones else f"{name}-{p.name}"] = (uj, top)
+    return EnergyReading(now, zones)
+
+
+def energy_between(start: EnergyReading, end: EnergyReading) -> dict[str, Any]:
+    """Joules the packages used between two readings (a counter that wrapped round adds its range), or ``joules:
+    null`` and why not."""
+    window = round(max(0.0, end.wall - start.wall), 4)
+    na = start.na or end.na
+    if na is None and set(start.zones) != set(end.zones):
+        na = "the RAPL zones changed during the window"
+    if na is not None:
+        return {"joules": None, "na": na, "window_s": window}
+    zones = {}
+    for name, (a, top) in start.zones.items():
+        b = end.zones[name][0]
+        delta = b - a if b >= a else b + top - a  # wrapped round once (a window is far shorter than a wrap)
+        zones[name] = round(delta / 1e6, 4)
+    return {"joules": round(sum(zones.values()), 4), "zones": zones, "window_s": window,
+            "source": "RAPL powercap package zones (the whole CPU package: every process on it)"}  # fmt: skip

@@ -256,6 +256,8 @@ class RunRecord:
     group: dict[str, Any] | None = None  # {"batch_sizes", "trace"}: one process measured these batch sizes
     ensemble: dict[str, Any] | None = None  # {"id", "instances"}: groups started together, each on its own CPUs
     instance: int | None = None  # this run's group's index in its ensemble
+    # The CPU packages' energy over the timed steps (RAPL): {"joules", "zones", "window_s"} or {"joules": null, "na"}
+    energy: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)  # engine extras (flags, losses) or import provenance
     schema: int = RECORD_SCHEMA
 
@@ -426,6 +428,12 @@ class _Reader:
             raise self.fail("window", "expected {start, end} in seconds, end after start")
         return {"start": float(w["start"]), "end": float(w["end"])}
 
+    def energy(self) -> dict[str, Any] | None:
+        e = self.opt_mapping("energy")
+        if e is not None and e.get("joules") is not None and not (_number(e["joules"]) and e["joules"] >= 0):
+            raise self.fail("energy", "expected joules >= 0 or null")
+        return e
+
     def opt_mapping(self, key: str) -> dict[str, Any] | None:
         return None if self.d.get(key) is None else self.mapping(key)
 
@@ -537,6 +545,7 @@ class _Reader:
             group=self.opt_mapping("group"),
             ensemble=self.opt_mapping("ensemble"),
             instance=self.opt("instance", int, 0),
+            energy=self.energy(),
             details=self.mapping("details"),
             schema=int(d.get("schema", RECORD_SCHEMA)),
         )

@@ -124,6 +124,7 @@ class RunFacts:
             timings=timings or None,
             noise=m.noise if m is not None else None,
             window=None if m is None or m.window is None else {"start": m.window[0], "end": m.window[1]},
+            energy=m.energy if m is not None else None,
             started=self.started,
             source="engine",
             details=details,

@@ -51,6 +51,8 @@ class Measurement:
     warmup_settled: bool | None = None
     # The timed steps' wall-clock start and end (epoch seconds), to tell how concurrent instances' windows overlapped.
     window: tuple[float, float] | None = None
+    # The CPU packages' energy over the timed steps (hostfacts.energy_between): joules, or null and why not.
+    energy: dict[str, Any] | None = None
 
 
 def is_display_step(i: int, display_every: int) -> bool:
@@ -87,6 +89,7 @@ def measure(
     snapshot: Callable[[], hostfacts.CpuSnapshot] | None = hostfacts.CpuSnapshot.take,
     barrier: Callable[[], float] | None = None,
     wall: Callable[[], float] = time.time,
+    energy: Callable[[], hostfacts.EnergyReading] | None = hostfacts.EnergyReading.take,
 ) -> Measurement:
     """Run at least ``num_warmup`` untimed steps, then ``num_windows`` measured windows of at least ``num_batches``
     timed steps (and at least ``min_window_seconds``) each; return what was measured.
@@ -102,6 +105,7 @@ def measure(
     steps, to tell what other processes used meanwhile (None: not measured). ``barrier`` (concurrent instances)
     runs after warm-up and returns the wall-clock time (``wall``) until which every window keeps stepping, so all
     instances time the same window; the measured window's wall-clock start and end are returned either way.
+    ``energy`` reads the CPU packages' RAPL counters around the timed steps (None: not read).
     """
     first_pending = after_first_step is not None
 
@@ -134,6 +138,7 @@ def measure(
     until = barrier() if barrier is not None else None
 
     before = snapshot() if snapshot is not None else None
+    joules_before = energy() if energy is not None else None
     wall_start = wall()
     timed_start = clock()
     step_times: list[float] = []
@@ -158,6 +163,7 @@ def measure(
                 first_step_done()
     end = clock()
     wall_end = wall()
+    joules = hostfacts.energy_between(joules_before, energy()) if energy is not None and joules_before else None
     noise = hostfacts.noise_between(before, snapshot()) if snapshot is not None and before is not None else None
     timings = {
         "setup": build_started - started,
@@ -173,4 +179,4 @@ def measure(
         windows=tuple(windows) if num_windows > 1 else (),
     )
     return Measurement(samples, tuple(losses), timings, noise=noise, warmup_settled=settled,
-                       window=(wall_start, wall_end))  # fmt: skip
+                       window=(wall_start, wall_end), energy=joules)  # fmt: skip

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cpubench.analysis import efficiency, stats
+from cpubench.analysis import cost, efficiency, stats
 from cpubench.analysis.cells import Cell, build_cells, drift_note, noise_note, runs_frame
 from cpubench.host import limits as lim
 from cpubench.results import store
@@ -48,6 +48,8 @@ class Row:
     notes: list[str] = field(default_factory=list)
     # host label -> this row's efficiency there, where both hosts have limits (else empty)
     peak: dict[str, efficiency.Figure] = field(default_factory=dict)
+    # host label -> this row's cost and energy there, where a host has a price or its runs read energy (else empty)
+    cost: dict[str, cost.CellCost] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         ci = self.ci
@@ -69,7 +71,9 @@ class Row:
             "baseline_status": self.base.status,
             "notes": self.notes,
             **peak,
-        }
+            **({"images_per_dollar": {h: c.images_per_dollar for h, c in self.cost.items()},
+                "joules_per_image": {h: c.joules_per_image for h, c in self.cost.items()}} if self.cost else {}),
+        }  # fmt: skip
 
 
 @dataclass
@@ -156,6 +160,10 @@ def compare(path_a: str | Path, path_b: str | Path, baseline_last: bool = False)
         figures = efficiency.cell_figures(settings, both)
         for r in rows:
             r.peak = {h: f for h in (other, base) if (f := figures.get((r.setting, r.row, h))) is not None}
+    if cost.shown(both):
+        costs = {(c.setting, c.row, c.host): c for c in cost.cell_costs(settings, both)}
+        for r in rows:
+            r.cost = {h: c for h in (other, base) if (c := costs.get((r.setting, r.row, h))) is not None}
     return Comparison(
         other=other,
         baseline=base,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cpubench.analysis.cost import PricesError, parse_prices
 from cpubench.analysis.models import model_table_rows
 from cpubench.render.escape import plain
 from cpubench.render.report import build_report, copy_to_docs
@@ -27,18 +28,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--docs", default=None, help="also copy summary.md and its plots into this folder")
     parser.add_argument("--no-model-table", action="store_true", help="skip the model table (no TensorFlow import)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--prices", metavar="FILE", help="host id -> dollars per hour (YAML mapping, or CSV with "
+                        "host_id,price_per_hour): images per dollar in the report")  # fmt: skip
+
+
+def read_prices(path: str) -> dict[str, float]:
+    """The prices file (at most 1 MiB, UTF-8); PricesError (a ValueError) in one line for anything else."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(2**20 + 1)
+    except OSError as e:
+        raise PricesError(f"--prices {path}: {e.strerror}") from None
+    if len(data) > 2**20:
+        raise PricesError(f"--prices {path}: over 1 MiB; a prices file names one price per host")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PricesError(f"--prices {path}: not UTF-8 text") from None
+    return parse_prices(text, path)
 
 
 def main(args: argparse.Namespace) -> int:
     try:
         if args.docs:
             store.check_writable(args.docs)  # a file named as --docs: one line, before anything is written
+        prices = read_prices(args.prices) if args.prices else None
         files, merged = build_report(
             args.data,
             args.out,
             baseline=args.baseline,
             model_rows=None if args.no_model_table else model_table_rows,
             plots=not args.no_plots,
+            prices=prices,
         )
     except (MergeError, store.StoreError, ValueError) as e:
         print(f"cpubench report: error: {plain(e)}", file=sys.stderr)

@@ -71,6 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run even while another benchmark holds this machine (the records say so)",
     )
+    p.add_argument("--price-per-hour", type=float, metavar="X", help="this host's $/hour, kept in its host.json")
     p.add_argument(
         "--print-host-dir",
         action="store_true",
@@ -88,6 +89,8 @@ def main(args: argparse.Namespace) -> int:
         cfg.check_plan_size(config, args.repeats)  # --repeats 10**9 is refused before the plan is expanded
         if not args.heartbeat > 0:
             raise cfg.ConfigError(f"--heartbeat={args.heartbeat}: must be more than 0 seconds")
+        if args.price_per_hour is not None and not 0 < args.price_per_hour < float("inf"):
+            raise cfg.ConfigError(f"--price-per-hour={args.price_per_hour:g}: must be dollars per hour above 0")
         if args.wait_quiet is not None and not 0 < args.wait_quiet < float("inf"):
             raise cfg.ConfigError(f"--wait-quiet={args.wait_quiet:g}: must be a number of seconds above 0")
         host_id = hosts.resolve_host_id(args.out, args.host_id, args.unique_host_id)
@@ -107,6 +110,7 @@ def main(args: argparse.Namespace) -> int:
         mode = {"always": "live", "auto": "live" if sys.stdout.isatty() else "plain"}.get(args.progress, args.progress)
         progress = Progress(sys.stdout, mode, args.heartbeat)
         runner.wait_quiet = args.wait_quiet
+        runner.price_per_hour = args.price_per_hour
         return runner.sweep(args.only, args.repeats, args.retry_failed, progress, force=args.force)
     except store.StoreError as e:  # a results folder the store will not read or write (a link, a pipe, ...)
         print(f"cpubench run: error: {e}", file=sys.stderr)

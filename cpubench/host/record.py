@@ -85,6 +85,7 @@ _CHECKS: dict[str, str] = {
     "collected": _TEXT,
     "cpubench_version": _TEXT,
     "limits": _OBJECT,
+    "price": _OBJECT,
 }
 
 _EXPECTED = {
@@ -156,6 +157,8 @@ class HostRecord:
     cpubench_version: str | None = None
     # Measured limits (cpubench.host.limits): GEMM and memory-bandwidth roofs, with how, when and for which machine
     limits: dict[str, Any] | None = None
+    # The price per hour the user gave (cpubench.host.price; added without a schema change): {"per_hour", ...}
+    price: dict[str, Any] | None = None
     # Keys this version does not declare, written back as they were read.
     extra: dict[str, Any] = field(default_factory=dict)
     # Declared fields that are None because the source said null (written back as null, not left out).

@@ -50,6 +50,20 @@ def peak_text(row: Row) -> str:
     return "% of peak: " + ", ".join(shown) + ratio
 
 
+def cost_text(row: Row) -> str:
+    """``cost: b 12,345 images/$ ($81.00 per M images), 0.52 J/image; a n/a (no price), n/a J/image``."""
+    parts = []
+    for h, c in row.cost.items():
+        money = (
+            f"{c.images_per_dollar:,.0f} images/$ (${c.dollars_per_million:,.2f} per M images)"
+            if c.images_per_dollar is not None and c.dollars_per_million is not None
+            else "n/a (no price)"
+        )
+        energy = f"{c.joules_per_image:.3g} J/image" if c.joules_per_image is not None else "n/a J/image"
+        parts.append(f"{plain(h)} {money}, {energy}")  # fmt: skip
+    return "cost: " + "; ".join(parts)
+
+
 def summary(cmp: Comparison) -> str:
     """The last line: how many rows came out each way."""
     c = cmp.counts()
@@ -95,5 +109,7 @@ def render_text(cmp: Comparison) -> str:
         out += [f"  {'':<{wl}}  {plain(n)}" for n in r.notes]
         if r.peak:
             out.append(f"  {'':<{wl}}  {peak_text(r)}")
+        if r.cost:
+            out.append(f"  {'':<{wl}}  {cost_text(r)}")
     out += ["", summary(cmp)]
     return "\n".join(out)

@@ -20,12 +20,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from cpubench.analysis import cost
 from cpubench.analysis.cells import Cell, add_relative, build_cells, number_notes, relative_frame, runs_frame
 from cpubench.analysis.efficiency import add_columns, any_limits, hosts_of
 from cpubench.analysis.frameworks import Comparison, from_records
@@ -33,6 +34,7 @@ from cpubench.analysis.models import ModelRows, model_table_rows
 from cpubench.analysis.redact import public
 from cpubench.analysis.roofline import placed, roofs
 from cpubench.render import frameworks
+from cpubench.render.cost import cost_lines
 from cpubench.render.efficiency import efficiency_lines
 from cpubench.render.summary import FrameworkPlots, cell_text, models_section, render_markdown
 from cpubench.results import store
@@ -75,10 +77,12 @@ def build_report(
     baseline: str | None = None,
     model_rows: ModelRows | None = model_table_rows,
     plots: bool = True,
+    prices: Mapping[str, float] | None = None,
 ) -> tuple[ReportFiles, Merged]:
     """Merge ``paths`` and write summary.md, results.csv, results.json and the plots under ``out_dir``.
 
     Raises MergeError / store.StoreError for inputs that cannot be merged and ValueError for a bad baseline.
+    ``prices`` (host id -> dollars per hour, from ``--prices FILE``) overrides the hosts' recorded prices.
     """
     out = Path(out_dir)
     store.check_writable(out)  # a file named as -o: one line, before anything is read
@@ -126,12 +130,13 @@ def build_report(
         written.append(draw(host_roofs, placed(merged, settings), plot_dir / ROOFLINE_PNG,
                             "Roofline: " + ", ".join(h.host_id for h in merged.hosts)))  # fmt: skip
         roofline_link = f"{PLOTS_DIR}/{ROOFLINE_PNG}"
-    peak = efficiency_lines(merged, settings, roofline_link)
+    peak = efficiency_lines(merged, settings, roofline_link) + cost_lines(merged, settings, prices)
     md = render_markdown(merged, df, settings, baseline, models_section(models, model_rows), plot_links, comparisons,
                          peak)  # fmt: skip
     files = ReportFiles(out / "summary.md", out / "results.csv", out / "results.json", written)
     files.summary.write_text(md, encoding="utf-8")
-    add_columns(df, hosts_of(merged)).to_csv(files.csv, index=False)  # efficiency columns after the older ones
+    tidy = cost.add_columns(add_columns(df, hosts_of(merged)), merged, prices)
+    tidy.to_csv(files.csv, index=False)  # efficiency, cost and energy columns after the older ones
     rel_csv = out / "relative.csv"
     if len(hosts) > 1:
         relative_frame(settings, hosts, baseline).to_csv(rel_csv, index=False)

@@ -47,7 +47,7 @@ from cpubench.execution.group import Context as GroupContext
 from cpubench.execution.group import Group, GroupRunner, describe
 from cpubench.execution.quiet import wait_for_quiet
 from cpubench.execution.recorder import DiskFull, Recorder, Unrecorded
-from cpubench.host import facts, limits
+from cpubench.host import facts, limits, price
 from cpubench.host.locks import Busy, MachineLock
 from cpubench.results import hosts, store
 from cpubench.spec import axes
@@ -154,6 +154,7 @@ class Runner:
         self._interrupted: int | None = None
         self._writing = False  # while a record is written, a signal waits so the line is never cut
         self.wait_quiet: float | None = None  # seconds to wait for a quiet machine before each run
+        self.price_per_hour: float | None = None  # --price-per-hour: recorded in host.json (cpubench.host.price)
         self.recorder = Recorder(root, host_id)
 
     # -- planning
@@ -322,7 +323,7 @@ class Runner:
         previous = hosts.read_previous(self.root, self.host_id)
         try:
             host = limits.attach(facts.collect_host(self.host_id, previous), previous, progress.say)
-            store.write_host(self.root, host)
+            store.write_host(self.root, price.with_price(host, previous, self.price_per_hour))
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise DiskFull(f"no space left on the disk of {self.host_dir}") from e

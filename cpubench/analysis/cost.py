@@ -1,0 +1,189 @@
+"""Cost and energy per image: a host's price per hour (``host.json``'s ``price``, or a prices file given to the report)
+turned into images per dollar and dollars per million images, and each run's RAPL joules (the engine's ``energy``)
+turned into joules per image.
+
+Why beside images/sec: a buyer compares what a million images cost, not only how fast they go; a host twice as fast
+at three times the price is the worse buy. Energy is what the CPU packages used over the measured window (every
+process on them: a quiet machine is assumed, as for every figure), so joules per image is the package's, not the
+model's alone; where the kernel exposes no RAPL counter the figure is ``n/a`` with the reason the engine recorded.
+
+Data in, data out: the prices file is parsed from its text (:func:`parse_prices`); ``cpubench report`` reads it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from cpubench.host.record import HostRecord
+
+COLUMNS = ("price_per_hour", "images_per_dollar", "dollars_per_million_images", "joules", "joules_per_image",
+           "energy_na")  # fmt: skip
+NO_PRICE = "no price: give `cpubench run --price-per-hour X` or `cpubench report --prices FILE`"
+
+
+class PricesError(ValueError):
+    """A prices file that cannot be read: the message names the line or key and the fix."""
+
+
+def _price(value: Any, where: str) -> float:
+    if isinstance(value, Mapping):
+        value = value.get("per_hour", value.get("price_per_hour"))
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise PricesError(f"{where}: expected dollars per hour (a number above 0), got {value!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise PricesError(f"{where}: expected dollars per hour (a number above 0), got {value!r}")
+    return v
+
+
+def parse_prices(text: str, name: str) -> dict[str, float]:
+    """host id -> dollars per hour, from a YAML mapping (``host: 1.23`` or ``host: {per_hour: 1.23}``) or a CSV with
+    a header naming ``host``/``host_id`` and ``price_per_hour``/``price`` (by ``name``'s ending)."""
+    if name.lower().endswith(".csv"):
+        rows = list(csv.DictReader(io.StringIO(text)))
+        if not rows:
+            raise PricesError(f"{name}: no rows (expected a header host_id,price_per_hour and a row per host)")
+        out = {}
+        for i, row in enumerate(rows, start=2):
+            host = row.get("host_id") or row.get("host")
+            if not host:
+                raise PricesError(f"{name}:{i}: no host_id (the header must name host_id and price_per_hour)")
+            out[host.strip()] = _price(row.get("price_per_hour", row.get("price")), f"{name}:{i}")
+        return out
+    from cpubench.spec import bounded  # the bounded YAML reader configs use: no aliases, no bombs, one line errors
+    from cpubench.spec.schema import ConfigError
+
+    try:
+        node, loader = bounded.compose(text, name)
+        data = bounded.construct(node, loader, name) if node is not None else None
+    except ConfigError as e:  # the file and line, and what is wrong
+        raise PricesError(str(e)) from None
+    if not isinstance(data, Mapping) or not data:
+        raise PricesError(f"{name}: expected a mapping of host id to dollars per hour")
+    return {str(k): _price(v, f"{name}: {k}") for k, v in data.items()}
+
+
+def price_of(host: HostRecord | None, prices: Mapping[str, float] | None) -> float | None:
+    """The host's dollars per hour: the prices file's entry, else its host.json's, else None."""
+    if host is None:
+        return None
+    if prices and host.host_id in prices:
+        return prices[host.host_id]
+    p = (host.price or {}).get("per_hour")
+    return float(p) if isinstance(p, (int, float)) and not isinstance(p, bool) and p > 0 else None
+
+
+def images_per_dollar(images_per_sec: float | None, per_hour: float | None) -> float | None:
+    return images_per_sec * 3600.0 / per_hour if images_per_sec and per_hour else None
+
+
+def dollars_per_million(images_per_sec: float | None, per_hour: float | None) -> float | None:
+    return per_hour / (images_per_sec * 3600.0) * 1e6 if images_per_sec and per_hour else None
+
+
+def joules_per_image(rec: Any) -> tuple[float | None, str | None]:
+    """A record's joules per image over its measured window, or None and why not (None, None: not recorded)."""
+    e = rec.energy
+    if not e:
+        return None, None
+    j = e.get("joules")
+    if j is None:
+        return None, str(e.get("na") or "no energy reading")
+    images = (rec.samples.global_batch or 0) * len(rec.samples.step_times)
+    return (j / images, None) if images else (None, "no timed steps")
+
+
+def add_columns(df: pd.DataFrame, merged: Any, prices: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """``df`` (the report's runs frame) with :data:`COLUMNS` appended; a copy."""
+    out = df.copy()
+    hosts = {h.host_id: h.record for h in merged.hosts}
+    recs = {(m.folder, m.rec.run_hash, m.rec.setting, m.rec.model, m.rec.batch_size, m.rec.repeat): m.rec
+            for m in merged.runs}  # fmt: skip
+    cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
+    for row in df.to_dict("records"):
+        per_hour = price_of(hosts.get(str(row.get("host_id"))), prices)
+        ips = row.get("images_per_sec") if row.get("status") == "ok" else None
+        ips = float(ips) if isinstance(ips, (int, float)) and math.isfinite(ips) else None
+        key = (row.get("folder"), row.get("run_hash"), row.get("setting"), row.get("model"), row.get("batch_size"),
+               row.get("repeat"))  # fmt: skip
+        rec = recs.get(key)
+        jpi, na = joules_per_image(rec) if rec is not None and rec.ok else (None, None)
+        ipd, dpm = images_per_dollar(ips, per_hour), dollars_per_million(ips, per_hour)
+        cols["price_per_hour"].append(per_hour)
+        cols["images_per_dollar"].append(None if ipd is None else round(ipd, 1))
+        cols["dollars_per_million_images"].append(None if dpm is None else round(dpm, 4))
+        joules = (rec.energy or {}).get("joules") if rec is not None and rec.ok else None
+        cols["joules"].append(joules)
+        cols["joules_per_image"].append(None if jpi is None else round(jpi, 4))
+        cols["energy_na"].append(na)
+    for c in COLUMNS:
+        out[c] = cols[c] if len(df) else pd.Series(dtype=object)
+    return out
+
+
+@dataclass(frozen=True)
+class CellCost:
+    """One cell's cost and energy: from its median images/sec and its ok repeats' joules per image."""
+
+    setting: str
+    row: str
+    host: str
+    images_per_sec: float
+    per_hour: float | None
+    joules_per_image: float | None
+    energy_na: str | None
+
+    @property
+    def images_per_dollar(self) -> float | None:
+        return images_per_dollar(self.images_per_sec, self.per_hour)
+
+    @property
+    def dollars_per_million(self) -> float | None:
+        return dollars_per_million(self.images_per_sec, self.per_hour)
+
+
+def shown(merged: Any, prices: Mapping[str, float] | None = None) -> bool:
+    """Whether the report has cost or energy to show: a host with a price, or a record with an energy reading
+    (present or n/a). Folders from before either existed render as they did."""
+    hosts = {h.host_id: h.record for h in merged.hosts}
+    return any(price_of(h, prices) for h in hosts.values()) or any(m.rec.energy for m in merged.runs)
+
+
+def cell_costs(settings: Mapping[str, Any], merged: Any, prices: Mapping[str, float] | None = None) -> list[CellCost]:
+    """Every ok cell's cost and energy, in report order."""
+    hosts = {h.host_id: h.record for h in merged.hosts}
+    by: dict[tuple[Any, ...], list[Any]] = {}
+    for m in merged.runs:
+        if m.rec.ok:
+            by.setdefault((m.rec.setting, m.rec.host_id, m.rec.model, m.rec.batch_size), []).append(m.rec)
+    out = []
+    for setting, (rows, cells) in settings.items():
+        for row in rows:
+            for (r, host), c in cells.items():
+                if r != row or c.status != "ok" or c.value is None:
+                    continue
+                recs = by.get((setting, host, c.model, c.batch_size), [])
+                readings = [joules_per_image(rec) for rec in recs]
+                values = [j for j, _ in readings if j is not None]
+                why = next((na for _, na in readings if na), None)
+                out.append(
+                    CellCost(
+                        setting,
+                        row,
+                        host,
+                        c.value,
+                        price_of(hosts.get(host), prices),
+                        statistics.median(values) if values else None,
+                        None if values else (why or "not recorded (a run before energy was read)"),
+                    )
+                )
+    return out
