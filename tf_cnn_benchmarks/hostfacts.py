@@ -390,3 +390,26 @@ def energy_between(start: EnergyReading, end: EnergyReading) -> dict[str, Any]:
         zones[name] = round(delta / 1e6, 4)
     return {"joules": round(sum(zones.values()), 4), "zones": zones, "window_s": window,
             "source": "RAPL powercap package zones (the whole CPU package: every process on it)"}  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------- allocator
+
+# A shared object's file name -> the allocator it is (what `cpubench run`'s allocator axis preloads).
+ALLOCATORS = (("tcmalloc", re.compile(r"libtcmalloc(?:_minimal)?(?:_debug)?\.so")),
+              ("jemalloc", re.compile(r"libjemalloc\.so")))  # fmt: skip
+
+
+def allocator_loaded(maps: str | None = None) -> dict[str, Any]:
+    """Which memory allocator this process has mapped, read from its own memory map (``/proc/self/maps``):
+    ``{"name": "tcmalloc", "library": path}``, ``{"name": "default"}`` (glibc's), or ``name: null`` where the map
+    cannot be read. Why from inside: a preload that silently failed (a wrong path, a library for another
+    architecture) leaves glibc's malloc in place, and the run would be recorded as the allocator it did not use."""
+    text = read_text("/proc/self/maps") if maps is None else maps
+    if text is None:
+        return {"name": None, "why": "/proc/self/maps could not be read"}
+    for line in text.splitlines():
+        path = line.split(None, 5)[5].strip() if len(line.split(None, 5)) == 6 else ""
+        for name, pattern in ALLOCATORS:
+            if pattern.search(Path(path).name):
+                return {"name": name, "library": path}
+    return {"name": "default"}

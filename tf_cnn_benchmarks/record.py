@@ -258,6 +258,8 @@ class RunRecord:
     instance: int | None = None  # this run's group's index in its ensemble
     # The CPU packages' energy over the timed steps (RAPL): {"joules", "zones", "window_s"} or {"joules": null, "na"}
     energy: dict[str, Any] | None = None
+    # The memory allocator the engine found mapped in its own process (hostfacts.allocator_loaded): {"name", ...}
+    allocator: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)  # engine extras (flags, losses) or import provenance
     schema: int = RECORD_SCHEMA
 
@@ -546,6 +548,7 @@ class _Reader:
             ensemble=self.opt_mapping("ensemble"),
             instance=self.opt("instance", int, 0),
             energy=self.energy(),
+            allocator=self.opt_mapping("allocator"),
             details=self.mapping("details"),
             schema=int(d.get("schema", RECORD_SCHEMA)),
         )

@@ -125,6 +125,7 @@ class RunFacts:
             noise=m.noise if m is not None else None,
             window=None if m is None or m.window is None else {"start": m.window[0], "end": m.window[1]},
             energy=m.energy if m is not None else None,
+            allocator=hostfacts.allocator_loaded(),
             started=self.started,
             source="engine",
             details=details,

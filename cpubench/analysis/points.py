@@ -41,6 +41,7 @@ class Key:
     threads: int
     batch: int
     framework: str = engines.TENSORFLOW
+    allocator: str = "default"  # the allocator axis (after the framework, so older keys read as they did)
 
     @property
     def mode(self) -> Mode:
@@ -94,6 +95,7 @@ def _key(rec: Any) -> Key:
         threads=int(p.get("num_intra_threads") or 0),
         batch=int(rec.batch_size or 0),
         framework=engines.framework_of(rec),
+        allocator=str(p.get("allocator") or "default"),
     )
 
 
@@ -186,8 +188,9 @@ def _order(values: Iterable[str], preferred: Sequence[str]) -> list[str]:
 
 def base_points(points: Sequence[Point]) -> list[Point]:
     """The points the "Sequential" sections show: sequential placement (else unpinned) with local memory (else the
-    default), at the most common inter-op thread count, so every line of a plot varies in one axis only. Chosen per
-    framework: one framework's choice never hides the other's points."""
+    default), at the most common inter-op thread count and the default allocator (else the first measured), so every
+    line of a plot varies in one axis only. Chosen per framework: one framework's choice never hides the other's
+    points."""
     fws = sorted({p.key.framework for p in points}, key=lambda fw: engines.mode_sort_key((fw, "")))
     if len(fws) > 1:
         return [q for fw in fws for q in base_points([p for p in points if p.key.framework == fw])]
@@ -199,7 +202,9 @@ def base_points(points: Sequence[Point]) -> list[Point]:
     pts = [p for p in pts if p.key.memory == memory]
     inters = [p.key.inter for p in pts]
     inter = max(set(inters), key=lambda v: (inters.count(v), -v))
-    return [p for p in pts if p.key.inter == inter]
+    pts = [p for p in pts if p.key.inter == inter]
+    allocator = _order((p.key.allocator for p in pts), ("default",))[0]  # glibc's, where measured
+    return [p for p in pts if p.key.allocator == allocator]
 
 
 def executions(points: Iterable[Point]) -> list[str]:

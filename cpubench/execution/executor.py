@@ -118,6 +118,14 @@ class Job:
     header: list[str] = field(default_factory=list)  # lines written at the top of the log
     cpus: list[int] | None = None  # pin the child to these CPUs (None: inherit)
     membind: list[int] | None = None  # bind the child's memory to these NUMA nodes (None: the default policy)
+    preload: str | None = None  # a library put first in the child's LD_PRELOAD (the allocator axis)
+
+    def child_env(self) -> dict[str, str]:
+        """The child's environment: ``env``, with ``preload`` first in LD_PRELOAD (after it, what env preloads)."""
+        if not self.preload:
+            return self.env
+        rest = self.env.get("LD_PRELOAD", "")
+        return {**self.env, "LD_PRELOAD": f"{self.preload}:{rest}" if rest else self.preload}
 
 
 @dataclass
@@ -215,6 +223,8 @@ class Executor:
                 header.append(f"# cpubench cpus: {','.join(map(str, job.cpus))}")
             if job.membind:
                 header.append(f"# cpubench memory bound to nodes: {','.join(map(str, job.membind))}")
+            if job.preload:
+                header.append(f"# cpubench preload: {job.preload}")
             f.write(("\n".join(header) + "\n").encode())
             f.flush()
         except OSError:
@@ -227,7 +237,7 @@ class Executor:
                 stdin=subprocess.DEVNULL,
                 stdout=f,
                 stderr=subprocess.STDOUT,
-                env=job.env,
+                env=job.child_env(),
                 start_new_session=True,
                 preexec_fn=tie_to_parent(os.getpid(), job.cpus, job.membind),
             )

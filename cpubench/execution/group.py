@@ -176,6 +176,9 @@ def launch_mismatch(launch: axes.Launch, outcome: Outcome) -> str | None:
         mode, nodes = rec.memory_policy.get("mode"), rec.memory_policy.get("nodes")
         if mode != "bind" or sorted(nodes or []) != sorted(launch.membind):
             return f"memory bound to nodes {format_cpulist(launch.membind)} but the engine's policy is {mode} {nodes}"
+    if launch.allocator and rec.allocator is not None and rec.allocator.get("name") != launch.allocator:
+        seen = rec.allocator.get("name") or "unknown"
+        return f"allocator {launch.allocator} preloaded ({launch.preload}) but the engine's memory map shows {seen}"
     return None
 
 
@@ -294,6 +297,8 @@ class GroupRunner:
                 b["ensemble"], b["instance"] = dict(ensemble), instance
             if group.launch.cpus or group.launch.membind:
                 b["launch"] = {"cpus": group.launch.cpus, "membind": group.launch.membind}
+            if group.launch.preload:
+                b["launch"] = {**b.get("launch", {"cpus": None, "membind": None}), "preload": group.launch.preload}
             bases.append(b)
         first, sizes = (todo if todo.members else group).first, (todo if todo.members else group).sizes
         one = {"batch_size": first.batch_size} if len(sizes) == 1 else {"batch_sizes": ",".join(map(str, sizes))}
@@ -304,7 +309,7 @@ class GroupRunner:
             js.unlink(missing_ok=True)  # a stale result of an earlier attempt must not pass for this one's
         job = Job(cmd, log, todo_jsons[0] if todo_jsons else given, self.ctx.child_env,
                   self.ctx.config.timeout * max(1, len(todo.members)), header=[header], cpus=group.launch.cpus,
-                  membind=group.launch.membind)  # fmt: skip
+                  membind=group.launch.membind, preload=group.launch.preload)  # fmt: skip
         prepared = _Prepared(
             group, job, jsons, bases, outcomes, todo=[i for i in range(len(outcomes)) if i not in found]
         )

@@ -44,7 +44,7 @@ MODEL_NAMES: dict[str, tuple[str, str, str]] = {
 
 # Packrat's layout first, so its tools (and ``cpubench tune --profile``) read these files: ``benchmark`` is
 # ``<model>_<framework>_<execution>`` (Packrat's names end in their optimisation, ``_none`` / ``_script``),
-# ``topology`` the placement, ``allocator`` the memory allocator (the default one until the allocator axis exists),
+# ``topology`` the placement, ``allocator`` the memory allocator (the allocator axis; ``default`` is glibc's),
 # and the throughput file has Packrat's single ``throughput`` column (the average) beside the range. Ours follow;
 # the memory binding, which once sat in ``allocator``, has a column of its own.
 CSV_KEYS = ["benchmark", "topology", "pinning", "allocator", "instance_id", "interop_threads", "intraop_threads",
@@ -127,8 +127,8 @@ def _write_csvs(folder: Path, stem: str, model: str, points: Sequence[Point]) ->
             for p in rows:
                 k = p.key
                 keys = [f"{model}_{k.framework}_{k.execution}", k.placement,
-                        "affinity" if k.placement != "none" else "none", DEFAULT_ALLOCATOR, 0, k.inter, k.threads,
-                        k.batch]  # fmt: skip
+                        "affinity" if k.placement != "none" else "none", k.allocator or DEFAULT_ALLOCATOR, 0, k.inter,
+                        k.threads, k.batch]  # fmt: skip
                 stats = (p.lat_min, p.lat_avg, p.lat_max) if kind == "latency" else (p.thr_min, p.thr_avg, p.thr_max,
                                                                                      p.thr_avg)  # fmt: skip
                 w.writerow([*keys, *map(_fmt, stats), _fmt(p.p50), _fmt(p.p90), _fmt(p.p99), p.repeats, k.host,

@@ -47,6 +47,9 @@ class Launch:
 
     cpus: list[int] | None = None
     membind: list[int] | None = None
+    # The memory allocator to preload (``allocator`` axis): its name and the library put in the child's LD_PRELOAD
+    allocator: str | None = None
+    preload: str | None = None
 
 
 def flag_value(v: Any) -> str:
@@ -226,6 +229,16 @@ def _bind(value: Any, _values: dict[str, Any], launch: Launch, topo: Any) -> Lau
     return replace(launch, membind=topology.memory_nodes(topo, launch.cpus or list(topo.cpus), value))
 
 
+def _preload(value: Any, _values: dict[str, Any], launch: Launch, _topo: Any) -> Launch:
+    """Preload the system's library of the allocator into the child (LD_PRELOAD); n/a where it is not installed."""
+    from cpubench.host import allocators, topology
+
+    path = allocators.find(value)
+    if path is None:
+        raise topology.NotApplicable(allocators.missing(value))
+    return replace(launch, allocator=value, preload=path)
+
+
 def _threads(text: str, topo: Any) -> list[int] | None:
     """``all`` = 1..the physical cores of one socket of ``topo`` (None without one: it waits for a host);
     ``A..B`` = A, A+1, ..., B on any host. Either end is checked against :data:`MAX_THREADS` before a list is built."""
@@ -368,6 +381,8 @@ AXES: tuple[Axis, ...] = (
          launch=_place, rank=14, help="pin to num_intra_threads cores: the first in socket order, or split over two"),
     Axis("memory", (), "default", str, ("default", "local", "remote"), fragment=off_default("mem{}", "default"),
          launch=_bind, rank=15, help="bind memory to the cores' own NUMA node, or to another one"),
+    Axis("allocator", (), "default", str, ("default", "tcmalloc", "jemalloc"), fragment=off_default("{}", "default"),
+         launch=_preload, rank=17, help="the allocator preloaded into the engine: glibc's, tcmalloc or jemalloc"),
 )  # fmt: skip
 
 
