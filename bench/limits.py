@@ -1,0 +1,97 @@
+"""The host's limits and how close ResNet-50 gets to them, side by side in one run.
+
+Prints the host probe's limits (:func:`cpubench.host.limits.measure`: GEMM fp32/bf16 on all cores and one, the memory
+triad) and its wall time; then ResNet-50 inference and training at batch 32, fp32 and bf16 (where the host has native
+bf16), through the engine the way a sweep runs it (a fresh ``python -m tf_cnn_benchmarks`` process per case), each
+as achieved GFLOP/s and its share of the limit for its precision (:mod:`cpubench.analysis.efficiency`, training
+counted as 3x forward), and bf16 over fp32.
+
+Targets (issue 24, on a 2-core Zen 4): fp32 inference >= 90% of the GEMM limit, training >= 85%, bf16 inference
+>= 1.8x fp32 where bf16 is native, the probe under 30 s.
+
+    .venv/bin/python bench/limits.py [--batch 32] [--steps 10] [--warmup 3] [--quick]
+
+``--quick`` is a smoke check (the probe's smallest sizes, ``trivial`` at batch 2, a few steps): it proves the script
+runs, its figures mean nothing. Measure on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the engine's package, also from a checkout that is not installed
+
+import _engine  # noqa: E402
+
+from cpubench.analysis import efficiency  # noqa: E402
+from cpubench.host import facts  # noqa: E402
+from cpubench.host import limits as lim  # noqa: E402
+from cpubench.host.record import HostRecord  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="smoke check: tiny sizes and model; figures mean nothing")
+    args = ap.parse_args()
+    model, batch, steps, warmup = "resnet50", args.batch, args.steps, args.warmup
+    if args.quick:
+        os.environ[lim.QUICK_ENV] = "1"
+        model, batch, steps, warmup = "trivial", 2, 2, 1
+
+    t0 = time.monotonic()
+    flags = facts.hostfacts.cpu_flags()
+    limits = lim.measure(facts.machine_fingerprint(), flags=flags)
+    probe_s = time.monotonic() - t0
+    print(f"host limits (probe wall time {probe_s:.1f} s{', quick' if args.quick else ''}):")
+    for name in lim.NAMES:
+        v = lim.value(limits, name)
+        entry = limits["values"][name]
+        shown = f"{v:10.1f} {entry['unit']}" if v is not None else f"       n/a  ({lim.why_not(limits, name)})"
+        print(f"  {lim.LABELS[name]:<28} {shown}")
+    topo = facts._topology()
+    host = HostRecord("this", cores_physical=topo.get("cores_physical"), limits=limits)
+
+    bf16 = lim.value(limits, lim.GEMM_BF16_ALL) is not None
+    cases = [(training, precision) for training in (False, True) for precision in ("fp32", "bf16")
+             if precision == "fp32" or bf16]  # fmt: skip
+    print(f"\n{model} at batch {batch}, {steps} timed steps after {warmup} warm-up, all cores (engine default):")
+    print(f"  {'case':<22} {'images/sec':>11} {'GFLOP/s':>9} {'% of peak':>10}  against")
+    rates: dict[tuple[bool, str], float] = {}
+    for training, precision in cases:
+        run = [f"--model={model}", f"--batch_size={batch}", f"--num_batches={steps}",
+               f"--num_warmup_batches={warmup}", f"--precision={precision}", "--device=cpu"]  # fmt: skip
+        if not training:
+            run.append("--forward_only=true")
+        name = f"{'training' if training else 'inference'} {precision}"
+        try:
+            rec = _engine.run_engine(run)
+        except RuntimeError as e:
+            print(f"  {name:<22} failed: {e}")
+            continue
+        ips = float(rec.images_per_sec or 0.0)
+        threads = (rec.threads or {}).get("intra_effective")  # a bare engine record has no params: say them here
+        f = efficiency.figure(model, ips, training, precision, int(threads) if threads else None, host)
+        rates[(training, precision)] = ips
+        share = "n/a" if f.share is None else f"{100 * f.share:.1f}%"
+        gflops = "n/a" if f.achieved is None else f"{f.achieved:.1f}"
+        print(f"  {name:<22} {ips:>11.2f} {gflops:>9} {share:>10}  {f.basis}")
+    for training in (False, True):
+        a, b = rates.get((training, "fp32")), rates.get((training, "bf16"))
+        if a and b:
+            print(f"  bf16 / fp32 {'training' if training else 'inference'}: {b / a:.2f}x")
+    if not bf16:
+        print(f"  bf16: n/a ({lim.why_not(limits, lim.GEMM_BF16_ALL)})")
+    print(f"\n({efficiency.TRAINING_NOTE}; the probe took {probe_s:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
