@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -94,6 +95,7 @@ class Outcome:
     dispatch_s: float = 0.0  # from the start until every task was submitted
     wall_s: float = 0.0
     interrupted: bool = False
+    lags: list[float] = field(default_factory=list)  # seconds from each run's end (its record) to its filing home
 
     @property
     def ok(self) -> bool:
@@ -128,6 +130,7 @@ class FleetRun:
         self.home = Home(out, set(hosts))
         self._dirty = True
         self._published = 0.0
+        self.lags: list[float | None] = []  # per record measured in this run: seconds from its end to home
 
     # -- locks and status
 
@@ -210,6 +213,7 @@ class FleetRun:
                     pass
             self.unlock()
         outcome.warnings = self.home.warnings
+        outcome.lags = sorted(x for x in self.lags if x is not None)
         outcome.wall_s = time.monotonic() - t0
         return outcome
 
@@ -284,6 +288,7 @@ class FleetRun:
                 return
             s.done += 1
             s.seconds += float(rec.duration or 0.0)
+            self.lags.append(_lag(rec))
             s.not_ok += rec.status in ("failed", "timeout")
             self._dirty = True
             self.say(f"{host}: {_describe(rec)} ({s.done}/{s.total if s.total is not None else '?'})")
@@ -357,6 +362,16 @@ class FleetRun:
             self._event(msg)
 
 
+def _lag(rec: RunRecord) -> float | None:
+    """Seconds from a run's end (its start plus its duration, by the host's clock) to its record being filed here:
+    what streaming home costs (clocks of other hosts may disagree by their skew)."""
+    try:
+        start = datetime.fromisoformat(str(rec.started)).timestamp()
+    except ValueError:
+        return None
+    return time.time() - start - float(rec.duration or 0.0)
+
+
 def _describe(rec: RunRecord) -> str:
     what = f"{rec.setting} {rec.model} bs{rec.batch_size} r{rec.repeat}"
     if rec.status == "ok":
@@ -379,6 +394,10 @@ def format_outcome(o: Outcome, out: Path, stream: TextIO = sys.stdout) -> None:
         f"(dispatch {o.dispatch_s:.2f} s) -> {out}",
         file=stream,
     )
+    if o.lags:
+        mid = o.lags[len(o.lags) // 2]
+        print(f"cpubench fleet: each run's record was home {mid:.2f} s after the run ended (median; max "
+              f"{o.lags[-1]:.2f} s)", file=stream)  # fmt: skip
     if o.warnings:
         print(f"cpubench fleet: {len(o.warnings)} message(s) refused (see above)", file=stream)
 
