@@ -41,6 +41,7 @@ RECORD_KEYS = (
 PARAM_KEYS = {
     "data", "variable_update", "nccl", "distortions", "forward_only", "device", "num_devices", "num_intra_threads",
     "num_inter_threads", "precision", "xla_compile", "framework", "execution", "placement", "memory", "logical_gpus",
+    "allocator",
 }  # fmt: skip
 
 
