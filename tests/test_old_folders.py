@@ -90,6 +90,13 @@ def same_as_then(new: Path, old: Path) -> None:
         for a, b in zip(then_rows, now_rows, strict=True):
             assert b[:width] == a
         return
+    if new.name in ("index.md", "summary.md") and "pages" in new.parts:
+        # The pages' index became the page a person starts from (best configurations first) and the summary a page
+        # of the built site (front matter): every line written then is still there, in its order.
+        lines = iter(new.read_text().splitlines())
+        missing = [ln for ln in old.read_text().splitlines() if not any(ln == x for x in lines)]
+        assert not missing, missing[:3]
+        return
     if new.suffix != ".csv" or new.parent.name == "report":
         assert new.read_text() == old.read_text()
         return

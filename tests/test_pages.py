@@ -241,3 +241,17 @@ def test_no_plots_pages_name_no_images(study: Path, tmp_path: Path) -> None:
     md = (tmp_path / HOST / "lenet.md").read_text()
     assert "<img" not in md and "plots not drawn (--no-plots)" in md and not list(tmp_path.rglob("*.png"))
     assert [line for line in md.splitlines() if line.startswith("#")] == HEADINGS
+
+
+def test_the_index_is_where_a_person_starts(site: Path) -> None:
+    """The best configuration per host and model first (most images/sec, lowest latency, each with its figures and
+    a link to its page), then the detail pages; the summary is a page of the built site (front matter)."""
+    index = (site / "index.md").read_text()
+    assert index.index("## Best configurations") < index.index("## Detail pages")
+    for model in MODELS:
+        header, rows = read_csv(site / HOST / f"{model}_throughput.csv")
+        best = max(rows, key=lambda r: float(r["throughput(avg)"]))
+        line = next(ln for ln in index.splitlines() if f"(./{HOST}/{model}.html)" in ln and "most images/sec" in ln)
+        assert f"{float(best['throughput(avg)']):.2f}" in line
+        assert f"{best['intraop_threads']} threads, batch {best['batch_size']}" in line
+    assert (site / "summary.md").read_text().startswith("---\nlayout: default\n")

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cpubench.analysis import efficiency
+from cpubench.analysis import cost, efficiency
 from cpubench.analysis.frameworks import study_comparison
 from cpubench.analysis.order import model_sort_key
 from cpubench.analysis.points import Point, Study, base_points, build_study, modes, series, several_frameworks, speedups
@@ -103,12 +103,58 @@ SCALEBENCH_HTML = """\
 FRAMEWORKS_ANCHOR = "tensorflow-vs-pytorch"
 
 
-def index_page(study: Study, pages: dict[tuple[str, str], str], rooflines: Mapping[str, str] | None = None) -> str:
-    """The site's first page: host x model links; ``rooflines`` (host -> its roofline PNG, for hosts with measured
-    limits) adds each host's roofline below (nothing otherwise, so older studies read as they did)."""
+def best_rows(study: Study, pages: dict[tuple[str, str], str], records: Mapping[str, HostRecord]) -> list[list[str]]:
+    """Per host and model: the configuration with the most images/sec and the one with the lowest p50 latency
+    found anywhere in the study (any framework, mode, placement, threads and batch), each with its latency p50/p99,
+    throughput, share of the host's GEMM limit and cost per million images where the host has them."""
+    rows = []
+    for (h, m), link in pages.items():
+        points = study.of(h, m)
+        if not points:
+            continue
+        host = records.get(h)
+        price = cost.price_of(host, None)
+        fastest = max(points, key=lambda p: p.thr_avg)
+        quickest = min(points, key=lambda p: p.p50)
+        for what, p in (("most images/sec", fastest), ("lowest latency", quickest)):
+            if what == "lowest latency" and p is fastest:
+                continue
+            k = p.key
+            config = f"{k.framework} {k.execution}, {k.threads or p.threads_effective or 'default'} threads, batch " \
+                     f"{k.batch}, {k.placement}"  # fmt: skip
+            peak = "n/a"
+            if host is not None and host.limits:
+                threads = k.threads or p.threads_effective
+                peak = peak_cell(efficiency.figure(m, p.thr_avg, not p.forward_only, p.precision, threads, host))
+            dollars = cost.dollars_per_million(p.thr_avg, price)
+            rows.append([md_cell(h), f"[{md_cell(model_title(m))}](./{link})", md_cell(what), md_cell(config),
+                         f"{p.p50:.2f} / {p.p99:.2f}", f"{p.thr_avg:.2f}", peak,
+                         "n/a" if dollars is None else f"{dollars:.4f}"])  # fmt: skip
+    return rows
+
+
+def index_page(
+    study: Study,
+    pages: dict[tuple[str, str], str],
+    rooflines: Mapping[str, str] | None = None,
+    records: Mapping[str, HostRecord] | None = None,
+) -> str:
+    """The page a person starts from: per host and model the best configuration found (most images/sec, lowest
+    latency) with its latency, throughput, efficiency and cost, then the host x model links to the detail pages, the
+    summary, and each host's roofline (``rooflines``: host -> its PNG, for hosts with measured limits)."""
     models = sorted({m for _, m in pages}, key=model_sort_key)
     hosts = [h for h in study.hosts if any(h == ph for ph, _ in pages)]
     lines = ["---", "layout: default", 'title: "CPU scaling"', "---", "", "# CPU scaling", ""]
+    best = best_rows(study, {k: pages[k] for h in hosts for k in sorted(pages) if k[0] == h}, records or {})
+    if best:
+        head = ["host", "model", "best for", "configuration", "latency p50 / p99 (ms)", "images/sec", "% of peak",
+                "$ per million images"]  # fmt: skip
+        lines += ["## Best configurations", "",
+                  "Medians over repeats; % of peak against the host's measured GEMM limit and cost from "
+                  "its price per hour, n/a where the host has none. The [summary](./summary.html) has every batch "
+                  "size, the detail pages every plot.", "",
+                  "| " + " | ".join(head) + " |", "|" + " --- |" * len(head),
+                  *("| " + " | ".join(r) + " |" for r in best), "", "## Detail pages", ""]  # fmt: skip
     lines.append("| host | " + " | ".join(md_cell(model_title(m)) for m in models) + " |")
     lines.append("| --- |" + " --- |" * len(models))
     compared = False
@@ -179,7 +225,7 @@ def summary_markdown(
     study: Study, hosts: Sequence[str], tuned: Sequence[str] = (), records: Mapping[str, HostRecord] | None = None
 ) -> str:
     """The pages' summary; ``records`` (host id -> host record) adds a "% of peak" column for hosts with limits."""
-    lines = ["# CPU scaling summary", "",
+    lines = ["---", "layout: default", 'title: "CPU scaling summary"', "---", "", "# CPU scaling summary", "",
              "Medians over repeats, at the sequential placement with local memory where measured. Best threads: the "
              "thread count with the highest throughput. Efficiency: speedup over one thread divided by the threads, "
              "at the most threads measured. Doubling gains: speedup(4)/speedup(2) against speedup(16)/speedup(8); "
@@ -302,7 +348,7 @@ def build_pages(data: Iterable[str | Path], out: str | Path, plots: bool = True)
         png = draw([host_roofs], pts, store.host_dir(root, h) / ROOFLINE_PNG, f"Roofline: {h}")
         files.rooflines.append(png)
         rooflines[h] = f"{h}/{ROOFLINE_PNG}"
-    files.index.write_text(index_page(study, pages, rooflines))
+    files.index.write_text(index_page(study, pages, rooflines, records))
     files.summary = root / "summary.md"
     files.summary.write_text(summary_markdown(study, study.hosts, tuned_section(r.rec for r in merged.runs),
                                               efficiency.hosts_of(merged)))  # fmt: skip
