@@ -499,3 +499,21 @@ def test_a_run_leaves_nothing_in_its_temporary_folder(tmp_path: Path) -> None:
     run = run_engine(ENGINE, ["--model=lenet", *TINY], tmp_path / "run", env=_env(TMPDIR=str(scratch)))
     assert_ok(run)
     assert not list(scratch.iterdir())
+
+
+def test_a_frozen_network_folds_once_and_computes_the_same():
+    """Frozen for inference, the step reads folded kernels: no batch-norm arithmetic over the weights per step (no
+    Rsqrt, no statistics read), and the same outputs as the fold done in the step."""
+    net = Network(models.get("resnet50").graph())
+    randomise_statistics(net, seed=7)
+    images = tf.random.stateless_normal([2, 224, 224, 3], seed=[7, 8])
+    in_step = net(images, training=False).numpy()
+    net.freeze_for_inference()
+    frozen = net(images, training=False).numpy()
+    np.testing.assert_allclose(frozen, in_step, rtol=1e-5, atol=1e-5 * float(np.abs(in_step).max()))
+    spec = tf.TensorSpec([1, 224, 224, 3], tf.float32)
+    ops = [op.type for op in tf.function(lambda x: net(x, training=False)).get_concrete_function(spec).graph
+           .get_operations()]  # fmt: skip
+    assert ops.count("Conv2D") == 53 and "Rsqrt" not in ops
+    # Training still reads the batch norms' own variables.
+    assert net(images, training=True).shape == (2, 1001)

@@ -48,6 +48,21 @@ class Network(tf.Module):
         self.trainable = [v for d in self.weights.values() for v in d.values() if v.trainable]
         self.fold_batch_norm = True
         self._folds = _foldable(graph)
+        self._frozen: dict[int, tuple[tf.Variable, tf.Variable]] = {}
+
+    def freeze_for_inference(self) -> None:
+        """Fold each foldable batch norm into its convolution once, into variables of their own (in the compute
+        dtype), for a network that will only run inference.
+
+        Why: folded in the step, every step rescales every kernel from the batch-norm statistics, a pass over all the
+        weights per step that a large batch hides and batch 1 pays in full (ResNet-50: 25 M weights read and written
+        per image). A frozen network reads the folded kernel and bias as they are, as PyTorch's ``freeze`` does. The
+        result is the same function (same arithmetic, done once); training keeps the unfolded variables."""
+        for i, bn in self._folds.items():
+            kernel, shift = self._fold(i, bn)
+            name = self.graph.nodes[i].name
+            self._frozen[i] = (tf.Variable(kernel, trainable=False, name=f"{name}/frozen_kernel"),
+                               tf.Variable(shift, trainable=False, name=f"{name}/frozen_bias"))  # fmt: skip
 
     # -- variables ---------------------------------------------------------------------------------------------
     def _make_vars(self, node: Node, values: dict[str, np.ndarray]) -> dict[str, tf.Variable]:
@@ -84,7 +99,9 @@ class Network(tf.Module):
         values: list[tf.Tensor | None] = [None] * len(self.graph.nodes)
         for i, node in enumerate(self.graph.nodes):
             args = [values[j] for j in node.inputs]
-            if i in folds:
+            if i in folds and i in self._frozen:
+                values[i] = self._conv(node, args[0], *self._frozen[i])
+            elif i in folds:
                 values[i] = self._conv_folded(i, folds[i], node, args[0])
             elif i in folded:
                 values[i] = args[0]
@@ -92,8 +109,8 @@ class Network(tf.Module):
                 values[i] = self._apply(i, node, args, images, training)
         return tf.cast(values[-1], tf.float32)
 
-    def _conv_folded(self, i: int, bn: int, node: Node, x: tf.Tensor) -> tf.Tensor:
-        """Convolution ``i`` with batch norm ``bn``'s inference transform folded into its kernel and bias."""
+    def _fold(self, i: int, bn: int) -> tuple[tf.Tensor, tf.Tensor]:
+        """Convolution ``i``'s kernel and bias with batch norm ``bn``'s inference transform folded in."""
         w, b = self.weights[i], self.weights[bn]
         gamma = b["gamma"] if "gamma" in b else 1.0
         scale = gamma * tf.math.rsqrt(b["variance"] + BN_EPSILON)
@@ -101,9 +118,16 @@ class Network(tf.Module):
         if "bias" in w:
             shift += w["bias"] * scale
         kernel = tf.cast(w["kernel"] * scale, self.compute_dtype)  # HWIO in both data formats: scale per output
+        return kernel, tf.cast(shift, self.compute_dtype)
+
+    def _conv_folded(self, i: int, bn: int, node: Node, x: tf.Tensor) -> tf.Tensor:
+        """Convolution ``i`` with batch norm ``bn``'s inference transform folded into its kernel and bias."""
+        return self._conv(node, x, *self._fold(i, bn))
+
+    def _conv(self, node: Node, x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
         df = self.data_format
         y = tf.nn.conv2d(x, kernel, strides=node.attrs["stride"], padding=node.attrs["padding"], data_format=df)
-        return tf.nn.bias_add(y, tf.cast(shift, self.compute_dtype), data_format=df)
+        return tf.nn.bias_add(y, bias, data_format=df)
 
     def _w(self, i: int, name: str) -> tf.Tensor:
         return tf.cast(self.weights[i][name], self.compute_dtype)
