@@ -102,8 +102,9 @@ def verifications(runs: Iterable[Any]) -> dict[tuple[str, str, str, str, int], d
     for key, rows in per_repeat.items():
         v = found[key]
         v.repeats = len(rows)
-        v.p50_ms, v.p99_ms, v.throughput, v.overlap = (float(statistics.median(c)) for c in zip(*rows, strict=True))
-        v.overlap = min(r[3] for r in rows)
+        p50s, p99s, throughputs, overlaps = zip(*rows, strict=True)
+        v.p50_ms, v.p99_ms = float(statistics.median(p50s)), float(statistics.median(p99s))
+        v.throughput, v.overlap = float(statistics.median(throughputs)), min(overlaps)
     out: dict[tuple[str, str, str, str, int], dict[int, Verification]] = {}
     for (host, model, fw, ex, cores, batch, _label), _v in sorted(found.items()):
         by = {lab: found.get((host, model, fw, ex, cores, batch, lab)) for lab in LABELS}

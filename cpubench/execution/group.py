@@ -355,11 +355,11 @@ class GroupRunner:
         for p in prepared:
             for i, o in enumerate(p.outcomes):
                 if o is not None:
-                    self.say(f"cpubench: {describe(p.group.members[i].run)}: measured before, not recorded; "
+                    self.say(f"cpubench: {p.group.members[i].run.label}: measured before, not recorded; "
                              f"recorded from {p.jsons[i]}")  # fmt: skip
         if to_start:
             if self.quiet is not None:
-                waited = self.quiet(describe(to_start[0].group.first))
+                waited = self.quiet(to_start[0].group.first.label)
                 for p in to_start:
                     for b in p.bases:
                         b["quiet_wait"] = waited
@@ -489,7 +489,3 @@ def overlaps(prepared: Sequence[_Prepared]) -> None:
     for (b, _), w in zip(outs, windows, strict=True):
         own = w["end"] - w["start"]
         b["ensemble"]["overlap"] = round(max(0.0, end - start) / own, 4) if own > 0 else 0.0
-
-
-def describe(run: cfg.Planned) -> str:
-    return f"{run.setting.name} {run.model} bs{run.batch_size} r{run.repeat}"

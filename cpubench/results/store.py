@@ -233,15 +233,11 @@ def open_regular(path: str | os.PathLike[str], flags: int = os.O_RDONLY, mode: i
 
 def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
     """The bytes of a regular store file (see :func:`open_regular`), refused past ``limit`` bytes."""
-    fd = open_regular(path)
-    try:
-        size = os.fstat(fd).st_size
+    with os.fdopen(open_regular(path), "rb") as f:
+        size = os.fstat(f.fileno()).st_size
         if size > limit:
             raise StoreError(f"{path}: {size} bytes, more than a results file holds ({limit}): not a results file")
-        with os.fdopen(os.dup(fd), "rb") as f:
-            return f.read(limit + 1)
-    finally:
-        os.close(fd)
+        return f.read(limit + 1)
 
 
 def check(record: RunRecord) -> RunRecord:

@@ -141,6 +141,11 @@ class Planned:
         return (self.setting.name, self.model, self.batch_size, self.repeat)
 
     @property
+    def label(self) -> str:
+        """How progress lines and warnings name the run: ``<setting> <model> bs<k> r<i>``."""
+        return f"{self.setting.name} {self.model} bs{self.batch_size} r{self.repeat}"
+
+    @property
     def values(self) -> dict[str, Any]:
         """Every axis value of the run (the setting's, the model and the batch size)."""
         return {**self.setting.params, "model": self.model, "batch_size": self.batch_size}

@@ -20,10 +20,6 @@ def hms(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def describe(run: cfg.Planned) -> str:
-    return f"{run.setting.name} {run.model} bs{run.batch_size} r{run.repeat}"
-
-
 class Eta:
     """Seconds left: each remaining run costs what the same setting+model took, else the same model, else the mean."""
 
@@ -91,7 +87,7 @@ class Progress:
         """Called while the run is in flight."""
         if self._run is None or self.mode == "never":
             return
-        text = f"[{self._n}/{self._total}] {describe(self._run)}: running {hms(elapsed)}{self._eta_text(elapsed)}"
+        text = f"[{self._n}/{self._total}] {self._run.label}: running {hms(elapsed)}{self._eta_text(elapsed)}"
         if self.mode == "live":
             self._clear()
             self.out.write(text)
@@ -110,5 +106,5 @@ class Progress:
         eta = self.eta.left(left)
         eta_s = f", ETA {hms(eta)}" if eta is not None and left else ""
         self.say(
-            f"[{self._n}/{self._total}] {describe(run)}: {res} in {rec.duration or 0.0:.1f} s; {len(left)} left{eta_s}"
+            f"[{self._n}/{self._total}] {run.label}: {res} in {rec.duration or 0.0:.1f} s; {len(left)} left{eta_s}"
         )

@@ -44,7 +44,7 @@ from typing import Any, TextIO
 
 from cpubench.execution.executor import Executor, child_environment
 from cpubench.execution.group import Context as GroupContext
-from cpubench.execution.group import Group, GroupRunner, describe
+from cpubench.execution.group import Group, GroupRunner
 from cpubench.execution.quiet import wait_for_quiet
 from cpubench.execution.recorder import DiskFull, Recorder, Unrecorded
 from cpubench.host import facts, limits, price
@@ -52,7 +52,7 @@ from cpubench.host.locks import Busy, MachineLock
 from cpubench.results import hosts, store
 from cpubench.spec import axes
 from cpubench.spec import config as cfg
-from cpubench.sweep.planner import Planner, engine_identity, select
+from cpubench.sweep.planner import PlannedRun, Planner, engine_identity, select
 from cpubench.sweep.progress import Progress, hms
 from cpubench.sweep.realdata import DataPlan, generate_data, plan_data
 from tf_cnn_benchmarks import hostfacts
@@ -107,14 +107,6 @@ class HostHold:
     def release(self) -> None:
         self.lock.close()
         self.machine.release()
-
-
-@dataclass(frozen=True)
-class _Run:
-    """A run without its hash, where only its command is wanted (a dry run)."""
-
-    run: cfg.Planned
-    run_hash: str
 
 
 class Interrupted(Exception):
@@ -175,7 +167,7 @@ class Runner:
 
     def command(self, run: cfg.Planned, data: DataPlan, result_json: Path) -> list[str]:
         """The engine command of one run, as the group runner builds it."""
-        return self.group_runner(data).command(Group([_Run(run, "")]), result_json)
+        return self.group_runner(data).command(Group([PlannedRun(run, "")]), result_json)
 
     def dry_run(self, only: list[str], repeats: int | None, retry_failed: bool, out: TextIO) -> int:
         data = plan_data(self.config, self.root)
@@ -369,7 +361,7 @@ class Runner:
                 if not isinstance(e, Unrecorded):
                     e = Unrecorded(f"unrecorded: the runner failed on this run ({hostfacts.first_line(e)})")
                 for q in members:
-                    summary.unrecorded.append(f"{describe(q.run)}: {e}")
+                    summary.unrecorded.append(f"{q.run.label}: {e}")
                     progress.say(f"cpubench: warning: {summary.unrecorded[-1]}")
                 continue
             for q, rec in zip(members, recs, strict=True):

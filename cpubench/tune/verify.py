@@ -26,11 +26,12 @@ from cpubench.execution.executor import Executor, child_environment
 from cpubench.execution.group import Context, Group, GroupRunner
 from cpubench.execution.recorder import Recorder
 from cpubench.host import facts
+from cpubench.host.locks import Busy
 from cpubench.host.topology import Topology
 from cpubench.results import store
 from cpubench.spec import axes
 from cpubench.spec import config as cfg
-from cpubench.sweep.planner import engine_identity
+from cpubench.sweep.planner import PlannedRun, engine_identity
 from cpubench.sweep.session import HostHold, engine_command
 from cpubench.tune.optimizer import Split
 from tf_cnn_benchmarks import hostfacts
@@ -130,12 +131,6 @@ def _params(req: Request, threads: int) -> dict[str, Any]:
     return params
 
 
-@dataclass(frozen=True)
-class _Member:
-    run: cfg.Planned
-    run_hash: str
-
-
 def verify(req: Request, say: Callable[[str], None]) -> list[Any]:
     """Run every candidate ``req.repeats`` times (what is recorded already is not run again); return the records
     written by this call."""
@@ -153,7 +148,7 @@ def verify(req: Request, say: Callable[[str], None]) -> list[Any]:
     done = {(r.run_hash, r.repeat) for r in runs.records if r.ok}
     try:
         held = HostHold.take(req.host_dir, req.force)
-    except Exception as e:  # noqa: BLE001 - Busy: one line
+    except Busy as e:
         raise VerifyError(str(e)) from None
     scratch = store.scratch_dir(root, host_id)
     scratch.mkdir(parents=True, exist_ok=True)
@@ -171,7 +166,7 @@ def verify(req: Request, say: Callable[[str], None]) -> list[Any]:
                     planned = cfg.Planned(setting, req.model, b, repeat)
                     base = cfg.run_hash(config, planned, {}, identity, thread_env)
                     what = json.dumps([base, req.cores, c.batch, c.label, c.split, k], separators=(",", ":"))
-                    members.append(_Member(planned, hashlib.sha256(what.encode()).hexdigest()[:16]))
+                    members.append(PlannedRun(planned, hashlib.sha256(what.encode()).hexdigest()[:16]))
                 if all((m.run_hash, repeat) in done for m in members):
                     continue
                 say(f"cpubench tune: batch {c.batch}, {c.label} ({len(members)} instance(s)), repeat {repeat + 1}")
