@@ -346,10 +346,10 @@ class GroupRunner:
         barrier = None
         if window is not None:
             assert ensemble is not None
-            barrier = store.scratch_dir(self.ctx.root, self.ctx.host_id) / f"barrier-{ensemble['id']}"
-            barrier.mkdir(parents=True)
             if any(len(g.members) != 1 for g in groups):
                 raise ValueError("a barrier ensemble measures one batch size per instance")
+            barrier = store.scratch_dir(self.ctx.root, self.ctx.host_id) / f"barrier-{ensemble['id']}"
+            barrier.mkdir(parents=True)
         prepared = [self.prepare(g, ensemble, i if ensemble else None, barrier) for i, g in enumerate(groups)]
         to_start = [p for p in prepared if p.skip is None and any(o is None for o in p.outcomes)]
         for p in prepared:
