@@ -190,8 +190,10 @@ def _breakdown_worker(framework: str, forward_only: bool, batch: int) -> None:
         spent: dict[str, float] = {}
         kinds = {n.name: n.op for n in graph.nodes}
         for name, layer in net.layers.items():
+
             def post(_m: object, _i: object, _o: object, op: str = kinds.get(name, name)) -> None:
                 spent[op] = spent.get(op, 0.0) + time.perf_counter() - hooks["t"]
+
             layer.register_forward_pre_hook(pre)
             layer.register_forward_hook(post)
 
@@ -202,6 +204,7 @@ def _breakdown_worker(framework: str, forward_only: bool, batch: int) -> None:
                 net(images)
             spent["(between layers)"] = time.perf_counter() - t - sum(spent.values())
             return dict(spent)
+
     one_pass()
     for _ in range(3):
         for k, v in one_pass().items():

@@ -52,8 +52,10 @@ RUNS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "script_train": (["--model=lenet", *TINY, "--execution=script", "--optimizer=momentum"], {}),
     "bf16": (["--model=lenet", *TINY, "--forward_only", "--precision=bf16"], {}),
     "nchw": (["--model=lenet", *TINY, "--data_format=NCHW", "--optimizer=rmsprop"], {}),
-    "batch_sizes": (["--model=trivial", "--num_batches=3", "--num_warmup_batches=1", "--forward_only",
-                     "--batch_sizes=1,3"], {"name": "bs{batch_size}"}),  # fmt: skip
+    "batch_sizes": (
+        ["--model=trivial", "--num_batches=3", "--num_warmup_batches=1", "--forward_only", "--batch_sizes=1,3"],
+        {"name": "bs{batch_size}"},
+    ),  # fmt: skip
     "real_data": (["--model=trivial", *TINY, "--data_dir=/nonexistent"], {}),
     "two_devices": (["--model=trivial", *TINY, "--num_gpus=2"], {}),
     "no_compiler": (["--model=trivial", *TINY, "--execution=compile"], {"env": _no_compiler_env()}),
@@ -144,8 +146,10 @@ def test_unsupported_runs_fail_with_one_line_naming_the_fix(runs: dict[str, Futu
 def test_modes_of_the_other_framework_are_refused_at_the_command_line() -> None:
     for args, needle in (
         (["--execution=graph"], "--execution=graph is a tensorflow mode; pytorch runs eager, script, compile"),
-        (["--xla_compile"], "--xla_compile: XLA is tensorflow's compiler; with --framework=pytorch use "
-                            "--execution=compile"),
+        (
+            ["--xla_compile"],
+            "--xla_compile: XLA is tensorflow's compiler; with --framework=pytorch use --execution=compile",
+        ),
     ):
         p = subprocess.run([*ENGINE, *args], cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=60)
         assert p.returncode == 2 and p.stderr.strip() == f"{ERROR_PREFIX} {needle}", p.stderr
@@ -209,7 +213,8 @@ def test_a_sweep_with_both_frameworks_yields_the_comparison_table_and_plots(tmp_
     from cpubench.results import store
 
     conf = tmp_path / "both.yaml"
-    conf.write_text(textwrap.dedent("""\
+    conf.write_text(
+        textwrap.dedent("""\
         name: both-frameworks
         repeats: 1
         num_batches: 3
@@ -221,7 +226,8 @@ def test_a_sweep_with_both_frameworks_yields_the_comparison_table_and_plots(tmp_
           execution: [graph, eager]
           forward_only: true
           num_intra_threads: [1, 2]
-        """))
+        """)
+    )
     out = tmp_path / "data"
     env = clean_env(CPUBENCH_NO_TF_PROBE="1", PYTHONPATH=str(REPO))
     env.pop("CPUBENCH_ENGINE", None)

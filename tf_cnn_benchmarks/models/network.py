@@ -190,7 +190,13 @@ class Network(tf.Module):
             w["variance"].assign(w["variance"] * BN_MOMENTUM + variance * (1 - BN_MOMENTUM))
             return y
         y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-            x, gamma, w["beta"], mean=w["mean"], variance=w["variance"], epsilon=BN_EPSILON, data_format=fmt,
+            x,
+            gamma,
+            w["beta"],
+            mean=w["mean"],
+            variance=w["variance"],
+            epsilon=BN_EPSILON,
+            data_format=fmt,
             is_training=False,
         )
         return y
