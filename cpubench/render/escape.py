@@ -1,5 +1,5 @@
 """The one module that makes text from data safe for the place it lands: a Markdown table cell or line, an HTML
-attribute, a YAML front-matter value, a plot's label, a terminal line.
+attribute, a YAML front-matter value, a plot's label, a terminal line, a CSV cell.
 
 Why one module: results folders travel (people mail them, publish the pages built from them, merge folders others
 sent), so every string a record or a host record holds (a model, a failure reason, a CPU brand, a setting, an
@@ -26,6 +26,10 @@ ordinary data read as they always did):
 - :func:`plot_text`: matplotlib text without mathtext (``$`` escaped: ``$x$`` in a label is shown, never parsed, and
   a broken formula cannot stop the drawing), one line, at most :data:`PLOT_TEXT_MAX` characters.
 - :func:`plain`: a terminal line: ANSI escape sequences removed, other control characters shown as ``\\uXXXX``.
+- :func:`csv_cell`: a CSV cell a spreadsheet opens as text: a string from data that starts like a formula (``=``,
+  ``+``, ``-``, ``@``, a tab or carriage return, or their full-width forms) gets a leading ``'``, the mitigation
+  OWASP gives for CSV injection, so ``=HYPERLINK(...)`` or a DDE call in a failure reason is shown, never run.
+  Numbers are left as they are (a negative figure is a number, not a formula); the CSV module does the quoting.
 
 Everywhere, control characters and the Unicode bidirectional overrides (U+202E...) that can make text read in
 another order than it is stored are shown as ``\\uXXXX``: the reader sees what the data holds.
@@ -116,6 +120,19 @@ def plot_text(text: object) -> str:
     if len(line) > PLOT_TEXT_MAX:
         line = line[: PLOT_TEXT_MAX - 1] + "\u2026"
     return line.replace("$", "\\$")
+
+
+# What a spreadsheet reads as the start of a formula in a cell (LibreOffice and Excel also take the full-width
+# forms), and what it may strip before looking (tab, carriage return).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def csv_cell(value: object) -> object:
+    """A cell of a CSV file people open in a spreadsheet: a string that would start a formula is prefixed with
+    ``'``; anything else (numbers, None, ordinary text) is returned as it is."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def plain(text: object) -> str:

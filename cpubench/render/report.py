@@ -13,6 +13,11 @@ setting of the other axes), a "TensorFlow vs PyTorch" section gives the ratio ta
 :mod:`cpubench.analysis.frameworks` and its plots,
 ``plots/frameworks-<host>-<model>-<setting>-<latency|throughput>-bs<N>.png``. The model table reads the engine's
 model declarations (:mod:`cpubench.analysis.models`), lazily; ``model_rows=None`` leaves it out.
+
+``out_dir`` is written only when it is new, empty, or a report this command wrote (it holds :data:`MARKER`, or,
+from a version before the marker, a ``results.json`` of ours): a folder of the user's own is refused in one line,
+so its ``summary.md`` is never overwritten. The marker lists the plots the report drew; the next report into the
+folder removes those it does not draw again, and never any other file.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from cpubench.analysis import cost
 from cpubench.analysis.cells import Cell, add_relative, build_cells, number_notes, relative_frame, runs_frame
 from cpubench.analysis.efficiency import add_columns, any_limits, hosts_of
@@ -33,7 +40,7 @@ from cpubench.analysis.frameworks import Comparison, from_records
 from cpubench.analysis.models import ModelRows, model_table_rows
 from cpubench.analysis.redact import public
 from cpubench.analysis.roofline import placed, roofs
-from cpubench.render import frameworks
+from cpubench.render import escape, frameworks
 from cpubench.render.cost import cost_lines
 from cpubench.render.efficiency import efficiency_lines
 from cpubench.render.summary import FrameworkPlots, cell_text, models_section, render_markdown
@@ -42,6 +49,10 @@ from cpubench.results.merge import Merged, MergeError, merge
 from tf_cnn_benchmarks import hostfacts
 
 PLOTS_DIR = "plots"
+MARKER = ".cpubench-report"
+MARKER_HEAD = "Written by `cpubench report`, which may write this folder again. The plots it drew, under plots/:\n"
+MARKER_LIMIT = 2**20
+_PLOT_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\.png")
 
 
 @dataclass
@@ -66,6 +77,46 @@ def framework_plot_name(comp: Comparison, kind: str, batch: int) -> str:
     return plot_name(f"frameworks-{comp.host}-{comp.model}-{comp.label}-{kind}-bs{batch}")
 
 
+def earlier_plots(out: Path) -> list[str]:
+    """The plots an earlier report drew in ``out``, once ``out`` is known to be one the report may write: new,
+    empty, or a report this command wrote. A folder of anything else raises StoreError (one line, with the fix)."""
+    store.check_writable(out)  # a file named as -o: one line, before anything is read
+    if not out.is_dir() or not any(out.iterdir()):
+        return []
+    marker = out / MARKER
+    if marker.is_file() and not marker.is_symlink():
+        text = store.read_regular(marker, MARKER_LIMIT).decode("utf-8", "replace")
+        return [n for n in text.splitlines()[1:] if _PLOT_FILE.fullmatch(n) and ".." not in n]
+    if _report_json(out / "results.json"):
+        return []  # a report from before the marker: written again, its plots left as they are
+    raise store.StoreError(
+        f"{out} is not empty and holds no report `cpubench report` wrote (no {MARKER}): give -o a new or empty "
+        "folder, or one a report was written to"
+    )
+
+
+def _report_json(path: Path) -> bool:
+    """Whether ``path`` is the ``results.json`` of a report: a JSON object with the keys it always writes."""
+    try:
+        doc = json.loads(store.read_regular(path, 256 * 2**20))
+    except (OSError, ValueError, store.StoreError):
+        return False
+    return isinstance(doc, dict) and {"generated", "settings", "cells", "runs"} <= doc.keys()
+
+
+def _mark(out: Path, plot_dir: Path, earlier: Sequence[str], written: Sequence[Path], drawn: bool) -> None:
+    """Remove the plots the earlier report drew that this one did not, then record this report's plots. A report
+    that draws none (``--no-plots``) removes nothing and keeps the earlier list, so a later report still knows them."""
+    now = {p.name for p in written if p.parent == plot_dir}
+    if not drawn:
+        now |= {n for n in earlier if (plot_dir / n).is_file()}
+    for name in earlier:
+        old = plot_dir / name
+        if name not in now and old.is_file() and not old.is_symlink():
+            old.unlink()  # a setting no longer in the data
+    (out / MARKER).write_text(MARKER_HEAD + "".join(f"{n}\n" for n in sorted(now)), encoding="utf-8")
+
+
 def cell_json(c: Cell) -> dict[str, Any]:
     """A cell in ``results.json``: its fields, its text, and its ratio to the baseline with the interval."""
     return {**vars(c), "relative": c.relative.to_dict() if c.relative else None, "text": cell_text(c)}
@@ -85,7 +136,7 @@ def build_report(
     ``prices`` (host id -> dollars per hour, from ``--prices FILE``) overrides the hosts' recorded prices.
     """
     out = Path(out_dir)
-    store.check_writable(out)  # a file named as -o: one line, before anything is read
+    earlier = earlier_plots(out)
     merged = merge(paths)
     if not merged.hosts:
         raise MergeError(f"no host folders (with host.json) in {', '.join(str(p) for p in paths)}")
@@ -104,8 +155,6 @@ def build_report(
     if plots and settings:
         from cpubench.render.plots import grouped_bars  # lazy: matplotlib only when plots are drawn
 
-        for old in plot_dir.glob("*.png") if plot_dir.is_dir() else []:
-            old.unlink()  # stale plots of settings no longer in the data
         for setting, (rows, cells) in settings.items():
             name = plot_name(setting)
             bars = {
@@ -136,10 +185,10 @@ def build_report(
     files = ReportFiles(out / "summary.md", out / "results.csv", out / "results.json", written)
     files.summary.write_text(md, encoding="utf-8")
     tidy = cost.add_columns(add_columns(df, hosts_of(merged)), merged, prices)
-    tidy.to_csv(files.csv, index=False)  # efficiency, cost and energy columns after the older ones
+    csv_safe(tidy).to_csv(files.csv, index=False)  # efficiency, cost and energy columns after the older ones
     rel_csv = out / "relative.csv"
     if len(hosts) > 1:
-        relative_frame(settings, hosts, baseline).to_csv(rel_csv, index=False)
+        csv_safe(relative_frame(settings, hosts, baseline)).to_csv(rel_csv, index=False)
         files.relative_csv = rel_csv
     elif rel_csv.exists():
         rel_csv.unlink()  # from an earlier report of more hosts: there is no baseline to compare with now
@@ -155,7 +204,18 @@ def build_report(
     files.json.write_text(
         json.dumps(hostfacts.finite(doc), indent=1, sort_keys=False, default=str) + "\n", encoding="utf-8"
     )
+    _mark(out, plot_dir, earlier, written, drawn=plots)
     return files, merged
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell through :func:`escape.csv_cell` (numbers untouched), for a CSV people open in
+    a spreadsheet: a setting, reason or CPU brand from a folder someone sent must not run as a formula there."""
+    out = frame.copy()
+    for col in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[col]):  # object, string and categorical columns hold text
+            out[col] = out[col].astype(object).map(escape.csv_cell)
+    return out
 
 
 def copy_to_docs(files: ReportFiles, docs: str | Path) -> Path:

@@ -32,7 +32,7 @@ from cpubench.analysis.points import (
     several_frameworks,
     speedups,
 )
-from cpubench.render import frameworks
+from cpubench.render import escape, frameworks
 from cpubench.render.escape import front_matter_title, html_attr, md_text
 from cpubench.results import store
 
@@ -129,10 +129,11 @@ def _write_csvs(folder: Path, stem: str, model: str, points: Sequence[Point]) ->
                 keys = [f"{model}_{k.framework}_{k.execution}", k.placement,
                         "affinity" if k.placement != "none" else "none", k.allocator or DEFAULT_ALLOCATOR, 0, k.inter,
                         k.threads, k.batch]  # fmt: skip
+                data = [p.repeats, k.host, k.execution, k.framework, k.memory]
                 stats = (p.lat_min, p.lat_avg, p.lat_max) if kind == "latency" else (p.thr_min, p.thr_avg, p.thr_max,
                                                                                      p.thr_avg)  # fmt: skip
-                w.writerow([*keys, *map(_fmt, stats), _fmt(p.p50), _fmt(p.p90), _fmt(p.p99), p.repeats, k.host,
-                            k.execution, k.framework, k.memory])  # fmt: skip
+                w.writerow([*map(escape.csv_cell, keys), *map(_fmt, stats), _fmt(p.p50), _fmt(p.p90), _fmt(p.p99),
+                            *map(escape.csv_cell, data)])  # fmt: skip
         paths.append(path)
     return paths
 
