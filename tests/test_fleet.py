@@ -174,6 +174,34 @@ def test_two_fleet_runs_at_once_are_refused(fleet: Fleet, tmp_path: Path) -> Non
     assert third.returncode == 0, third.stdout + third.stderr
 
 
+def test_status_shows_a_host_left_running_by_a_dead_dispatcher_as_stopped(fleet: Fleet) -> None:
+    """A dispatcher killed mid-run leaves its hosts' entries "running" on the scheduler; no fleet run holds their
+    locks any more, so ``status`` shows them stopped with why. A host whose lock is held is still running."""
+    from distributed import Lock
+
+    from cpubench.fleet.status import HostState
+
+    for host in ("h8", "h9"):
+        state = HostState(host=host, address="tcp://10.0.0.9:1", run=f"run-{host}", by="someone@laptop",
+                          state="running", total=4, current="trivial bs 1 (1/4)")  # fmt: skip
+        fleet.client.set_metadata(["cpubench-fleet", "hosts", host], state.to_dict())
+    lock = Lock("cpubench-fleet-host-h8")  # through the test's client, the default one here
+    assert lock.acquire(blocking=False)
+    try:
+        status = fleet.cli("status", "--scheduler", fleet.address)
+    finally:
+        lock.release()
+        for host in ("h8", "h9"):  # ended, as a dispatcher that finished would leave them
+            done = HostState(host=host, address="tcp://10.0.0.9:1", run=f"run-{host}", by="someone@laptop",
+                             state="done")  # fmt: skip
+            fleet.client.set_metadata(["cpubench-fleet", "hosts", host], done.to_dict())
+    assert status.returncode == 0, status.stderr
+    rows = {ln.split()[0]: ln for ln in status.stdout.splitlines()[1:]}
+    assert " running " in rows["h8"] and "trivial bs 1 (1/4)" in rows["h8"], status.stdout
+    assert " stopped " in rows["h9"] and "dispatcher (someone@laptop, fleet run run-h9)" in rows["h9"], status.stdout
+    assert "resumes it" in rows["h9"]
+
+
 def test_multi_worker_training_matches_one_process(fleet: Fleet, tmp_path: Path) -> None:
     steps = {"num_batches": 3, "num_warmup_batches": 1, "flags": {"seed": 1234, "display_every": 1}}
     cfg = write_config(tmp_path / "c.yaml", {"trivial": [4]}, matrix={"variable_update": ["collective_all_reduce"]},

@@ -57,6 +57,20 @@ def workers_by_host(client: Any) -> dict[str, str]:
     return out
 
 
+def lock_name(host: str) -> str:
+    """The scheduler-side lock a fleet run holds on ``host`` for as long as it runs there."""
+    return f"{META}-host-{host}"
+
+
+def held(host: str) -> bool:
+    """Whether a fleet run holds ``host`` now, asked through the default client (the one the command connected).
+    The lock is a lease its dispatcher keeps renewing, so it is free again once the dispatcher is gone, however it
+    ended (killed, its laptop asleep or off the network)."""
+    from distributed import Lock
+
+    return bool(Lock(lock_name(host)).locked())
+
+
 def pick_hosts(available: dict[str, str], patterns: list[str]) -> dict[str, str]:
     """The hosts matching any ``--hosts`` glob (all when none), by id; FleetError when none match."""
     chosen = {
@@ -139,7 +153,7 @@ class FleetRun:
         from distributed import Lock
 
         for host in sorted(self.hosts):
-            lk = Lock(f"{META}-host-{host}")
+            lk = Lock(lock_name(host))
             if not lk.acquire(blocking=False):
                 self.unlock()
                 raise FleetError(f"{host} is busy: {self._holder(host)}; wait for it (`cpubench fleet status`)")

@@ -3,13 +3,15 @@
 Why on the scheduler (``Client.set_metadata`` under ``cpubench-fleet/hosts/<host>``): the scheduler is the one place
 every fleet command reaches; a status file on the dispatching laptop could not be read from elsewhere and would say
 "running" for ever after the laptop slept. The dispatcher rewrites a host's entry when something changes; the entry
-stays after the run, so ``status`` also says how the last run of each host ended and why it failed.
+stays after the run, so ``status`` also says how the last run of each host ended and why it failed. An entry left
+"running" by a dispatcher that died is shown stopped: ``status`` asks whether any fleet run still holds the host's
+lock (:func:`unheld`).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from cpubench.render.escape import plain
@@ -51,6 +53,22 @@ class HostState:
     def from_dict(cls, d: dict[str, Any]) -> HostState:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+ACTIVE = ("waiting", "running")
+
+
+def unheld(states: dict[str, HostState], held: dict[str, bool]) -> dict[str, HostState]:
+    """``states`` as ``status`` shows them: a host its entry says is waiting or running but no fleet run holds (its
+    dispatcher died without writing its end) is shown stopped, with why and how to go on. Only shown: the entry on
+    the scheduler is the dispatcher's to write."""
+    out = dict(states)
+    for host, s in states.items():
+        if s.state in ACTIVE and not held.get(host, False):
+            why = (f"its dispatcher ({s.by}, fleet run {s.run}) ended without saying how; no fleet run holds the "
+                   "host now: `cpubench fleet run` again resumes it")  # fmt: skip
+            out[host] = replace(s, state="stopped", current=None, reason=why)
+    return out
 
 
 def progress_text(s: HostState) -> str:
