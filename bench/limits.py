@@ -9,7 +9,10 @@ counted as 3x forward), and bf16 over fp32.
 Targets (issue 24, on a 2-core Zen 4): fp32 inference >= 90% of the GEMM limit, training >= 85%, bf16 inference
 >= 1.8x fp32 where bf16 is native, the probe under 30 s.
 
-    .venv/bin/python bench/limits.py [--batch 32] [--steps 10] [--warmup 3] [--quick]
+    .venv/bin/python bench/limits.py [--batch 32] [--steps 10] [--warmup 3] [--repeats 3] [--quick]
+
+Each case runs ``--repeats`` times, the cases interleaved so drift in the machine's load hits all alike; the table
+gives the median with its min-max spread (and the share of the limit for each), with the load average seen.
 
 ``--quick`` is a smoke check (the probe's smallest sizes, ``trivial`` at batch 2, a few steps): it proves the script
 runs, its figures mean nothing. Measure on a quiet machine.
@@ -32,6 +35,11 @@ from cpubench.analysis import efficiency  # noqa: E402
 from cpubench.host import facts  # noqa: E402
 from cpubench.host import limits as lim  # noqa: E402
 from cpubench.host.record import HostRecord  # noqa: E402
+from tf_cnn_benchmarks.record import Spread  # noqa: E402
+
+
+def _name(case: tuple[bool, str]) -> str:
+    return f"{'training' if case[0] else 'inference'} {case[1]}"
 
 
 def main() -> int:
@@ -39,12 +47,13 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each case, interleaved; medians are shown")
     ap.add_argument("--quick", action="store_true", help="smoke check: tiny sizes and model; figures mean nothing")
     args = ap.parse_args()
-    model, batch, steps, warmup = "resnet50", args.batch, args.steps, args.warmup
+    model, batch, steps, warmup, repeats = "resnet50", args.batch, args.steps, args.warmup, max(1, args.repeats)
     if args.quick:
         os.environ[lim.QUICK_ENV] = "1"
-        model, batch, steps, warmup = "trivial", 2, 2, 1
+        model, batch, steps, warmup, repeats = "trivial", 2, 2, 1, 1
 
     t0 = time.monotonic()
     flags = facts.hostfacts.cpu_flags()
@@ -62,31 +71,56 @@ def main() -> int:
     bf16 = lim.value(limits, lim.GEMM_BF16_ALL) is not None
     cases = [(training, precision) for training in (False, True) for precision in ("fp32", "bf16")
              if precision == "fp32" or bf16]  # fmt: skip
-    print(f"\n{model} at batch {batch}, {steps} timed steps after {warmup} warm-up, all cores (engine default):")
-    print(f"  {'case':<22} {'images/sec':>11} {'GFLOP/s':>9} {'% of peak':>10}  against")
-    rates: dict[tuple[bool, str], float] = {}
-    for training, precision in cases:
-        run = [f"--model={model}", f"--batch_size={batch}", f"--num_batches={steps}",
-               f"--num_warmup_batches={warmup}", f"--precision={precision}", "--device=cpu"]  # fmt: skip
-        if not training:
-            run.append("--forward_only=true")
-        name = f"{'training' if training else 'inference'} {precision}"
-        try:
-            rec = _engine.run_engine(run)
-        except RuntimeError as e:
-            print(f"  {name:<22} failed: {e}")
+    print(f"\n{model} at batch {batch}, {steps} timed steps after {warmup} warm-up, all cores (engine default), "
+          f"{repeats} repeat(s) interleaved:")  # fmt: skip
+    rates: dict[tuple[bool, str], list[float]] = {}
+    threads: dict[tuple[bool, str], int | None] = {}
+    failed: dict[tuple[bool, str], str] = {}
+    loads: list[float] = []
+    for r in range(repeats):
+        for case in cases:
+            training, precision = case
+            if case in failed:
+                continue
+            run = [f"--model={model}", f"--batch_size={batch}", f"--num_batches={steps}",
+                   f"--num_warmup_batches={warmup}", f"--precision={precision}", "--device=cpu"]  # fmt: skip
+            if not training:
+                run.append("--forward_only=true")
+            loads.append(os.getloadavg()[0])
+            try:
+                rec = _engine.run_engine(run)
+            except RuntimeError as e:
+                failed[case] = str(e)
+                continue
+            rates.setdefault(case, []).append(float(rec.images_per_sec or 0.0))
+            t = (rec.threads or {}).get("intra_effective")  # a bare engine record has no params: say them here
+            threads[case] = int(t) if t else None
+            print(f"  repeat {r + 1}/{repeats} {_name(case):<16} {rates[case][-1]:8.2f} images/sec "
+                  f"(load {loads[-1]:.2f})", file=sys.stderr, flush=True)  # fmt: skip
+    print(f"  {'case':<16} {'images/sec median [min-max]':>28} {'GFLOP/s':>9} {'% of peak':>10}  against")
+    for case in cases:
+        if case in failed:
+            print(f"  {_name(case):<16} failed: {failed[case]}")
             continue
-        ips = float(rec.images_per_sec or 0.0)
-        threads = (rec.threads or {}).get("intra_effective")  # a bare engine record has no params: say them here
-        f = efficiency.figure(model, ips, training, precision, int(threads) if threads else None, host)
-        rates[(training, precision)] = ips
+        spread = Spread.of(rates[case])
+        f = efficiency.figure(model, spread.median, case[0], case[1], threads.get(case), host)
         share = "n/a" if f.share is None else f"{100 * f.share:.1f}%"
+        if f.share is not None and spread.n > 1:
+            lo = efficiency.figure(model, spread.min, case[0], case[1], threads.get(case), host).share
+            hi = efficiency.figure(model, spread.max, case[0], case[1], threads.get(case), host).share
+            share += f" [{100 * lo:.1f}-{100 * hi:.1f}]"
         gflops = "n/a" if f.achieved is None else f"{f.achieved:.1f}"
-        print(f"  {name:<22} {ips:>11.2f} {gflops:>9} {share:>10}  {f.basis}")
+        print(f"  {_name(case):<16} {spread.text():>28} {gflops:>9} {share:>10}  {f.basis}")
     for training in (False, True):
         a, b = rates.get((training, "fp32")), rates.get((training, "bf16"))
         if a and b:
-            print(f"  bf16 / fp32 {'training' if training else 'inference'}: {b / a:.2f}x")
+            # each repeat's pair ran back to back, so its ratio cancels most drift between repeats
+            pairs = Spread.of(y / x for x, y in zip(a, b, strict=False))
+            print(f"  bf16 / fp32 {'training' if training else 'inference'}: "
+                  f"{Spread.of(b).median / Spread.of(a).median:.2f}x of the medians; per repeat "
+                  f"{pairs.text(unit='x')}")  # fmt: skip
+    if loads:
+        print(f"  1-min load average before each run: {min(loads):.2f}-{max(loads):.2f}")
     if not bf16:
         print(f"  bf16: n/a ({lim.why_not(limits, lim.GEMM_BF16_ALL)})")
     print(f"\n({efficiency.TRAINING_NOTE}; the probe took {probe_s:.1f} s)")
