@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cpubench.fleet import connect, dispatch, job
 from cpubench.fleet.connect import FleetError
-from cpubench.fleet.status import ACTIVE, META, HostState, table, unheld
+from cpubench.fleet.status import META, HostState, table, unheld
 from cpubench.render.escape import plain
 from cpubench.results import hosts, store
 from cpubench.spec import config as cfg
@@ -164,7 +164,7 @@ def _status(args: argparse.Namespace) -> int:
         workers = dispatch.workers_by_host(client)
         meta = client.get_metadata([META, "hosts"], default=None)
         states = {h: HostState.from_dict(d) for h, d in (meta or {}).items() if isinstance(d, dict)}
-        states = unheld(states, {h: dispatch.held(h) for h, s in states.items() if s.state in ACTIVE})
+        states = unheld(states, dispatch.held)
     finally:
         client.close()
     for line in table(states, workers):

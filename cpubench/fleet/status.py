@@ -11,6 +11,7 @@ lock (:func:`unheld`).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -58,13 +59,13 @@ class HostState:
 ACTIVE = ("waiting", "running")
 
 
-def unheld(states: dict[str, HostState], held: dict[str, bool]) -> dict[str, HostState]:
+def unheld(states: dict[str, HostState], held: Callable[[str], bool]) -> dict[str, HostState]:
     """``states`` as ``status`` shows them: a host its entry says is waiting or running but no fleet run holds (its
-    dispatcher died without writing its end) is shown stopped, with why and how to go on. Only shown: the entry on
-    the scheduler is the dispatcher's to write."""
+    dispatcher died without writing its end) is shown stopped, with why and how to go on. ``held`` is asked only
+    for those hosts. Only shown: the entry on the scheduler is the dispatcher's to write."""
     out = dict(states)
     for host, s in states.items():
-        if s.state in ACTIVE and not held.get(host, False):
+        if s.state in ACTIVE and not held(host):
             why = (f"its dispatcher ({s.by}, fleet run {s.run}) ended without saying how; no fleet run holds the "
                    "host now: `cpubench fleet run` again resumes it")  # fmt: skip
             out[host] = replace(s, state="stopped", current=None, reason=why)

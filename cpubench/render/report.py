@@ -79,20 +79,12 @@ def framework_plot_name(comp: Comparison, kind: str, batch: int) -> str:
 
 def earlier_plots(out: Path) -> list[str]:
     """The plots an earlier report drew in ``out``, once ``out`` is known to be one the report may write: new,
-    empty, or a report this command wrote. A folder of anything else raises StoreError (one line, with the fix)."""
-    store.check_writable(out)  # a file named as -o: one line, before anything is read
-    if not out.is_dir() or not any(out.iterdir()):
+    empty, or a report this command wrote (:func:`cpubench.results.store.check_output`; a report from before the
+    marker is known by its ``results.json``, and its plots are left as they are). StoreError otherwise."""
+    if not store.check_output(out, MARKER, "report", older=lambda d: _report_json(d / "results.json")):
         return []
-    marker = out / MARKER
-    if marker.is_file() and not marker.is_symlink():
-        text = store.read_regular(marker, MARKER_LIMIT).decode("utf-8", "replace")
-        return [n for n in text.splitlines()[1:] if _PLOT_FILE.fullmatch(n) and ".." not in n]
-    if _report_json(out / "results.json"):
-        return []  # a report from before the marker: written again, its plots left as they are
-    raise store.StoreError(
-        f"{out} is not empty and holds no report `cpubench report` wrote (no {MARKER}): give -o a new or empty "
-        "folder, or one a report was written to"
-    )
+    text = store.read_regular(out / MARKER, MARKER_LIMIT).decode("utf-8", "replace")
+    return [n for n in text.splitlines()[1:] if _PLOT_FILE.fullmatch(n) and ".." not in n]
 
 
 def _report_json(path: Path) -> bool:

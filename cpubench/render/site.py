@@ -276,14 +276,9 @@ class PagesFiles:
 def check_out(out: str | Path) -> Path:
     """The output folder, if ``cpubench pages`` may write into it: missing, empty, or a site it wrote before (it
     holds :data:`MARKER`). Anything else (a file, someone's folder or site: its ``index.md``, ``_config.yml`` and
-    layouts would be overwritten) raises PagesError or store.StoreError, before anything is read or written."""
+    layouts would be overwritten) raises store.StoreError, before anything is read or written."""
     root = Path(out)
-    store.check_writable(root)
-    if root.is_dir() and not (root / MARKER).is_file() and any(root.iterdir()):
-        raise PagesError(
-            f"{root} is not empty and holds no site `cpubench pages` wrote (no {MARKER}): give -o a new or empty "
-            "folder, or the folder of an earlier `cpubench pages`"
-        )
+    store.check_output(root, MARKER, "pages")
     return root
 
 

@@ -24,7 +24,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,6 +151,24 @@ def check_writable(root: str | os.PathLike[str]) -> None:
         raise StoreError(f"{probe} is a file, not a folder: give --out a folder (it is created if missing)")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise StoreError(f"{probe} is not writable: give --out a folder you can write to")
+
+
+def check_output(root: Path, marker: str, verb: str, older: Callable[[Path], bool] | None = None) -> bool:
+    """Refuse (StoreError, one line, before anything is read or written) an output folder ``cpubench VERB`` must not
+    write: a file, or a folder that is not empty and holds neither ``marker`` (written into every folder of its
+    output) nor, where ``older`` says so, the output of a version from before the marker. Someone's own folder is
+    never overwritten. Returns whether the folder holds the marker."""
+    check_writable(root)
+    if not root.is_dir() or not any(root.iterdir()):
+        return False
+    if (root / marker).is_file():
+        return True
+    if older is not None and older(root):
+        return False
+    raise StoreError(
+        f"{root} is not empty and holds no output `cpubench {verb}` wrote (no {marker}): give -o a new or empty "
+        f"folder, or one an earlier `cpubench {verb}` wrote"
+    )
 
 
 def write_host(root: str | os.PathLike[str], host: HostRecord | Mapping[str, Any]) -> Path:
