@@ -74,6 +74,8 @@ def test_cpubench_run_records_the_limits_once_and_again_for_another_machine(
     for name in (limits.GEMM_FP32_ALL, limits.GEMM_FP32_ONE, limits.TRIAD_ALL):
         assert values[name]["value"] > 0 and values[name]["how"], values[name]
     assert values[limits.GEMM_FP32_ONE]["threads"] == 1
+    trials = values[limits.TRIAD_ALL]["trials_gbs"]  # every trial kept; the best is the roof
+    assert len(trials) == 2 and values[limits.TRIAD_ALL]["value"] == max(trials)
     for name in (limits.GEMM_BF16_ALL, limits.TRIAD_REMOTE):  # a value, or n/a with the reason
         assert values[name]["value"] > 0 if values[name]["value"] is not None else values[name]["na"]
     assert run()["limits"] == lim  # the same machine: kept, not measured again
@@ -82,3 +84,15 @@ def test_cpubench_run_records_the_limits_once_and_again_for_another_machine(
     again = run()["limits"]
     assert again["machine_fingerprint"] == first["machine_fingerprint"]
     assert again["values"] != lim["values"] or again["wall_s"] != lim["wall_s"]  # measured anew
+
+
+def test_a_triad_child_that_fails_is_na_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(limits.QUICK_ENV, "1")
+    got = limits.triad([0], membind=[1000])  # no such NUMA node: the child's set_mempolicy is refused
+    assert got["value"] is None and got["na"].startswith("the triad failed: ") and "set_mempolicy" in got["na"]
+
+
+def test_the_triad_counts_its_best_trial_over_every_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(limits.QUICK_ENV, "1")
+    got = limits.triad([0, 0])  # two processes, one CPU: each trial's window spans both
+    assert got["processes"] == 2 and len(got["trials_gbs"]) == 2 and got["value"] == max(got["trials_gbs"]) > 0
