@@ -63,7 +63,8 @@ def efficiency_lines(merged: Any, settings: Settings, roofline: str | None = Non
         f"{efficiency.TRAINING_NOTE}) as a share of the host's measured GEMM limit for the run's precision: the "
         "all-core limit, or the one-core limit times the threads for runs on fewer threads than the host has "
         "physical cores (the line under each table says which). Limits are measured once per machine "
-        "(`cpubench.host.limits`): TensorFlow's oneDNN matmul and a STREAM-style triad.",
+        "(`cpubench.host.limits`): TensorFlow's oneDNN matmul and a STREAM-style triad; "
+        f"{efficiency.LIMIT_NOTE}.",
         "",
         *limits_table([h.record for h in merged.hosts]),
     ]

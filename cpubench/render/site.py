@@ -150,7 +150,8 @@ def index_page(
         head = ["host", "model", "best for", "configuration", "latency p50 / p99 (ms)", "images/sec", "% of peak",
                 "$ per million images"]  # fmt: skip
         lines += ["## Best configurations", "",
-                  "Medians over repeats; % of peak against the host's measured GEMM limit and cost from "
+                  f"Medians over repeats; % of peak against the host's measured GEMM limit ({efficiency.LIMIT_NOTE}) "
+                  "and cost from "
                   "its price per hour, n/a where the host has none. The [summary](./summary.html) has every batch "
                   "size, the detail pages every plot.", "",
                   "| " + " | ".join(head) + " |", "|" + " --- |" * len(head),
