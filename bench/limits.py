@@ -1,10 +1,11 @@
 """The host's limits and how close ResNet-50 gets to them, side by side in one run.
 
 Prints the host probe's limits (:func:`cpubench.host.limits.measure`: GEMM fp32/bf16 on all cores and one, the memory
-triad) and its wall time; then ResNet-50 inference and training at batch 32, fp32 and bf16 (where the host has native
-bf16), through the engine the way a sweep runs it (a fresh ``python -m tf_cnn_benchmarks`` process per case), each
-as achieved GFLOP/s and its share of the limit for its precision (:mod:`cpubench.analysis.efficiency`, training
-counted as 3x forward), and bf16 over fp32.
+triad) and its wall time, beside one direct 3x3 convolution's rate at ResNet-50's last-stage shape (the GEMM limit is
+a large product's rate, and such a convolution can pass it); then ResNet-50 inference and training at batch 32, fp32
+and bf16 (where the host has native bf16), through the engine the way a sweep runs it (a fresh ``python -m
+tf_cnn_benchmarks`` process per case), each as achieved GFLOP/s and its share of the limit for its precision
+(:mod:`cpubench.analysis.efficiency`, training counted as 3x forward), and bf16 over fp32.
 
 Targets (issue 24, on a 2-core Zen 4): fp32 inference >= 90% of the GEMM limit, training >= 85%, bf16 inference
 >= 1.8x fp32 where bf16 is native, the probe under 30 s.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,14 +44,49 @@ def _name(case: tuple[bool, str]) -> str:
     return f"{'training' if case[0] else 'inference'} {case[1]}"
 
 
+CONV_SHAPE = (32, 7, 512)  # batch, height=width, channels in=out: ResNet-50's last stage, a 3x3 convolution
+
+
+def _conv_child(precision: str) -> None:
+    """Print the best rate of one 3x3 convolution over a few timed calls (run in its own process, like the probe)."""
+    import tensorflow as tf
+
+    n, hw, c = CONV_SHAPE
+    dtype = tf.bfloat16 if precision == "bf16" else tf.float32
+    x = tf.cast(tf.random.normal((n, hw, hw, c)), dtype)
+    w = tf.cast(tf.random.normal((3, 3, c, c)), dtype)
+    conv = tf.function(lambda: tf.nn.conv2d(x, w, 1, "SAME"))
+    conv().numpy()
+    best = float("inf")
+    for _ in range(10):
+        t = time.perf_counter()
+        conv().numpy()
+        best = min(best, time.perf_counter() - t)
+    print(2 * n * hw * hw * c * c * 9 / best / 1e9)
+
+
+def _conv_rate(precision: str) -> float | None:
+    """A direct convolution's rate, which can pass the GEMM limit (it reuses each loaded input across its taps)."""
+    p = subprocess.run([sys.executable, __file__, "--conv-child", precision], capture_output=True, text=True,
+                       timeout=300, check=False)  # fmt: skip
+    try:
+        return float(p.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--conv-child", choices=("fp32", "bf16"), help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3, help="runs of each case, interleaved; medians are shown")
     ap.add_argument("--quick", action="store_true", help="smoke check: tiny sizes and model; figures mean nothing")
     args = ap.parse_args()
+    if args.conv_child:
+        _conv_child(args.conv_child)
+        return 0
     model, batch, steps, warmup, repeats = "resnet50", args.batch, args.steps, args.warmup, max(1, args.repeats)
     if args.quick:
         os.environ[lim.QUICK_ENV] = "1"
@@ -65,6 +102,15 @@ def main() -> int:
         entry = limits["values"][name]
         shown = f"{v:10.1f} {entry['unit']}" if v is not None else f"       n/a  ({lim.why_not(limits, name)})"
         print(f"  {lim.LABELS[name]:<28} {shown}")
+    if not args.quick:
+        n, hw, c = CONV_SHAPE
+        for precision, name in (("fp32", lim.GEMM_FP32_ALL), ("bf16", lim.GEMM_BF16_ALL)):
+            roof, rate = lim.value(limits, name), None
+            if roof is not None:
+                rate = _conv_rate(precision)
+            if rate is not None:
+                print(f"  {precision} 3x3 convolution, {hw}x{hw}x{c} at batch {n}: {rate:.1f} GFLOP/s, "
+                      f"{100 * rate / roof:.0f}% of the GEMM limit (a direct convolution can pass it)")  # fmt: skip
     topo = facts._topology()
     host = HostRecord("this", cores_physical=topo.get("cores_physical"), limits=limits)
 
