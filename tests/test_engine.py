@@ -521,14 +521,15 @@ def test_a_frozen_network_folds_once_and_computes_the_same():
 
 def test_pointwise_weight_gradient_as_a_matmul_is_the_convolutions_gradient():
     """A 1x1 stride-1 convolution's kernel gradient, computed as one matrix product over all pixels, equals the
-    one TensorFlow's convolution gradient computes (with a bias and without, beside a strided 1x1 and a 3x3 that
-    keep the convolution's own gradient); fp32 uses the product, bf16 and NCHW do not."""
+    one TensorFlow's convolution gradient computes (beside a 1x1 with a bias, a strided 1x1 and a 3x3 that keep the
+    convolution's own gradient); fp32 training uses the product, inference, bf16 and NCHW do not."""
     from tf_cnn_benchmarks.models.graph import Graph
 
     g = Graph("pointwise", 6, 5)
     x = g.input()
     y = g.conv(x, 8, 1)  # 1x1, stride 1, batch norm: the product
-    y = g.conv(y, 12, 1, bn=False)  # 1x1, stride 1, bias: the product
+    y = g.conv(y, 12, 1, bn=False)  # 1x1, stride 1, bias: the convolution, so Conv2D + BiasAdd still fuse
+    y = g.conv(y, 16, 1)  # 1x1, stride 1, batch norm: the product
     y = g.conv(y, 8, 1, 2)  # 1x1, stride 2: the convolution
     y = g.conv(y, 8, 3)  # 3x3: the convolution
     g.logits(y)
@@ -539,10 +540,13 @@ def test_pointwise_weight_gradient_as_a_matmul_is_the_convolutions_gradient():
     images = tf.random.stateless_normal([3, 6, 6, 3], seed=[3, 4])
     labels = tf.constant([0, 4, 2])
 
+    def ops_of(training: bool) -> list[str]:
+        fn = tf.function(lambda: net(images, training=training))
+        return [op.type for op in fn.get_concrete_function().graph.get_operations()]
+
     def grads(matmul: bool) -> tuple[list[np.ndarray], list[str]]:
         net.pointwise_weight_grad_as_matmul = matmul
-        fn = tf.function(lambda: net(images, training=True))
-        ops = [op.type for op in fn.get_concrete_function().graph.get_operations()]
+        ops = ops_of(training=True)
         with tf.GradientTape() as tape:
             logits = net(images, training=True)
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
@@ -550,7 +554,9 @@ def test_pointwise_weight_gradient_as_a_matmul_is_the_convolutions_gradient():
 
     want, plain_ops = grads(False)
     got, ops = grads(True)
-    assert plain_ops.count("Conv2D") == 4 and ops.count("Conv2D") == 4
-    assert "IdentityN" in ops and "IdentityN" not in plain_ops  # the custom gradient is really in the graph
+    assert plain_ops.count("Conv2D") == 5 and ops.count("Conv2D") == 5
+    # The custom gradient is really in the graph, once per batch-normed 1x1, and never in inference.
+    assert ops.count("IdentityN") == 2 and "IdentityN" not in plain_ops
+    assert "IdentityN" not in ops_of(training=False)
     for w, v, var in zip(want, got, net.trainable, strict=True):
         np.testing.assert_allclose(v, w, rtol=1e-5, atol=1e-6 * float(np.abs(w).max()), err_msg=var.name)

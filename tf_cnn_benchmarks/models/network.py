@@ -141,7 +141,10 @@ class Network(tf.Module):
             return tf.cast(images, self.compute_dtype)
         if op == "conv":
             s = a["stride"]
-            if self.pointwise_weight_grad_as_matmul and tuple(a["kernel"]) == (1, 1) and s == 1:
+            # Training only, and without a bias: the custom gradient's IdentityN would stand between Conv2D and
+            # BiasAdd (and the ReLU) and keep the remapper from fusing them.
+            pointwise = training and not a["bias"] and tuple(a["kernel"]) == (1, 1) and s == 1
+            if pointwise and self.pointwise_weight_grad_as_matmul:
                 y = _pointwise_conv(x, self._w(i, "kernel"))
             else:
                 y = tf.nn.conv2d(x, self._w(i, "kernel"), strides=s, padding=a["padding"], data_format=df)
