@@ -13,7 +13,9 @@ Targets (issue 24, on a 2-core Zen 4): fp32 inference >= 90% of the GEMM limit, 
     .venv/bin/python bench/limits.py [--batch 32] [--steps 10] [--warmup 3] [--repeats 3] [--quick]
 
 Each case runs ``--repeats`` times, the cases interleaved so drift in the machine's load hits all alike; the table
-gives the median with its min-max spread (and the share of the limit for each), with the load average seen.
+gives the median with its min-max spread (and the share of the limit for each), with the load average seen, and the
+probe's memory triad taken again just before each run beside that run's images/sec: on a shared host the bandwidth
+its neighbours leave moves from run to run, and training's memory-bound passes move with it.
 
 ``--quick`` is a smoke check (the probe's smallest sizes, ``trivial`` at batch 2, a few steps): it proves the script
 runs, its figures mean nothing. Measure on a quiet machine.
@@ -45,6 +47,10 @@ def _name(case: tuple[bool, str]) -> str:
 
 
 CONV_SHAPE = (32, 7, 512)  # batch, height=width, channels in=out: ResNet-50's last stage, a 3x3 convolution
+
+
+def _gbs(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} GB/s"
 
 
 def _conv_child(precision: str) -> None:
@@ -123,6 +129,10 @@ def main() -> int:
     threads: dict[tuple[bool, str], int | None] = {}
     failed: dict[tuple[bool, str], str] = {}
     loads: list[float] = []
+    # The memory bandwidth a shared host leaves moves with its neighbours, and training's memory-bound passes
+    # (batch norm, ReLU gradients, adds) with it: the probe's triad is taken again just before each run.
+    triads: dict[tuple[bool, str], list[float | None]] = {}
+    cpus = lim.core_cpus()
     for r in range(repeats):
         for case in cases:
             training, precision = case
@@ -132,6 +142,7 @@ def main() -> int:
                    f"--num_warmup_batches={warmup}", f"--precision={precision}", "--device=cpu"]  # fmt: skip
             if not training:
                 run.append("--forward_only=true")
+            triads.setdefault(case, []).append(lim.triad(cpus).get("value"))
             loads.append(os.getloadavg()[0])
             try:
                 rec = _engine.run_engine(run)
@@ -142,7 +153,7 @@ def main() -> int:
             t = (rec.threads or {}).get("intra_effective")  # a bare engine record has no params: say them here
             threads[case] = int(t) if t else None
             print(f"  repeat {r + 1}/{repeats} {_name(case):<16} {rates[case][-1]:8.2f} images/sec "
-                  f"(load {loads[-1]:.2f})", file=sys.stderr, flush=True)  # fmt: skip
+                  f"(load {loads[-1]:.2f}, triad {_gbs(triads[case][-1])})", file=sys.stderr, flush=True)  # fmt: skip
     print(f"  {'case':<16} {'images/sec median [min-max]':>28} {'GFLOP/s':>9} {'% of peak':>10}  against")
     for case in cases:
         if case in failed:
@@ -167,6 +178,11 @@ def main() -> int:
                   f"{pairs.text(unit='x')}")  # fmt: skip
     if loads:
         print(f"  1-min load average before each run: {min(loads):.2f}-{max(loads):.2f}")
+    print("  memory triad just before each repeat, beside its images/sec (the probe's triad, measured again):")
+    for case in cases:
+        if case in rates:
+            pairs = ", ".join(f"{_gbs(t)} -> {x:.2f} img/s" for t, x in zip(triads[case], rates[case], strict=False))
+            print(f"    {_name(case):<16} {pairs}")
     if not bf16:
         print(f"  bf16: n/a ({lim.why_not(limits, lim.GEMM_BF16_ALL)})")
     print(f"\n({efficiency.TRAINING_NOTE}; the probe took {probe_s:.1f} s)")

@@ -204,6 +204,14 @@ def _first_cpus(cores: Sequence[Sequence[int]]) -> list[int]:
     return [c[0] for c in cores if c and c[0] in allowed]
 
 
+def core_cpus() -> list[int]:
+    """The CPUs the all-core limits run on: one per physical core this process may use (CPU 0's alone if the
+    topology cannot be read), so a later triad (``triad(core_cpus())``) measures what the probe's did."""
+    topo = _topology()
+    cores = [list(c) for s in topo.socket_cores for c in s] if topo is not None else []
+    return _first_cpus(cores) or hostfacts.schedulable_cpus()[:1]
+
+
 def _llc_bytes() -> int:
     """The largest cache level's size from sysfs (cpu0's view), times the number of its instances; 32 MiB unknown."""
     best_level, size, shared = 0, 0, 1
@@ -229,8 +237,7 @@ def measure(fingerprint: str | None, flags: Sequence[str] | None = None) -> dict
     t0 = time.monotonic()
     flags = list(hostfacts.cpu_flags() if flags is None else flags)
     topo = _topology()
-    cores = [list(c) for s in topo.socket_cores for c in s] if topo is not None else []
-    per_core = _first_cpus(cores) or hostfacts.schedulable_cpus()[:1]
+    per_core = core_cpus()
     bf16 = bool({"avx512_bf16", "amx_bf16"} & set(flags)) or (
         "bf16" in flags and os.uname().machine in ("aarch64", "arm64")
     )
