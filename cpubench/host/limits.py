@@ -204,10 +204,11 @@ def _first_cpus(cores: Sequence[Sequence[int]]) -> list[int]:
     return [c[0] for c in cores if c and c[0] in allowed]
 
 
-def core_cpus() -> list[int]:
-    """The CPUs the all-core limits run on: one per physical core this process may use (CPU 0's alone if the
-    topology cannot be read), so a later triad (``triad(core_cpus())``) measures what the probe's did."""
-    topo = _topology()
+def core_cpus(topo: Any = None) -> list[int]:
+    """The CPUs the all-core limits run on: one per physical core this process may use (the first schedulable CPU
+    alone if the topology cannot be read), so a later triad (``triad(core_cpus())``) measures what the probe's did.
+    ``topo``: a topology already read (read here when not given)."""
+    topo = _topology() if topo is None else topo
     cores = [list(c) for s in topo.socket_cores for c in s] if topo is not None else []
     return _first_cpus(cores) or hostfacts.schedulable_cpus()[:1]
 
@@ -237,7 +238,7 @@ def measure(fingerprint: str | None, flags: Sequence[str] | None = None) -> dict
     t0 = time.monotonic()
     flags = list(hostfacts.cpu_flags() if flags is None else flags)
     topo = _topology()
-    per_core = core_cpus()
+    per_core = core_cpus(topo)
     bf16 = bool({"avx512_bf16", "amx_bf16"} & set(flags)) or (
         "bf16" in flags and os.uname().machine in ("aarch64", "arm64")
     )
