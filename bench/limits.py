@@ -14,8 +14,10 @@ Targets (issue 24, on a 2-core Zen 4): fp32 inference >= 90% of the GEMM limit, 
 
 Each case runs ``--repeats`` times, the cases interleaved so drift in the machine's load hits all alike; the table
 gives the median with its min-max spread (and the share of the limit for each), with the load average seen, and the
-probe's memory triad taken again just before each run beside that run's images/sec: on a shared host the bandwidth
-its neighbours leave moves from run to run, and training's memory-bound passes move with it.
+probe's memory triad and all-core GEMM of the run's precision taken again just before each run beside that run's
+images/sec: on a shared host the bandwidth and compute its neighbours leave move from run to run, and training's
+memory-bound passes move with the first. Each run's share of the GEMM taken beside it is printed too; the table's
+share is against the probe's limit, as the report's is.
 
 ``--quick`` is a smoke check (the probe's smallest sizes, ``trivial`` at batch 2, a few steps): it proves the script
 runs, its figures mean nothing. Measure on a quiet machine.
@@ -28,6 +30,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +54,22 @@ CONV_SHAPE = (32, 7, 512)  # batch, height=width, channels in=out: ResNet-50's l
 
 def _gbs(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f} GB/s"
+
+
+def _gflops(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} GFLOP/s"
+
+
+def _share_beside(model: str, rate: float, case: tuple[bool, str], threads: int | None, host: HostRecord,
+                  gemm: float | None) -> float | None:  # fmt: skip
+    """``rate``'s share of the limit with the all-core GEMM of its precision replaced by ``gemm`` (taken just before
+    the run); None where that GEMM failed."""
+    if gemm is None or not host.limits:
+        return None
+    name = lim.GEMM_BF16_ALL if case[1] == "bf16" else lim.GEMM_FP32_ALL
+    values = {**host.limits["values"], name: {**host.limits["values"][name], "value": gemm}}
+    beside = replace(host, limits={**host.limits, "values": values})
+    return efficiency.figure(model, rate, case[0], case[1], threads, beside).share
 
 
 def _conv_child(precision: str) -> None:
@@ -129,9 +148,11 @@ def main() -> int:
     threads: dict[tuple[bool, str], int | None] = {}
     failed: dict[tuple[bool, str], str] = {}
     loads: list[float] = []
-    # The memory bandwidth a shared host leaves moves with its neighbours, and training's memory-bound passes
-    # (batch norm, ReLU gradients, adds) with it: the probe's triad is taken again just before each run.
+    # The memory bandwidth and the compute a shared host leaves move with its neighbours, and training's
+    # memory-bound passes (batch norm, ReLU gradients, adds) with the first: the probe's triad and the all-core GEMM
+    # of the run's precision are taken again just before each run.
     triads: dict[tuple[bool, str], list[float | None]] = {}
+    gemms: dict[tuple[bool, str], list[float | None]] = {}
     cpus = lim.core_cpus()
     for r in range(repeats):
         for case in cases:
@@ -143,6 +164,7 @@ def main() -> int:
             if not training:
                 run.append("--forward_only=true")
             triads.setdefault(case, []).append(lim.triad(cpus).get("value"))
+            gemms.setdefault(case, []).append(lim.gemm(precision).get("value"))
             loads.append(os.getloadavg()[0])
             try:
                 rec = _engine.run_engine(run)
@@ -153,7 +175,8 @@ def main() -> int:
             t = (rec.threads or {}).get("intra_effective")  # a bare engine record has no params: say them here
             threads[case] = int(t) if t else None
             print(f"  repeat {r + 1}/{repeats} {_name(case):<16} {rates[case][-1]:8.2f} images/sec "
-                  f"(load {loads[-1]:.2f}, triad {_gbs(triads[case][-1])})", file=sys.stderr, flush=True)  # fmt: skip
+                  f"(load {loads[-1]:.2f}, triad {_gbs(triads[case][-1])}, GEMM {_gflops(gemms[case][-1])})",
+                  file=sys.stderr, flush=True)  # fmt: skip
     print(f"  {'case':<16} {'images/sec median [min-max]':>28} {'GFLOP/s':>9} {'% of peak':>10}  against")
     for case in cases:
         if case in failed:
@@ -183,6 +206,17 @@ def main() -> int:
         if case in rates:
             pairs = ", ".join(f"{_gbs(t)} -> {x:.2f} img/s" for t, x in zip(triads[case], rates[case], strict=False))
             print(f"    {_name(case):<16} {pairs}")
+    print("  share of the all-core GEMM taken just before each repeat (the probe's GEMM, measured again), each run "
+          "against the compute the host left it:")  # fmt: skip
+    for case in cases:
+        if case in rates:
+            shares = [_share_beside(model, x, case, threads.get(case), host, g)
+                      for x, g in zip(rates[case], gemms[case], strict=False)]  # fmt: skip
+            known = [v for v in shares if v is not None]
+            each = ", ".join(f"{_gflops(g)} -> {'n/a' if v is None else f'{100 * v:.1f}%'}"
+                             for g, v in zip(gemms[case], shares, strict=False))  # fmt: skip
+            median = f"median {100 * Spread.of(known).median:.1f}%; " if known else ""
+            print(f"    {_name(case):<16} {median}{each}")
     if not bf16:
         print(f"  bf16: n/a ({lim.why_not(limits, lim.GEMM_BF16_ALL)})")
     print(f"\n({efficiency.TRAINING_NOTE}; the probe took {probe_s:.1f} s)")

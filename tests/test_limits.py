@@ -96,3 +96,12 @@ def test_the_triad_counts_its_best_trial_over_every_process(monkeypatch: pytest.
     monkeypatch.setenv(limits.QUICK_ENV, "1")
     got = limits.triad([0, 0])  # two processes, one CPU: each trial's window spans both
     assert got["processes"] == 2 and len(got["trials_gbs"]) == 2 and got["value"] == max(got["trials_gbs"]) > 0
+
+
+def test_the_all_core_gemm_measured_again_is_the_probes_entry_or_na(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(limits.QUICK_ENV, "1")
+    got = limits.gemm("fp32")
+    assert got["value"] > 0 and got["unit"] == limits.GFLOPS and "default thread pools" in got["how"], got
+    monkeypatch.setattr(limits, "_child", lambda args, **kw: {"error": "exited 1: no TensorFlow"})
+    assert limits.gemm("fp32") == {"value": None, "unit": limits.GFLOPS,
+                                   "na": "the GEMM child failed: exited 1: no TensorFlow"}  # fmt: skip

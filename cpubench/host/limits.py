@@ -265,6 +265,16 @@ def measure(fingerprint: str | None, flags: Sequence[str] | None = None) -> dict
     }
 
 
+def gemm(dtype: str) -> dict[str, Any]:
+    """The all-core GEMM limit of one precision (``fp32``, ``bf16``), measured again now the way :func:`measure` does
+    (its own child, TensorFlow's default pools): its ``values`` entry, a ``value`` or ``na`` with the reason.
+
+    Why: on a shared host the compute a neighbour leaves moves from minute to minute, so a figure set against the
+    probe's limit taken minutes before mixes the host's drift with the run's efficiency; a limit taken just before
+    the run is the side-by-side ratio."""
+    return _gemm_entry(_child(["gemm", "--dtypes", dtype]), dtype, "all", [])
+
+
 def _gemm_entry(res: dict[str, Any], dtype: str, which: str, one_cpu: list[int]) -> dict[str, Any]:
     if "error" in res:
         return {"value": None, "unit": GFLOPS, "na": f"the GEMM child failed: {res['error']}"}
