@@ -105,3 +105,43 @@ def test_the_all_core_gemm_measured_again_is_the_probes_entry_or_na(monkeypatch:
     monkeypatch.setattr(limits, "_child", lambda args, **kw: {"error": "exited 1: no TensorFlow"})
     assert limits.gemm("fp32") == {"value": None, "unit": limits.GFLOPS,
                                    "na": "the GEMM child failed: exited 1: no TensorFlow"}  # fmt: skip
+
+
+def _fake_probe(monkeypatch: pytest.MonkeyPatch, all_core: list[float], one_core: list[float]) -> list[list[str]]:
+    """measure() on a fake 2-core host whose all-core and one-core GEMM children read ``all_core`` and ``one_core``
+    in turn; the children it ran."""
+    calls: list[list[str]] = []
+    readings = {"all": iter(all_core), "one": iter(one_core)}
+
+    def child(args: list[str], cpus: Any = None, timeout: float = 0) -> dict[str, Any]:
+        calls.append(args)
+        rate = next(readings["one" if "--threads" in args else "all"])
+        return {"tf_version": "x", "onednn": "on", "cpus": 2, "fp32": {"n": 4096, "reps": 5, "gflops": rate}}
+
+    monkeypatch.setattr(limits, "_child", child)
+    monkeypatch.setattr(limits, "_topology", lambda: None)
+    monkeypatch.setattr(limits, "core_cpus", lambda topo=None: [0, 1])
+    monkeypatch.setattr(limits, "triad", lambda cpus, membind=None: {"value": 30.0, "unit": limits.GBS})
+    monkeypatch.setattr(limits, "_remote", lambda topo: {"value": None, "unit": limits.GBS, "na": "one node"})
+    return calls
+
+
+def test_a_gemm_reading_a_burst_held_down_is_measured_again_and_the_better_reading_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def probe(all_core: list[float], one_core: list[float]) -> tuple[int, dict[str, Any], dict[str, Any]]:
+        calls = _fake_probe(monkeypatch, all_core, one_core)
+        values = limits.measure("fp", flags=[])["values"]
+        return len(calls), values[limits.GEMM_FP32_ALL], values[limits.GEMM_FP32_ONE]
+
+    n, all_core, one = probe([114.2, 220.1], [112.4])  # as read on a shared 2-core host
+    assert n == 3 and all_core["value"] == 220.1 and all_core["readings"] == [114.2, 220.1] and "readings" not in one
+    assert "measured twice: the first reading was under 0.6 x 2 cores x the one-core rate" in all_core["how"]
+    n, all_core, _ = probe([114.2, 100.0], [112.4])  # still low: the better one, both kept
+    assert all_core["value"] == 114.2 and all_core["readings"] == [114.2, 100.0]
+    n, all_core, one = probe([220.0], [60.0, 112.0])  # the one-core reading held down
+    assert n == 3 and one["value"] == 112.0 and one["readings"] == [60.0, 112.0] and "readings" not in all_core
+    assert "under 0.6 x the all-core rate / 2 cores" in one["how"] and one["threads"] == 1
+    n, all_core, one = probe([210.0], [112.4])  # plausible: one reading of each, as before
+    assert n == 2 and all_core["value"] == 210.0 and "readings" not in all_core and "twice" not in all_core["how"]
+    assert one["value"] == 112.4 and "readings" not in one
