@@ -47,7 +47,7 @@ from typing import Any
 from cpubench.host.record import HostRecord
 from tf_cnn_benchmarks import hostfacts
 
-LIMITS_VERSION = 3  # 2: the triad passes over its arrays before timing; 3: an implausible all-core GEMM is read again
+LIMITS_VERSION = 3  # 2: the triad passes over its arrays before timing; 3: an implausible GEMM reading is taken again
 NO_LIMITS_ENV = "CPUBENCH_NO_LIMITS"
 NO_TF_PROBE_ENV = "CPUBENCH_NO_TF_PROBE"  # cpubench.host.facts' switch: a test that skips one probe skips both
 QUICK_ENV = "CPUBENCH_LIMITS_QUICK"
@@ -249,17 +249,13 @@ def measure(fingerprint: str | None, flags: Sequence[str] | None = None) -> dict
     bf16 = bool({"avx512_bf16", "amx_bf16"} & set(flags)) or (
         "bf16" in flags and os.uname().machine in ("aarch64", "arm64")
     )
-    dtypes = "fp32,bf16" if bf16 else "fp32"
-    values: dict[str, Any] = {}
-    everything = _child(["gemm", "--dtypes", dtypes])
-    one = _child(["gemm", "--dtypes", dtypes, "--threads", "1"], cpus=per_core[:1])
-    for dtype in ("fp32", "bf16"):
-        for which, res, name in (("all", everything, f"gemm_{dtype}_all"), ("one", one, f"gemm_{dtype}_one")):
-            if dtype == "bf16" and not bf16:
-                values[name] = {"value": None, "unit": GFLOPS, "na": "no native bf16 (no avx512_bf16 or amx_bf16 "
-                                "among the CPU flags): TensorFlow would emulate it"}  # fmt: skip
-                continue
-            values[name] = _gemm_entry(res, dtype, which, per_core[:1])
+    native = ["fp32", "bf16"] if bf16 else ["fp32"]
+    one_cpu = per_core[:1]
+    readings = {which: _gemms(native, which, one_cpu) for which in ("all", "one")}
+    emulated = {"value": None, "unit": GFLOPS, "na": "no native bf16 (no avx512_bf16 or amx_bf16 among the CPU "
+                "flags): TensorFlow would emulate it"}  # fmt: skip
+    values: dict[str, Any] = {f"gemm_{dtype}_{which}": readings[which][dtype] if dtype in native else dict(emulated)
+                              for dtype in ("fp32", "bf16") for which in ("all", "one")}  # fmt: skip
     values[TRIAD_ALL] = triad(per_core)
     values[TRIAD_REMOTE] = _remote(topo)
     # After the GEMMs and the triad (seconds later): an all-core rate below what the one-core rate says the cores
@@ -267,14 +263,12 @@ def measure(fingerprint: str | None, flags: Sequence[str] | None = None) -> dict
     # than the host, and one reading would set every figure's share for as long as the machine's limits are kept.
     cores = len(per_core)
     for which in ("all", "one"):
-        again = [d for d in dtypes.split(",") if _suspect(values, d, cores) == which]
+        again = [d for d in native if _suspect(values, d, cores) == which]
         if not again:
             continue
-        threads, pin = (["--threads", "1"], per_core[:1]) if which == "one" else ([], None)
-        second = _child(["gemm", "--dtypes", ",".join(again), *threads], cpus=pin)
-        for dtype in again:
+        for dtype, second in _gemms(again, which, one_cpu).items():
             name = f"gemm_{dtype}_{which}"
-            values[name] = _best_reading(values[name], _gemm_entry(second, dtype, which, per_core[:1]), which, cores)
+            values[name] = _best_reading(values[name], second, which, cores)
     return {
         "version": LIMITS_VERSION,
         "machine_fingerprint": fingerprint,
@@ -292,7 +286,15 @@ def gemm(dtype: str) -> dict[str, Any]:
     Why: on a shared host the compute a neighbour leaves moves from minute to minute, so a figure set against the
     probe's limit taken minutes before mixes the host's drift with the run's efficiency; a limit taken just before
     the run is the side-by-side ratio."""
-    return _gemm_entry(_child(["gemm", "--dtypes", dtype]), dtype, "all", [])
+    return _gemms([dtype], "all", [])[dtype]
+
+
+def _gemms(dtypes: Sequence[str], which: str, one_cpu: list[int]) -> dict[str, dict[str, Any]]:
+    """One GEMM child for ``dtypes``, on all cores (``which="all"``: TensorFlow's default pools) or pinned to
+    ``one_cpu`` with one intra-op thread (``"one"``): each precision's ``values`` entry."""
+    args = ["gemm", "--dtypes", ",".join(dtypes)]
+    res = _child([*args, "--threads", "1"], cpus=one_cpu) if which == "one" else _child(args)
+    return {dtype: _gemm_entry(res, dtype, which, one_cpu) for dtype in dtypes}
 
 
 def _suspect(values: dict[str, Any], dtype: str, cores: int) -> str | None:
