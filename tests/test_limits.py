@@ -145,3 +145,18 @@ def test_a_gemm_reading_a_burst_held_down_is_measured_again_and_the_better_readi
     n, all_core, one = probe([210.0], [112.4])  # plausible: one reading of each, as before
     assert n == 2 and all_core["value"] == 210.0 and "readings" not in all_core and "twice" not in all_core["how"]
     assert one["value"] == 112.4 and "readings" not in one
+
+
+def test_the_all_core_gemm_taken_again_beside_a_run_is_read_twice_where_the_one_core_rate_says_it_is_held_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _fake_probe(monkeypatch, [213.4, 406.0, 210.0, 200.0], [])
+    got = limits.gemm("fp32", one_core=209.0)  # a bf16-like host: one core's worth read on two
+    assert len(calls) == 2 and got["value"] == 406.0 and got["readings"] == [213.4, 406.0], got
+    assert "measured twice" in got["how"]
+    calls.clear()
+    plain = limits.gemm("fp32", one_core=112.4)  # 210.0 against 2 x 112.4: plausible, one child
+    assert len(calls) == 1 and plain["value"] == 210.0 and "readings" not in plain
+    calls.clear()
+    unchecked = limits.gemm("fp32")  # no one-core rate to hold it against: one reading, as read
+    assert len(calls) == 1 and unchecked["value"] == 200.0 and "readings" not in unchecked
