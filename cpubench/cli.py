@@ -1,4 +1,5 @@
-"""``cpubench run|report|pages|compare|models|make-data|import-logs``: a dispatcher; each command lives in its module.
+"""``cpubench run|report|pages|compare|tune|fleet|models|make-data|import-logs``: a dispatcher; each command lives in
+its module.
 
 Each command module exposes ``add_arguments(parser)`` and ``main(args) -> int``. Modules are imported lazily so that
 ``cpubench report`` does not pay for importing TensorFlow.
