@@ -92,7 +92,7 @@ def test_no_logs_found(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "notes.txt").write_text("nothing here\n")
     rc = cli.main(["import-logs", str(tmp_path / "src"), "--host-id", "x", "--out", str(tmp_path / "data")])
-    assert rc == 1
+    assert rc == 2
     assert not (tmp_path / "data" / "x").exists()
 
 
@@ -129,6 +129,6 @@ def test_import_of_no_logs_names_no_folder_it_did_not_make(tmp_path: Path, capsy
     empty.mkdir()
     rc = cli.main(["import-logs", str(empty), "--host-id", "box", "--out", str(tmp_path / "data")])
     captured = capsys.readouterr()
-    assert rc == 1 and "imported" not in captured.out
+    assert rc == 2 and "imported" not in captured.out
     assert "no tf_cnn_benchmarks logs found" in captured.err and "nothing written" in captured.err
     assert not (tmp_path / "data" / "box").exists()

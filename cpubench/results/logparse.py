@@ -36,6 +36,7 @@ Real logs also carry TensorFlow warnings anywhere (stderr is merged), and a cras
 from __future__ import annotations
 
 import ast
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -165,6 +166,24 @@ class ParsedLog:
             return None
         low = self.mode.lower()
         return any(w in low for w in ("forward", "eval", "inference"))
+
+    @property
+    def total_problem(self) -> str | None:
+        """Why the total line holds no figure a record can keep (nan, infinite, 0 or below), or None.
+
+        Such a line says neither "measured this fast" nor "crashed before the end", so the log cannot be a record of
+        either kind; the importer skips it and says why.
+        """
+        total = self.total_images_per_sec
+        if total is None:
+            return None
+        if math.isnan(total):
+            return "total images/sec is nan, not a figure"
+        if math.isinf(total):
+            return f"total images/sec is {'-' if total < 0 else ''}inf (too large a number), not a figure"
+        if total <= 0:
+            return f"total images/sec is {total:g}, not a figure above 0"
+        return None
 
     @property
     def failure_reason(self) -> str | None:
