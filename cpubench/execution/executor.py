@@ -212,7 +212,9 @@ class Executor:
         """Start one child without waiting. A child that cannot start is finished at once with the reason."""
         job.log.parent.mkdir(parents=True, exist_ok=True)
         job.result_json.unlink(missing_ok=True)
-        f = open(job.log, "wb")  # noqa: SIM115 - closed when the child is reaped
+        # a new file, never one already there nor through a link (O_EXCL): a kept log is never written over
+        fd = os.open(job.log, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, hostfacts.file_mode())
+        f = os.fdopen(fd, "wb")
         try:
             header = [
                 *job.header,

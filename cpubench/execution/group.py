@@ -279,6 +279,7 @@ class GroupRunner:
         todo = Group([m for i, m in enumerate(group.members) if i not in found], group.launch, group.not_here)
         if todo.members:
             log, todo_jsons, given = self.paths(todo)
+            log = store.unused_log(log)
         else:
             todo_jsons, given = [], jsons[0]
         cmd = self.command(todo if todo.members else group, given)

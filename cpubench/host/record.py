@@ -46,6 +46,7 @@ _TEXTS = "texts"  # a list of text
 _OBJECTS = "objects"  # a list of JSON objects
 _GPUS = "gpus"  # a list of JSON objects (nvidia-smi's facts) or of names (host.json written by hand or long ago)
 _ENV = "env"  # an object of text to text
+_LIMITS = "limits"  # an object whose ``values`` is an object of entries (objects), each ``value`` a number or null
 
 _CHECKS: dict[str, str] = {
     "host_id": _TEXT,
@@ -84,7 +85,7 @@ _CHECKS: dict[str, str] = {
     "machine_fingerprint": _TEXT,
     "collected": _TEXT,
     "cpubench_version": _TEXT,
-    "limits": _OBJECT,
+    "limits": _LIMITS,
     "price": _OBJECT,
 }
 
@@ -98,6 +99,7 @@ _EXPECTED = {
     _OBJECTS: "a list of objects",
     _GPUS: "a list of objects or names",
     _ENV: "an object of text values",
+    _LIMITS: "an object with `values`, an object of entries each with a `value` (a finite number or null)",
 }
 
 
@@ -203,7 +205,9 @@ class HostRecord:
             if value is None:
                 nulls.add(key)
             elif not _valid(kind, value):
-                raise HostRecordError(f"{key}: expected {_EXPECTED[kind]}, got {value!r}")
+                shown = repr(value)
+                shown = shown if len(shown) <= 120 else f"{shown[:117]}..."
+                raise HostRecordError(f"{key}: expected {_EXPECTED[kind]}, got {shown}")
             values[key] = copy.deepcopy(value)
         extra = {k: copy.deepcopy(v) for k, v in d.items() if k not in _CHECKS and k != "schema"}
         return cls(**values, schema=schema, extra=extra, nulls=frozenset(nulls))
@@ -239,4 +243,9 @@ def _valid(kind: str, v: Any) -> bool:
         return isinstance(v, list) and all(isinstance(x, (dict, str)) for x in v)
     if kind == _ENV:
         return isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items())
+    if kind == _LIMITS:  # every figure's share is read from these: a shape the readers cannot walk is refused here
+        entries = v.get("values", {}) if isinstance(v, dict) else None
+        return isinstance(entries, dict) and all(
+            isinstance(e, dict) and (e.get("value") is None or _valid(_NUMBER, e["value"])) for e in entries.values()
+        )
     raise AssertionError(kind)

@@ -8,6 +8,7 @@ which only :mod:`cpubench.results` knows; :mod:`cpubench.host` reads the machine
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from cpubench.host import facts
@@ -15,7 +16,7 @@ from cpubench.host.record import HostRecord
 from cpubench.results import store
 from cpubench.results.store import HostIdError, validate_host_id
 
-__all__ = ["HostIdError", "folder_fingerprint", "read_previous", "resolve_host_id"]
+__all__ = ["HostIdError", "folder_fingerprint", "keep_unreadable", "read_previous", "resolve_host_id"]
 
 
 def read_previous(root: str | os.PathLike[str], host_id: str) -> HostRecord | None:
@@ -25,6 +26,26 @@ def read_previous(root: str | os.PathLike[str], host_id: str) -> HostRecord | No
         return store.read_host(store.host_dir(root, host_id))
     except store.StoreError:
         return None
+
+
+def keep_unreadable(root: str | os.PathLike[str], host_id: str) -> tuple[Path, str] | None:
+    """Move a ``host.json`` that cannot be read aside (``host.json.unreadable-<UTC time>``) before the runner writes a
+    fresh one, and say where and why; None when there is none or it reads.
+
+    Why: a damaged host record still holds what was measured (the limits, the facts) for someone to restore by hand;
+    writing the fresh record over it would lose that for good."""
+    f = store.host_dir(root, host_id) / store.HOST_FILE
+    if not os.path.lexists(f):
+        return None
+    try:
+        store.read_host(f)
+        return None
+    except store.NewerHostError:
+        raise
+    except store.StoreError as e:
+        kept = f.with_name(f"{store.HOST_FILE}.unreadable-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+        os.replace(f, kept)  # the file (or link) itself, never what a link points at
+        return kept, str(e)
 
 
 def folder_fingerprint(root: str | os.PathLike[str], host_id: str) -> str | None:

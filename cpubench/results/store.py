@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cpubench.host.record import HOST_SCHEMA, HostRecord, HostRecordError, NewerHostRecord
-from cpubench.spec import axes
+from cpubench.spec import axes, frameworks
 from tf_cnn_benchmarks import hostfacts
 from tf_cnn_benchmarks.record import RECORD_SCHEMA, STATUSES, RecordError, RunRecord, is_plain_name
 
@@ -139,6 +139,37 @@ def log_path(
     return host_dir(root, host_id) / LOGS_DIR / setting / f"{model}-bs{batch_size}-r{repeat}.log"
 
 
+def unused_log(path: Path) -> Path:
+    """``path``, or where something is already there (an earlier attempt's log: a retried failure, a point resumed
+    without its record), the first free ``<model>-bs<k>-tryN-r<i>.log`` beside it: a kept log is never written over,
+    and the name still reads as that point's (``<model>-bs*-r<i>.log``)."""
+    if not os.path.lexists(path):
+        return path
+    base, _, repeat = path.name.rpartition("-r")
+    for n in range(2, 100_000):
+        candidate = path.with_name(f"{base}-try{n}-r{repeat}")
+        if not os.path.lexists(candidate):
+            return candidate
+    raise StoreError(f"{path.parent}: no free log name left for {path.name}: move old attempts' logs away")
+
+
+def check_no_links(folder: Path, verb: str) -> None:
+    """Refuse (StoreError naming the first one) a folder ``cpubench VERB`` writes into that is a symbolic link or
+    holds one anywhere inside: a link in a folder someone shared (``summary.md -> ~/.bashrc``, ``logs -> /etc``)
+    would have the writer write through it, outside the folder. Nothing is followed to look."""
+    if folder.is_symlink():
+        raise StoreError(f"{folder}: a symbolic link; `cpubench {verb}` writes only into a folder itself, never "
+                         "through a link: give it the folder the link points at, or a new one")  # fmt: skip
+    if not folder.is_dir():
+        return
+    for dirpath, dirnames, filenames in os.walk(folder):  # links to folders are listed, never entered
+        for name in (*dirnames, *filenames):
+            p = Path(dirpath) / name
+            if p.is_symlink():
+                raise StoreError(f"{p}: a symbolic link; `cpubench {verb}` writes only plain files and folders, never "
+                                 "through a link: remove the link (or replace it with a copy of the file)")  # fmt: skip
+
+
 def check_writable(root: str | os.PathLike[str]) -> None:
     """Refuse, with one line, a results root that is a file or cannot be written (before anything is measured)."""
     p = Path(root)
@@ -159,6 +190,7 @@ def check_output(root: Path, marker: str, verb: str, older: Callable[[Path], boo
     output) nor, where ``older`` says so, the output of a version from before the marker. Someone's own folder is
     never overwritten. Returns whether the folder holds the marker."""
     check_writable(root)
+    check_no_links(root, verb)
     if not root.is_dir() or not any(root.iterdir()):
         return False
     if (root / marker).is_file():
@@ -204,6 +236,8 @@ def read_host(path: str | os.PathLike[str]) -> HostRecord:
         raise StoreError(f"{f}: no host.json; run `cpubench run` on that host or `cpubench import-logs` first") from e
     except json.JSONDecodeError as e:
         raise StoreError(f"{f}: not valid JSON ({e.msg} at line {e.lineno}); restore it from the host's copy") from e
+    except ValueError:  # a number of more digits than Python converts: no host record holds one
+        raise StoreError(f"{f}: a number longer than any host record holds; restore it from the host's copy") from None
     except OSError as e:
         raise StoreError(f"{f}: cannot read ({e.strerror})") from e
     try:
@@ -265,6 +299,13 @@ def check(record: RunRecord) -> RunRecord:
         why = axes.value_problem(name, value)
         if why:
             raise RecordError(f"params.{name}: {why}")
+    known = frameworks.table()
+    fw = record.params.get("framework")
+    if fw is not None and fw not in known:  # what a framework can run is this version's knowledge: none of it here
+        raise RecordError(f"params.framework: {fw!r} is none this cpubench knows ({', '.join(known)})")
+    for name, value in (record.threads or {}).items():
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise RecordError(f"threads.{name}: expected a count of threads, got {value!r}")
     why = record.inconsistency()
     if why:
         raise RecordError(why)
@@ -350,6 +391,9 @@ def _read_line(out: RunsFile, f: Path, n: int, bline: bytes) -> None:
         else:
             why = f"not a JSON record ({e.msg} at column {e.colno}); skipped"
         _skip(out, f"{f}:{n}: {why}")
+        return
+    except ValueError:  # a number of more digits than Python converts (JSONDecodeError, also a ValueError, is above)
+        _skip(out, f"{f}:{n}: a number longer than any record holds; skipped")
         return
     schema = data.get("schema", 1) if isinstance(data, dict) else None
     if isinstance(schema, int) and not isinstance(schema, bool) and schema > RECORD_SCHEMA:

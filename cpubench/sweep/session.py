@@ -312,6 +312,10 @@ class Runner:
         summary: Summary,
         forced: str | None,
     ) -> int:
+        store.check_no_links(self.host_dir, "run")  # logs, records and host.json are written only inside it
+        kept = hosts.keep_unreadable(self.root, self.host_id)
+        if kept is not None:
+            progress.say(f"cpubench: warning: {kept[1]}; kept as {kept[0].name}, a fresh host.json is written")
         previous = hosts.read_previous(self.root, self.host_id)
         try:
             host = limits.attach(facts.collect_host(self.host_id, previous), previous, progress.say)
