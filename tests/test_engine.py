@@ -354,7 +354,8 @@ def test_other_entry_points(runs, name):
 # -- 4. bad input ---------------------------------------------------------------------------------------------------
 def test_unknown_model(runs):
     run = get(runs, "unknown_model")
-    assert_fails(run, "unknown model 'resnet9000'", *models.names())
+    assert run.rc == 2  # a usage error: refused before any framework is imported
+    assert_fails(run, "--model=resnet9000: unknown model", *models.names())
     assert_failed_result(run, "resnet9000")
 
 

@@ -184,7 +184,8 @@ def test_each_escape_keeps_the_text_and_drops_its_power(text: str) -> None:
 def test_a_csv_cell_never_starts_a_formula_and_numbers_stay_numbers() -> None:
     for text in HOSTILE:
         cell = escape.csv_cell(text)
-        assert not str(cell).startswith(FORMULA_START) and str(cell).lstrip("'") == text.lstrip("'")
+        # the text as it is, but the control characters and direction overrides shown as everywhere else
+        assert not str(cell).startswith(FORMULA_START) and str(cell).lstrip("'") == escape.neutral(text).lstrip("'")
     assert escape.csv_cell("-2") == "'-2" and escape.csv_cell(-2.5) == -2.5 and escape.csv_cell(None) is None
     assert escape.csv_cell("resnet50") == "resnet50"
 

@@ -140,7 +140,7 @@ def test_unsupported_runs_fail_with_one_line_naming_the_fix(runs: dict[str, Futu
     failed(runs, "real_data", "real data is not supported for pytorch", "leave out --data_dir")
     failed(runs, "two_devices", "--num_gpus=2", "runs one device")
     failed(runs, "no_compiler", "needs a C++ compiler", "--execution=script")
-    failed(runs, "unknown_model", "unknown model 'resnet9000'")
+    failed(runs, "unknown_model", "--model=resnet9000: unknown model")
 
 
 def test_modes_of_the_other_framework_are_refused_at_the_command_line() -> None:

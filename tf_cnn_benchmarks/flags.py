@@ -256,6 +256,10 @@ def _normalise(ns: argparse.Namespace) -> None:
 
 
 def validate(ns: argparse.Namespace) -> None:
+    from tf_cnn_benchmarks.models import registry  # declarations only: no framework is imported
+
+    if ns.model not in registry.names():
+        raise FlagError(f"--model={ns.model}: unknown model; known models: {', '.join(registry.names())}")
     if ns.batch_size < 0 or (ns.batch_size == 0 and "batch_size" in getattr(ns, "explicit_flags", ())):
         raise FlagError(f"--batch_size={ns.batch_size}: must be at least 1 (leave it out for the model's default)")
     if ns.num_batches < 1 and ns.num_epochs <= 0:

@@ -35,7 +35,9 @@ _SPEED_ENV = re.compile(
     r"|NUMEXPR_[A-Z_]+)$"
 )
 # A name that says it holds a credential is never recorded, whatever pattern it matches.
-_SECRET = re.compile(r"TOKEN|SECRET|PASSW|PASSPHRASE|CREDENTIAL|KEY|AUTH|COOKIE|SESSION|PRIVATE|CERT", re.I)
+_SECRET = re.compile(
+    r"TOKEN|SECRET|PASSW|PWD|PASSPHRASE|CRED|KEY|AUTH|COOKIE|SESSION|PRIVATE|CERT|JWT|SAS|BEARER|SIGNATURE", re.I
+)
 # Of the thread variables, the ones that *limit or pin* threads: a sweep started from a shell with OMP_NUM_THREADS=1
 # must not silently measure one thread. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are kernel choices some hosts need to
 # avoid crashes in older OpenBLAS builds: those pass through.

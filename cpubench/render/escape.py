@@ -129,10 +129,12 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", 
 
 def csv_cell(value: object) -> object:
     """A cell of a CSV file people open in a spreadsheet: a string that would start a formula is prefixed with
-    ``'``; anything else (numbers, None, ordinary text) is returned as it is."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+    ``'``, and control characters are shown as everywhere (:func:`neutral`); anything else (numbers, None,
+    ordinary text) is returned as it is."""
+    if not isinstance(value, str):
+        return value
+    value = neutral(value)
+    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 def plain(text: object) -> str:

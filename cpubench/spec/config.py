@@ -189,6 +189,8 @@ class _Validator:
     def str_(self, v: Any, path: tuple[Any, ...]) -> str:
         if not isinstance(v, str) or not v.strip():
             raise self.error(path, f"expected a non-empty string, got {v!r}")
+        if not v.isprintable():  # a name is printed on terminals and written into every record: text, no controls
+            raise self.error(path, f"{v!r} holds control characters: write it as plain text")
         return v
 
     def choice(self, v: Any, path: tuple[Any, ...], choices: tuple[Any, ...]) -> Any:
@@ -261,6 +263,8 @@ class _Validator:
         c = Config(name=self.str_(top["name"], ("name",)), source=self.source, lines=self.lines)
         if "description" in top:
             c.description = str(top["description"])
+            if not c.description.replace("\n", " ").replace("\t", " ").isprintable():
+                raise self.error(("description",), "holds control characters: write it as plain text")
         for axis in axes.top_axes():
             if axis.key in top:
                 raw = top[axis.key]
