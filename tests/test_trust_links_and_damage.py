@@ -80,8 +80,9 @@ def test_an_output_folder_holding_a_link_is_refused_and_nothing_is_written_throu
     one_line(cpubench([verb, "data", "-o", "linked", "--no-plots", *extra], tmp_path), "linked", "symbolic link")
 
 
-def test_a_retried_failure_writes_a_log_of_its_own_and_the_first_stays_as_it_was(tmp_path: Path,
-                                                                                 env: dict[str, str]) -> None:  # fmt: skip
+def test_a_retried_failure_writes_a_log_of_its_own_and_the_first_stays_as_it_was(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
     cfg = write_config(tmp_path / "c.yaml", {"lenet": 16})
     out = tmp_path / "data"
     args = ["--config", str(cfg), "--out", str(out), "--host-id", "h1"]
@@ -176,3 +177,12 @@ def test_a_csv_cell_shows_control_characters_as_everywhere_else() -> None:
     assert escape.csv_cell("EPYC\x1b[31m red") == "EPYC red"
     assert escape.csv_cell("oom\x07 bell") == "oom\\u0007 bell"
     assert escape.csv_cell("=1+1") == "'=1+1" and escape.csv_cell(3.5) == 3.5
+
+
+def test_an_only_glob_that_matches_nothing_is_a_typo_named_in_one_line(tmp_path: Path, env: dict[str, str]) -> None:
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8})
+    args = ["--config", str(cfg), "--out", str(tmp_path / "data"), "--host-id", "h1"]
+    one_line(cpubench_run([*args, "--only", "trivial", "--only", "resnet5O"], env, tmp_path), "--only resnet5O",
+             "matches no setting")  # fmt: skip
+    assert not (tmp_path / "data" / "h1").exists()
+    assert cpubench_run([*args, "--only", "triv*"], env, tmp_path).returncode == 0

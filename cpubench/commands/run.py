@@ -87,6 +87,12 @@ def main(args: argparse.Namespace) -> int:
         if args.repeats is not None and args.repeats < 1:
             raise cfg.ConfigError(f"--repeats={args.repeats}: must be at least 1")
         cfg.check_plan_size(config, args.repeats)  # --repeats 10**9 is refused before the plan is expanded
+        if args.only:  # a typo in a glob would otherwise be "0 runs to do" and exit 0
+            planned = cfg.plan(config, args.repeats)
+            for pattern in args.only:
+                if not any(cfg.matches(r, [pattern]) for r in planned):
+                    raise cfg.ConfigError(f"--only {pattern}: matches no setting, model or setting/model-bs<k> of "
+                                          f"{config.name}; `cpubench run --dry-run` lists them")  # fmt: skip
         if not args.heartbeat > 0:
             raise cfg.ConfigError(f"--heartbeat={args.heartbeat}: must be more than 0 seconds")
         if args.price_per_hour is not None and not 0 < args.price_per_hour < float("inf"):
