@@ -56,11 +56,16 @@ def test_the_engine_reads_the_packages_around_its_timed_steps_and_survives_a_wra
 def test_prices_files() -> None:
     assert cost.parse_prices("a: 1.5\nb: {per_hour: 3}\n", "p.yaml") == {"a": 1.5, "b": 3.0}
     assert cost.parse_prices("host_id,price_per_hour\na,2\n", "p.csv") == {"a": 2.0}
-    for text, name in (("a: -1\n", "p.yaml"), ("a: x\n", "p.yaml"), ("- a\n", "p.yaml"), ("host,x\na,1\n", "p.csv")):
+    bad = [("a: -1\n", "p.yaml", ""), ("a: x\n", "p.yaml", ""), ("- a\n", "p.yaml", ""), ("host,x\na,1\n", "p.csv", ""),
+           ("a: 1\nb: 2\na: 3\n", "p.yaml", "a has two prices"),
+           ("host_id,price_per_hour\na,1\na,2\n", "p.csv", "p.csv:3: a has a price already"),
+           ("host_id,price_per_hour\na,1,9\n", "p.csv", "p.csv:2: more fields"),
+           ("host_id,price_per_hour\n" + "x" * 200_000 + ",1\n", "p.csv", "not a prices CSV")]  # fmt: skip
+    for text, name, said in bad:
         try:
             cost.parse_prices(text, name)
         except cost.PricesError as e:
-            assert name in str(e)
+            assert name in str(e) and said in str(e), e
         else:
             raise AssertionError(text)
 

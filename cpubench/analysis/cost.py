@@ -49,7 +49,10 @@ def parse_prices(text: str, name: str) -> dict[str, float]:
     """host id -> dollars per hour, from a YAML mapping (``host: 1.23`` or ``host: {per_hour: 1.23}``) or a CSV with
     a header naming ``host``/``host_id`` and ``price_per_hour``/``price`` (by ``name``'s ending)."""
     if name.lower().endswith(".csv"):
-        rows = list(csv.DictReader(io.StringIO(text)))
+        try:
+            rows = list(csv.DictReader(io.StringIO(text)))
+        except csv.Error as e:  # a field past the csv module's limit, a NUL byte
+            raise PricesError(f"{name}: not a prices CSV ({e})") from None
         if not rows:
             raise PricesError(f"{name}: no rows (expected a header host_id,price_per_hour and a row per host)")
         out = {}
@@ -57,8 +60,14 @@ def parse_prices(text: str, name: str) -> dict[str, float]:
             host = row.get("host_id") or row.get("host")
             if not host:
                 raise PricesError(f"{name}:{i}: no host_id (the header must name host_id and price_per_hour)")
+            if None in row:  # a row with more fields than the header
+                raise PricesError(f"{name}:{i}: more fields than the header names; one host_id and price per row")
+            if host.strip() in out:  # two prices for one host: which is meant cannot be guessed
+                raise PricesError(f"{name}:{i}: {host.strip()} has a price already; give each host one row")
             out[host.strip()] = _price(row.get("price_per_hour", row.get("price")), f"{name}:{i}")
         return out
+    import yaml
+
     from cpubench.spec import bounded  # the bounded YAML reader configs use: no aliases, no bombs, one line errors
     from cpubench.spec.schema import ConfigError
 
@@ -69,6 +78,10 @@ def parse_prices(text: str, name: str) -> dict[str, float]:
         raise PricesError(str(e)) from None
     if not isinstance(data, Mapping) or not data:
         raise PricesError(f"{name}: expected a mapping of host id to dollars per hour")
+    keys = [str(k.value) for k, _ in node.value] if isinstance(node, yaml.MappingNode) else []
+    twice = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+    if twice is not None:  # YAML keeps the last of two keys silently: which price is meant cannot be guessed
+        raise PricesError(f"{name}: {twice} has two prices; give each host one")
     return {str(k): _price(v, f"{name}: {k}") for k, v in data.items()}
 
 
