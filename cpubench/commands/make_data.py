@@ -7,10 +7,23 @@ pipeline that reads what it writes.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from tf_cnn_benchmarks.data import make
-from tf_cnn_benchmarks.data.make import DEFAULT_SIZE, GEN_QUALITY, MakeDataError, build, generate
+from tf_cnn_benchmarks.data.make import (
+    DEFAULT_SIZE,
+    GEN_QUALITY,
+    MAX_GENERATE,
+    MAX_WORKERS,
+    MakeDataError,
+    build,
+    check_build,
+    check_generate,
+    check_space,
+    generate,
+    generated_bytes,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,14 +40,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--labels", help="labels file for a flat folder: lines 'filename label'")
     parser.add_argument("--boxes", help="CSV of boxes: filename,xmin,ymin,xmax,ymax (normalised)")
-    parser.add_argument("--generate", type=int, default=0, metavar="COUNT", help="first generate COUNT JPEGs in SRC")
+    parser.add_argument("--generate", type=int, default=0, metavar="COUNT", help="first generate COUNT JPEGs in SRC "
+                        f"(at most {MAX_GENERATE:,}: a stand-in for real data, not a replacement)")  # fmt: skip
     parser.add_argument("--classes", type=int, default=10, help="classes of the generated set (default 10)")
     parser.add_argument("--size", default="", metavar="S", help="generated image size: WxH or S (SxS); default 500x375")
-    parser.add_argument("--quality", type=int, default=GEN_QUALITY, help="JPEG quality of generated/re-encoded")
+    parser.add_argument("--quality", type=int, default=GEN_QUALITY,
+                        help=f"JPEG quality (1 to 100) of generated/re-encoded (default {GEN_QUALITY})")  # fmt: skip
     parser.add_argument("--seed", type=int, default=1234, help="seed for generation, the split and shard order")
     parser.add_argument("--no-verify", action="store_true", help="do not fully decode each image while writing")
     parser.add_argument("--force", action="store_true", help="replace shards already in OUT")
-    parser.add_argument("--workers", type=int, default=0, help="threads writing shards; 0 = CPU count")
+    parser.add_argument("--workers", type=int, default=0, help=f"threads writing shards (at most {MAX_WORKERS}); "
+                        "0 = CPU count")  # fmt: skip
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -53,9 +69,17 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def main(args: argparse.Namespace) -> int:
+    # TensorFlow is imported only once every option, the source and the free space are checked; its C++ start-up
+    # notes are not this command's output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
+        check_build(args.shards, args.validation_shards, args.validation_fraction, args.quality, args.seed,
+                    args.workers)  # fmt: skip
         if args.generate:
+            check_generate(args.generate, args.classes, args.quality, args.seed)
             size = parse_size(args.size)
+            need = generated_bytes(args.generate, size, args.quality)
+            check_space([(args.src, need, f"{args.generate:,} generated JPEGs"), (args.out, need, "their shards")])
             generate(args.src, args.generate, args.classes, size, args.quality, args.seed)
             print(f"generated {args.generate} {size[0]}x{size[1]} JPEGs in {args.classes} classes in {args.src}")
         elif args.size:

@@ -28,8 +28,11 @@ from tf_cnn_benchmarks import hostfacts
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("host", nargs="?", metavar="DATA_DIR/HOST", help="a host folder holding a scaling study")
     p.add_argument("--profile", metavar="CSV", help="a profile in Packrat's layout instead of a host folder")
-    p.add_argument("--cores", type=int, required=True, metavar="T", help="the core budget to split")
-    p.add_argument("--batch", type=int, metavar="B", help="one batch (default: 1, 2, 4, ... up to the profile's)")
+    p.add_argument("--cores", type=int, required=True, metavar="T",
+                   help=f"the core budget to split (1 to {optimizer.MAX_CORES})")  # fmt: skip
+    p.add_argument("--batch", type=int, metavar="B", help="one batch (default: 1, 2, 4, ... up to the profile's; at "
+                   f"most {optimizer.MAX_BATCH}, and at most {optimizer.MAX_CELLS:,} / (T + 1) - 1 with T cores, "
+                   "which bounds the tuner's tables)")  # fmt: skip
     p.add_argument("--objective", choices=("latency", "throughput"), default="latency",
                    help="latency: the slowest instance as fast as it goes (Packrat's); throughput: the most images/sec "
                    "(within --latency-bound)")  # fmt: skip
@@ -56,10 +59,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _check(args: argparse.Namespace) -> None:
     if bool(args.host) == bool(args.profile):
         raise ProfileError("give one profile: a host folder DATA_DIR/HOST or --profile CSV")
-    if args.cores < 1 or args.cores > 4096:
-        raise ProfileError(f"--cores={args.cores}: expected 1 to 4096")
-    if args.batch is not None and not 1 <= args.batch <= 1 << 16:
-        raise ProfileError(f"--batch={args.batch}: expected 1 to 65536")
+    if not 1 <= args.cores <= optimizer.MAX_CORES:
+        raise ProfileError(f"--cores={args.cores}: expected 1 to {optimizer.MAX_CORES}")
+    if args.batch is not None and not 1 <= args.batch <= optimizer.MAX_BATCH:
+        raise ProfileError(f"--batch={args.batch}: expected 1 to {optimizer.MAX_BATCH}")
+    if args.batch is not None:
+        _check_size(args.cores, args.batch, "batch")
     if args.latency_bound is not None and not (args.latency_bound > 0 and args.latency_bound < float("inf")):
         raise ProfileError(f"--latency-bound={args.latency_bound}: expected milliseconds above 0")
     if args.latency_bound is not None and args.objective != "throughput":
@@ -70,7 +75,16 @@ def _check(args: argparse.Namespace) -> None:
         raise ProfileError("--repeats takes 1 to 100 and --window 0 to 3600 seconds")
 
 
-def _batches(profile: optimizer.Profile, batch: int | None) -> list[int]:
+def _check_size(cores: int, batch: int, what: str) -> None:
+    """Refuse a budget whose tables would pass :data:`~cpubench.tune.optimizer.MAX_CELLS`, before any is made."""
+    most = optimizer.largest_batch(cores)
+    if batch > most:
+        raise ProfileError(f"{what} {batch} with --cores={cores}: the tuner's tables stop at batch {most} for "
+                           f"{cores} cores ({optimizer.MAX_CELLS:,} cells); give --batch {most} or less, "
+                           "or fewer --cores")  # fmt: skip
+
+
+def _batches(profile: optimizer.Profile, batch: int | None, cores: int) -> list[int]:
     if batch is not None:
         return [batch]
     largest = max(b for _, b in profile.latency)
@@ -78,6 +92,7 @@ def _batches(profile: optimizer.Profile, batch: int | None) -> list[int]:
     while b <= largest:
         out.append(b)
         b *= 2
+    _check_size(cores, out[-1], "the profile's batches reach")
     return out
 
 
@@ -110,11 +125,12 @@ def main(args: argparse.Namespace) -> int:
                                        args.allocator)  # fmt: skip
         else:
             profile, source = from_store(args.host, args.model, args.framework, args.execution, args.placement)
+        batches = _batches(profile, args.batch, args.cores)
     except ProfileError as e:
         print(f"cpubench tune: error: {e}", file=sys.stderr)
         return 2
     results = []
-    for b in _batches(profile, args.batch):
+    for b in batches:
         sol = solve(profile, args.cores, b, args.objective, args.latency_bound)
         results.append((b, sol))
     if args.json and not args.verify:

@@ -55,6 +55,18 @@ REL_TOL = 1e-9
 
 _BIG = 1 << 60  # an unreachable cost in the integer DP (never overflows int64 when a point's cost is added)
 
+#: The most cores a split is sought for: the most threads cpubench's sweep axes take.
+MAX_CORES = 4096
+#: The largest batch a split is sought for: past any batch one CPU inference instance serves, and what keeps a
+#: profile's point (a forged or mistyped record) from sizing the tables.
+MAX_BATCH = 1 << 16
+#: The most cells of one (cores + 1) x (batch + 1) table: :func:`max_throughput` keeps about six such float64 and
+#: int64 tables (about 200 MiB at this bound), :func:`min_latency` two. Beyond it a budget is refused before any
+#: table is allocated (:func:`largest_batch` is the largest batch a core count allows).
+MAX_CELLS = 1 << 22
+#: The most elements of one temporary in :func:`_max_plus` (32 MiB of float64): wider sums are taken in row blocks.
+_CHUNK = 1 << 22
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -127,9 +139,18 @@ def make_split(profile: Profile, points: Iterable[tuple[int, int]]) -> Split:
     return Split(instances=instances, latency_ms=float(latency), throughput=float(throughput), threads=threads)
 
 
+def largest_batch(cores: int) -> int:
+    """The largest batch a split over ``cores`` may serve: :data:`MAX_BATCH`, or less where the tables would
+    exceed :data:`MAX_CELLS`."""
+    return min(MAX_BATCH, MAX_CELLS // (cores + 1) - 1)
+
+
 def _check_budget(cores: int, batch: int) -> None:
     if cores < 1 or batch < 1:
         raise ValueError(f"cores and batch must be >= 1 (got cores={cores}, batch={batch})")
+    if cores > MAX_CORES or batch > largest_batch(min(cores, MAX_CORES)):
+        raise ValueError(f"cores={cores}, batch={batch}: over the tables' bound (at most {MAX_CORES} cores, "
+                         f"{MAX_BATCH} batch, {MAX_CELLS} cells)")  # fmt: skip
 
 
 def _grid(table: Mapping[tuple[int, int], float], cores: int, batch: int) -> np.ndarray:
@@ -324,16 +345,24 @@ def _max_plus(
     """
     batch = len(prev) - 1
     padded = np.concatenate((np.full(batch, -np.inf), prev))
-    beta = np.arange(batch + 1)
-    if dense is not None:
-        # window[beta, k] = padded[beta + k] = prev[beta - (B - k)]: k = B - b, so k ascending is b descending
-        window = np.lib.stride_tricks.sliding_window_view(padded, batch)[: batch + 1]
-        sums = window + dense
-        k = sums.argmax(axis=1)
-        return sums[beta, k], batch - k
-    sums = padded[beta[None, :] - sizes[:, None] + batch] + values[:, None]
-    j = sums.argmax(axis=0)
-    return sums[j, beta], sizes[j]
+    best = np.empty(batch + 1)
+    arg = np.empty(batch + 1, dtype=np.int64)
+    # Each beta's maximum is its own, so blocks of beta give the same answer with a bounded temporary.
+    step = max(1, _CHUNK // max(1, batch if dense is not None else len(sizes)))
+    for lo in range(0, batch + 1, step):
+        beta = np.arange(lo, min(batch + 1, lo + step))
+        rows = np.arange(len(beta))
+        if dense is not None:
+            # window[beta, k] = padded[beta + k] = prev[beta - (B - k)]: k = B - b, so k ascending is b descending
+            window = np.lib.stride_tricks.sliding_window_view(padded, batch)[beta[0] : beta[-1] + 1]
+            sums = window + dense
+            k = sums.argmax(axis=1)
+            best[beta], arg[beta] = sums[rows, k], batch - k
+        else:
+            sums = padded[beta[None, :] - sizes[:, None] + batch] + values[:, None]
+            j = sums.argmax(axis=0)
+            best[beta], arg[beta] = sums[j, rows], sizes[j]
+    return best, arg
 
 
 def max_throughput(

@@ -18,7 +18,12 @@ name. Images without a box get one box covering the whole image.
 
 ``--generate COUNT`` first writes COUNT synthetic labelled JPEGs (class subfolders and a boxes.csv of the drawn
 object) into SRC, so the real-data path runs with no download; ``--size`` sets their size (default 500x375, about
-110 KB each at the default quality, like an average ImageNet JPEG).
+110 KB each at the default quality, like an average ImageNet JPEG). COUNT is at most 100,000: the set stands in for
+real data to exercise the input pipeline (twice ImageNet's 50,000 validation images is plenty for that); a larger
+set is real data's job.
+
+Before anything is written, the options are checked and the output's size is estimated against the free space of
+the disks it goes to (the generated JPEGs in SRC, the shards in OUT): a run that cannot fit stops with one line.
 
 Images are checked as they are written (``--no-verify`` skips the full decode): an unreadable file is skipped with a
 warning and counted in the summary; non-JPEG images (PNG, ...) are re-encoded as JPEG.
@@ -26,9 +31,12 @@ warning and counted in the summary; non-JPEG images (PNG, ...) are re-encoded as
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
+import re
+import shutil
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +48,14 @@ DEFAULT_SIZE = (500, 375)
 # Noise level and quality that give ~110 KB per 500x375 image (the average ImageNet train JPEG).
 GEN_NOISE = 28.0
 GEN_QUALITY = 90
+MAX_GENERATE = 100_000  # a stand-in for real data, not a replacement for it (see the module docstring)
+MAX_WORKERS = 256  # shard writers past this only contend for the same disk
+MAX_SHARDS = 99_999  # upstream's shard names count in five digits
+MAX_SEED = 2**63 - 1  # numpy's generators take a non-negative seed
+# Bytes per pixel of a generated JPEG by quality, measured on the generated images at 64x64 to 2000x2000 and
+# rounded up: with RECORD_OVERHEAD (JPEG headers, the record's other features) an upper estimate of their size.
+_BYTES_PER_PIXEL = ((1, 0.18), (25, 0.28), (50, 0.38), (75, 0.55), (90, 0.82), (95, 1.03), (100, 1.7))
+RECORD_OVERHEAD = 1024
 
 
 class MakeDataError(Exception):
@@ -92,34 +108,123 @@ def _synthetic_image(rng, k: int, num_classes: int, width: int, height: int, noi
     return np.clip(img, 0, 255).astype(np.uint8), tuple(min(1.0, max(0.0, round(v, 4))) for v in box)
 
 
+def _bounded(flag: str, value: int, low: int, high: int, why: str = "") -> None:
+    if not low <= value <= high:
+        raise MakeDataError(f"{flag}={value}: expected {low:,} to {high:,}" + (f" ({why})" if why else ""))
+
+
+def check_generate(count: int, num_classes: int, quality: int = GEN_QUALITY, seed: int = 1234) -> None:
+    """Refuse (MakeDataError, one line) generation options out of range, before anything is imported or written."""
+    _bounded("--generate", count, 1, MAX_GENERATE, "a synthetic stand-in for real data; for more, use real JPEGs")
+    _bounded("--classes", num_classes, 1, MAX_LABEL, "the engine's classes")
+    _bounded("--quality", quality, 1, 100, "a JPEG quality")
+    _bounded("--seed", seed, 0, MAX_SEED)
+
+
+def check_build(
+    shards: int = 0,
+    validation_shards: int = 0,
+    validation_fraction: float = 0.1,
+    quality: int = GEN_QUALITY,
+    seed: int = 1234,
+    workers: int = 0,
+) -> None:
+    """Refuse (MakeDataError, one line) shard-writing options out of range, before anything is read or written."""
+    _bounded("--shards", shards, 0, MAX_SHARDS, "0: one per ~1000 images")
+    _bounded("--validation-shards", validation_shards, 0, MAX_SHARDS, "0: one per ~1000 images")
+    if not 0 <= validation_fraction < 1:
+        raise MakeDataError(f"--validation-fraction={validation_fraction}: must be in [0, 1)")
+    _bounded("--quality", quality, 1, 100, "a JPEG quality")
+    _bounded("--seed", seed, 0, MAX_SEED)
+    _bounded("--workers", workers, 0, MAX_WORKERS, "0: one per CPU")
+
+
+def generated_bytes(count: int, size: tuple[int, int], quality: int = GEN_QUALITY) -> int:
+    """An upper estimate of the bytes of ``count`` generated JPEGs (and of their shards, which hold the same JPEGs)."""
+    q0, b0 = _BYTES_PER_PIXEL[0]
+    per_pixel = b0
+    for q1, b1 in _BYTES_PER_PIXEL[1:]:
+        if quality <= q1:
+            per_pixel = b0 + (b1 - b0) * (max(quality, q0) - q0) / (q1 - q0)
+            break
+        q0, b0 = q1, b1
+    else:
+        per_pixel = b0
+    return count * (RECORD_OVERHEAD + math.ceil(size[0] * size[1] * per_pixel))
+
+
+def _existing(path: str) -> str:
+    """``path`` or its nearest existing parent: where a folder still to be made will live."""
+    p = os.path.abspath(path)
+    while not os.path.exists(p) and os.path.dirname(p) != p:
+        p = os.path.dirname(p)
+    return p
+
+
+def _human(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} TB"
+
+
+def check_space(needs: list[tuple[str, int, str]]) -> None:
+    """Refuse (MakeDataError, one line) when what is about to be written does not fit: ``needs`` holds (folder,
+    bytes, what), and folders on the same disk add up."""
+    disks: dict[int, tuple[str, int, list[str]]] = {}
+    for path, size, what in needs:
+        where = _existing(path)
+        try:
+            dev = os.stat(where).st_dev
+        except OSError as e:
+            raise MakeDataError(f"{path}: cannot reach its disk ({e.strerror})") from None
+        first, total, whats = disks.get(dev, (path, 0, []))
+        disks[dev] = (first, total + size, [*whats, what])
+    for path, total, whats in disks.values():
+        try:
+            free = shutil.disk_usage(_existing(path)).free
+        except OSError as e:
+            raise MakeDataError(f"{path}: cannot read its disk's free space ({e.strerror})") from None
+        if total > free:
+            raise MakeDataError(
+                f"{path}: {' and '.join(whats)} need about {_human(total)}, and its disk has {_human(free)} free; "
+                "free some space, write to another disk, or make fewer images"
+            )
+
+
 def generate(
     src: str, count: int, num_classes: int, size: tuple[int, int], quality: int = GEN_QUALITY, seed: int = 1234
 ) -> None:
     """Write ``count`` synthetic JPEGs into ``src/c000/...`` and their object boxes into ``src/boxes.csv``."""
+    check_generate(count, num_classes, quality, seed)
+    if os.path.exists(src) and not os.path.isdir(src):
+        raise MakeDataError(f"{src}: not a folder; --generate writes a fresh set: pass a new or empty folder as SRC")
+    if os.path.isdir(src) and os.listdir(src):
+        raise MakeDataError(f"{src} is not empty: --generate writes a fresh set; pass a new or empty folder as SRC")
+    check_space([(src, generated_bytes(count, size, quality), f"{count:,} generated JPEGs")])
     import numpy as np
     import tensorflow as tf
 
-    if count < 1:
-        raise MakeDataError(f"--generate={count}: must be at least 1")
-    if not 1 <= num_classes <= MAX_LABEL:
-        raise MakeDataError(f"--classes={num_classes}: must be from 1 to {MAX_LABEL}")
-    if os.path.isdir(src) and os.listdir(src):
-        raise MakeDataError(f"{src} is not empty: --generate writes a fresh set; pass a new or empty folder as SRC")
     width, height = size
     rng = np.random.default_rng(seed)
     lines = []
-    for i in range(count):
-        k = i % num_classes
-        folder = os.path.join(src, f"c{k:03d}")
-        os.makedirs(folder, exist_ok=True)
-        pixels, box = _synthetic_image(rng, k, num_classes, width, height, GEN_NOISE)
-        name = f"c{k:03d}/img_{i:06d}.JPEG"
-        data = tf.io.encode_jpeg(pixels, quality=quality).numpy()
-        with open(os.path.join(src, name), "wb") as f:
-            f.write(data)
-        lines.append(f"{name},{box[0]},{box[1]},{box[2]},{box[3]}\n")
-    with open(os.path.join(src, "boxes.csv"), "w") as f:
-        f.writelines(lines)
+    try:
+        for i in range(count):
+            k = i % num_classes
+            folder = os.path.join(src, f"c{k:03d}")
+            os.makedirs(folder, exist_ok=True)
+            pixels, box = _synthetic_image(rng, k, num_classes, width, height, GEN_NOISE)
+            name = f"c{k:03d}/img_{i:06d}.JPEG"
+            data = tf.io.encode_jpeg(pixels, quality=quality).numpy()
+            with open(os.path.join(src, name), "wb") as f:
+                f.write(data)
+            lines.append(f"{name},{box[0]},{box[1]},{box[2]},{box[3]}\n")
+        with open(os.path.join(src, "boxes.csv"), "w") as f:
+            f.writelines(lines)
+    except OSError as e:
+        raise MakeDataError(f"{src}: cannot write the generated set ({e.strerror}); free space or give another SRC"
+                            ) from None  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -236,7 +341,7 @@ def scan(src: str, labels: str | None = None, boxes: str | None = None) -> list[
 
 def split(items: list[Item], fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
     """Per-class split into (train, validation), both shuffled so every shard mixes classes."""
-    if not 0 <= fraction < 1:
+    if not 0 <= fraction < 1:  # also refused by check_build; split is public
         raise MakeDataError(f"--validation-fraction={fraction}: must be in [0, 1)")
     rng = random.Random(seed)
     by_class: dict[int, list[Item]] = {}
@@ -310,15 +415,44 @@ def _auto_shards(n: int, requested: int) -> int:
     return requested if requested > 0 else max(1, math.ceil(n / 1000))
 
 
-def _prepare_out(out: str, force: bool) -> None:
-    import re
+_SHARD = re.compile(r"^(train|validation)-\d+-of-\d+")
 
-    os.makedirs(out, exist_ok=True)
-    old = [n for n in os.listdir(out) if re.match(r"^(train|validation)-\d+-of-\d+", n)]
+
+def _old_shards(out: str) -> list[str]:
+    return [n for n in os.listdir(out) if _SHARD.match(n)] if os.path.isdir(out) else []
+
+
+def _check_out(out: str, force: bool) -> None:
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise MakeDataError(f"{out}: not a folder; give a new or empty folder as OUT")
+    old = _old_shards(out)
     if old and not force:
         raise MakeDataError(f"{out} already holds shards ({old[0]}, ...); pass --force to replace them")
-    for n in old:
-        os.remove(os.path.join(out, n))
+
+
+def _prepare_out(out: str) -> None:
+    try:
+        os.makedirs(out, exist_ok=True)
+        for n in _old_shards(out):
+            os.remove(os.path.join(out, n))
+    except OSError as e:
+        raise MakeDataError(f"{out}: cannot write there ({e.strerror}); give a folder you can write") from None
+
+
+def _source_bytes(items: list[Item], out: str, force: bool) -> int:
+    """An estimate of the shards' bytes: the source files and a record's overhead each, less the old shards that
+    ``--force`` removes first (their space comes back before the new ones are written)."""
+    total = 0
+    for item in items:
+        try:
+            total += os.path.getsize(item.path) + RECORD_OVERHEAD
+        except OSError:
+            pass  # unreadable: skipped with a warning when its shard is written
+    if force:
+        for n in _old_shards(out):
+            with contextlib.suppress(OSError):
+                total -= os.path.getsize(os.path.join(out, n))
+    return max(0, total)
 
 
 def build(
@@ -336,14 +470,18 @@ def build(
     force: bool = False,
     workers: int = 0,
 ) -> Stats:
-    """Scan SRC, split, and write the shards and ``OUT/labels.txt`` (label, tab, class text). Returns the counts."""
-    from tf_cnn_benchmarks.data.tfrecord_writer import shard_names, split_into_shards
+    """Scan SRC, split, and write the shards and ``OUT/labels.txt`` (label, tab, class text). Returns the counts.
 
-    if shards < 0 or validation_shards < 0:
-        raise MakeDataError("--shards and --validation-shards must be 0 (auto) or more")
+    Every check (options, source, labels, boxes, free space, shards already in OUT) comes before TensorFlow is
+    imported, so a refusal is its one line, without TensorFlow's start-up logging."""
+    check_build(shards, validation_shards, validation_fraction, quality, seed, workers)
     items = scan(src, labels, boxes)
     train, val = split(items, validation_fraction, seed)
-    _prepare_out(out, force)
+    _check_out(out, force)
+    check_space([(out, _source_bytes(items, out, force), f"the shards of {len(items):,} images")])
+    _prepare_out(out)
+    from tf_cnn_benchmarks.data.tfrecord_writer import shard_names, split_into_shards
+
     jobs = []
     for subset, group, requested in (("train", train, shards), ("validation", val, validation_shards)):
         if not group:
