@@ -186,3 +186,19 @@ def test_an_only_glob_that_matches_nothing_is_a_typo_named_in_one_line(tmp_path:
              "matches no setting")  # fmt: skip
     assert not (tmp_path / "data" / "h1").exists()
     assert cpubench_run([*args, "--only", "triv*"], env, tmp_path).returncode == 0
+
+
+def test_a_host_folder_that_is_a_link_is_refused_before_its_scratch_folder_is_emptied(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    elsewhere = tmp_path / "someones"
+    (elsewhere / "tmp").mkdir(parents=True)
+    (elsewhere / "tmp" / "keep.txt").write_text("theirs\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "h1").symlink_to(elsewhere, target_is_directory=True)
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8})
+    p = cpubench_run(["--config", str(cfg), "--out", str(tmp_path / "data"), "--host-id", "h1"], env, tmp_path)
+    one_line(p, "h1", "symbolic link")
+    assert (elsewhere / "tmp" / "keep.txt").read_text() == "theirs\n" and sorted(elsewhere.iterdir()) == [
+        elsewhere / "tmp"
+    ]

@@ -262,6 +262,8 @@ class Runner:
     ) -> int:
         """Run what is missing; returns 0 when every run of this invocation is ok, 1 when some are not, 130 on
         Ctrl-C / SIGTERM, 2 when the machine or the folder is busy, 3 when the disk is full."""
+        # before the lock, the scratch folder's emptying and every record and log: nothing through a link
+        store.check_no_links(self.host_dir, "run")
         try:
             held = HostHold.take(self.host_dir, force)
         except Busy as e:
@@ -312,7 +314,6 @@ class Runner:
         summary: Summary,
         forced: str | None,
     ) -> int:
-        store.check_no_links(self.host_dir, "run")  # logs, records and host.json are written only inside it
         kept = hosts.keep_unreadable(self.root, self.host_id)
         if kept is not None:
             progress.say(f"cpubench: warning: {kept[1]}; kept as {kept[0].name}, a fresh host.json is written")
