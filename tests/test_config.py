@@ -167,6 +167,8 @@ def test_run_hash_tracks_the_measurement_not_the_bookkeeping() -> None:
         ("name: t\nmodels: {trivial: [8, x]}\n", "c.yaml:2: models.trivial[1]: expected an integer, got 'x'"),
         (MINIMAL + "device: tpu\n", "c.yaml:3: device: 'tpu' is not one of cpu, gpu"),
         (MINIMAL + "repeats: 0\n", "c.yaml:3: repeats: must be at least 1, got 0"),
+        (MINIMAL + "generate_data: {count: 1000000000}\n", "c.yaml:3: generate_data.count: must be at most 100000"),
+        ('name: "t\\e[2J"\nmodels: {trivial: 8}\n', "c.yaml:1: name: 't\\x1b[2J' holds control characters"),
         (MINIMAL + "timeout: -1\n", "c.yaml:3: timeout: expected seconds > 0, got -1"),
         (MINIMAL + "matrix:\n  data: [syn]\n  variable_update:\n    - replicated\n    - replicate\n",
          "c.yaml:7: matrix.variable_update[1]: 'replicate' is not one of"),

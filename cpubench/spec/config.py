@@ -44,6 +44,7 @@ from cpubench.spec.plan import (
     settings,
 )
 from cpubench.spec.schema import Config, ConfigError, GenerateData, OnHost, Planned, Setting, located
+from tf_cnn_benchmarks.data.make import MAX_GENERATE
 
 # Importable from here as before the split (the runner, the planner, the tests use cfg.<name>).
 __all__ = [
@@ -289,7 +290,8 @@ class _Validator:
                 size = str(self.int_(size, ("generate_data", "size"), 8))
             elif not isinstance(size, str) or (size and not re.fullmatch(r"\d+x\d+", size)):
                 raise self.error(("generate_data", "size"), f"expected pixels (64) or WxH (500x375), got {size!r}")
-            c.generate_data = GenerateData(count=self.int_(g["count"], ("generate_data", "count"), 1), size=size)
+            count = self.int_(g["count"], ("generate_data", "count"), 1, MAX_GENERATE)  # make-data's own bound
+            c.generate_data = GenerateData(count=count, size=size)
         c.models = self.models(top["models"])
         c.matrix = self.matrix(top.get("matrix") or {})
         c.exclude = self.exclude(top.get("exclude") or [], set(c.models))
