@@ -220,7 +220,13 @@ def file_mode() -> int:
 
 
 def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
-    """Write a file whole or not at all: a temporary file beside it, fsynced, renamed over it.
+    """Write a UTF-8 text file whole or not at all (:func:`atomic_write_bytes`)."""
+    atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
+    """Write a file whole or not at all: a temporary file beside it, fsynced, renamed over it (so a link left at
+    ``target`` is replaced, never written through).
 
     The file gets the mode a plain ``open()`` would give it (``mkstemp`` alone makes 0600, which hides result files
     from the other users of a shared results folder).
@@ -229,8 +235,8 @@ def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, file_mode())

@@ -119,22 +119,12 @@ def find_logs(root: Path, warnings: list[str] | None = None) -> list[Path]:
 def read_log(path: Path) -> bytes:
     """The bytes of one log file, read as itself: never through a symbolic link and only from a regular file (the
     store's :func:`~cpubench.results.store.open_regular`). Raises LogSkipped saying why not."""
-    if path.is_symlink():
-        raise LogSkipped("a symbolic link, not followed (copy the file itself in to import it)")
     try:
-        fd = store.open_regular(path)
+        return store.read_regular(path, MAX_LOG_BYTES, "one benchmark's output")
     except store.StoreError as e:
         raise LogSkipped(str(e).removeprefix(f"{path}: ")) from None
     except OSError as e:
         raise LogSkipped(f"cannot read ({e.strerror})") from None
-    with os.fdopen(fd, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size > MAX_LOG_BYTES:
-            raise LogSkipped(f"{size} bytes, more than one benchmark's output ({MAX_LOG_BYTES}); not read")
-        try:
-            return f.read(MAX_LOG_BYTES + 1)
-        except OSError as e:
-            raise LogSkipped(f"cannot read ({e.strerror})") from None
 
 
 def read_logs(root: Path, plan: ImportPlan) -> list[LogFile]:
@@ -293,14 +283,7 @@ def plan_import(src: Path, out: Path, host_id: str, cpu_brand: str | None = None
             continue
         plan.logs[lg.rel] = lg
     if not new_host:
-        for rec in plan.records:
-            assert rec.log is not None
-            linked = _linked_folder(hdir, rec.log)
-            if linked is not None:
-                raise store.StoreError(
-                    f"{linked}: a symbolic link; `cpubench import-logs` writes only into the host folder itself, never "
-                    "through a link: replace the link with the folder it points at"
-                )
+        store.check_no_links(hdir, "import-logs")  # copied logs, records and host.json land only inside it
     taken: dict[tuple[Any, ...], int] = {}
     for r in existing:
         key = (r.setting, r.model, r.batch_size)
@@ -320,15 +303,6 @@ def plan_import(src: Path, out: Path, host_id: str, cpu_brand: str | None = None
     except HostRecordError as e:
         raise store.StoreError(f"host record for {hdir}: {e}") from None
     return plan
-
-
-def _linked_folder(hdir: Path, rel: str) -> Path | None:
-    """The first folder on the way to ``hdir/rel`` (``hdir`` itself included) that is a symbolic link, or None: a
-    copied log or a record written through it would land outside ``--out``."""
-    folders = [hdir]
-    for part in Path(rel).parent.parts:
-        folders.append(folders[-1] / part)
-    return next((f for f in folders if f.is_symlink()), None)
 
 
 def write_import(plan: ImportPlan) -> None:
@@ -359,7 +333,8 @@ def _write_into(root: Path, plan: ImportPlan) -> None:
         assert rec.log is not None
         target = hdir / rec.log
         copied = not os.path.lexists(target)
-        _write_log(target, plan.logs[rec.details["source_file"]].data)
+        # the bytes read and parsed: the source is not opened again (it may have changed or become a link since)
+        hostfacts.atomic_write_bytes(target, plan.logs[rec.details["source_file"]].data)
         try:
             store.append_run(root, rec)
         except BaseException:
@@ -368,24 +343,6 @@ def _write_into(root: Path, plan: ImportPlan) -> None:
                     target.unlink()
             raise
     store.write_host(root, plan.host)
-
-
-def _write_log(target: Path, data: bytes) -> None:
-    """The log's bytes as they were read and parsed (the source is not opened again: it may have changed or become
-    a link since), written whole or not at all, never through a link left at ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".import-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, hostfacts.file_mode())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def import_logs(src: Path, out: Path, host_id: str, cpu_brand: str | None = None) -> tuple[int, int, list[str]]:

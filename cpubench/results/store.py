@@ -283,12 +283,13 @@ def open_regular(path: str | os.PathLike[str], flags: int = os.O_RDONLY, mode: i
     return fd
 
 
-def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
-    """The bytes of a regular store file (see :func:`open_regular`), refused past ``limit`` bytes."""
+def read_regular(path: str | os.PathLike[str], limit: int, what: str = "a results file") -> bytes:
+    """The bytes of a regular file (see :func:`open_regular`), refused past ``limit`` bytes, which is more than
+    ``what`` (the kind of file the caller reads) ever holds."""
     with os.fdopen(open_regular(path), "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size > limit:
-            raise StoreError(f"{path}: {size} bytes, more than a results file holds ({limit}): not a results file")
+            raise StoreError(f"{path}: {size:,} bytes, more than {what} holds ({limit:,}): not {what}")
         return f.read(limit + 1)
 
 

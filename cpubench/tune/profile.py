@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import fnmatch
 import io
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,12 +121,7 @@ def from_csv(
 def _read(p: Path) -> bytes:
     """The file's bytes, refused (before reading) past :data:`MAX_CSV_BYTES` or when it is not a regular file."""
     try:
-        with os.fdopen(store.open_regular(p), "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > MAX_CSV_BYTES:
-                raise ProfileError(f"{p}: {size:,} bytes, more than a profile holds ({MAX_CSV_BYTES:,}); give the "
-                                   "profile CSV itself (one row per threads, batch point)")  # fmt: skip
-            return f.read(MAX_CSV_BYTES + 1)
+        return store.read_regular(p, MAX_CSV_BYTES, "a profile")
     except FileNotFoundError:
         raise ProfileError(f"{p}: no such file; give a CSV with columns {', '.join(REQUIRED)}, latency(avg)") from None
     except store.StoreError as e:
