@@ -109,10 +109,11 @@ def test_collect_host_has_every_field_and_reuses_the_slow_parts(monkeypatch: pyt
 def test_collect_host_reuses_what_the_folder_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The runner's round trip: collect, write, read back as the previous record, collect again without py-cpuinfo."""
     monkeypatch.setenv(facts.NO_TF_PROBE_ENV, "1")
-    assert hosts.read_previous(tmp_path, "h") is None
+    said: list[str] = []
+    assert hosts.read_previous(tmp_path, "h", said.append) is None
     first = facts.collect_host("h")
     store.write_host(tmp_path, first)
-    previous = hosts.read_previous(tmp_path, "h")
+    previous = hosts.read_previous(tmp_path, "h", said.append)
     assert previous == first
 
     def slow() -> dict:
@@ -121,7 +122,9 @@ def test_collect_host_reuses_what_the_folder_holds(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(facts, "_cpuinfo_facts", slow)
     assert facts.collect_host("h", previous=previous).cpu_brand == first.cpu_brand
     (tmp_path / "h" / store.HOST_FILE).write_text("{not json")
-    assert hosts.read_previous(tmp_path, "h") is None  # unreadable counts as none: it is written afresh
+    assert hosts.read_previous(tmp_path, "h", said.append) is None  # unreadable counts as none: it is written afresh
+    (kept,) = (tmp_path / "h").glob(f"{store.HOST_FILE}.unreadable-*")  # ... once it is kept aside, and said
+    assert kept.read_text() == "{not json" and len(said) == 1 and kept.name in said[0]
 
 
 def test_tensorflow_probe_reports_version_and_onednn(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cpubench.host import facts
@@ -16,36 +17,28 @@ from cpubench.host.record import HostRecord
 from cpubench.results import store
 from cpubench.results.store import HostIdError, validate_host_id
 
-__all__ = ["HostIdError", "folder_fingerprint", "keep_unreadable", "read_previous", "resolve_host_id"]
+__all__ = ["HostIdError", "folder_fingerprint", "read_previous", "resolve_host_id"]
 
 
-def read_previous(root: str | os.PathLike[str], host_id: str) -> HostRecord | None:
-    """The host record already in the folder, or None: a missing or unreadable one counts as none, since the runner
-    is about to write a fresh one (its slow parts are simply collected again)."""
-    try:
-        return store.read_host(store.host_dir(root, host_id))
-    except store.StoreError:
-        return None
+def read_previous(root: str | os.PathLike[str], host_id: str, say: Callable[[str], None]) -> HostRecord | None:
+    """The host record already in the folder, or None: the runner is about to write a fresh one (its slow parts are
+    simply collected again). One that cannot be read is moved aside first (``host.json.unreadable-<UTC time>``) and
+    ``say`` is told where and why; one of a newer schema raises NewerHostError.
 
-
-def keep_unreadable(root: str | os.PathLike[str], host_id: str) -> tuple[Path, str] | None:
-    """Move a ``host.json`` that cannot be read aside (``host.json.unreadable-<UTC time>``) before the runner writes a
-    fresh one, and say where and why; None when there is none or it reads.
-
-    Why: a damaged host record still holds what was measured (the limits, the facts) for someone to restore by hand;
-    writing the fresh record over it would lose that for good."""
+    Why aside: a damaged host record still holds what was measured (the limits, the facts) for someone to restore by
+    hand; writing the fresh record over it would lose that for good."""
     f = store.host_dir(root, host_id) / store.HOST_FILE
     if not os.path.lexists(f):
         return None
     try:
-        store.read_host(f)
-        return None
+        return store.read_host(f)
     except store.NewerHostError:
         raise
     except store.StoreError as e:
         kept = f.with_name(f"{store.HOST_FILE}.unreadable-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
         os.replace(f, kept)  # the file (or link) itself, never what a link points at
-        return kept, str(e)
+        say(f"cpubench: warning: {e}; kept as {kept.name}, a fresh host.json is written")
+        return None
 
 
 def folder_fingerprint(root: str | os.PathLike[str], host_id: str) -> str | None:

@@ -314,10 +314,7 @@ class Runner:
         summary: Summary,
         forced: str | None,
     ) -> int:
-        kept = hosts.keep_unreadable(self.root, self.host_id)
-        if kept is not None:
-            progress.say(f"cpubench: warning: {kept[1]}; kept as {kept[0].name}, a fresh host.json is written")
-        previous = hosts.read_previous(self.root, self.host_id)
+        previous = hosts.read_previous(self.root, self.host_id, progress.say)
         try:
             host = limits.attach(facts.collect_host(self.host_id, previous), previous, progress.say)
             store.write_host(self.root, price.with_price(host, previous, self.price_per_hour))
