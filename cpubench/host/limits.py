@@ -261,14 +261,7 @@ def measure(fingerprint: str | None, flags: Sequence[str] | None = None) -> dict
     # After the GEMMs and the triad (seconds later): an all-core rate below what the one-core rate says the cores
     # should give, or a one-core rate below the all-core rate's share per core, is a neighbour's burst more often
     # than the host, and one reading would set every figure's share for as long as the machine's limits are kept.
-    cores = len(per_core)
-    for which in ("all", "one"):
-        again = [d for d in native if _suspect(values, d, cores) == which]
-        if not again:
-            continue
-        for dtype, second in _gemms(again, which, one_cpu).items():
-            name = f"gemm_{dtype}_{which}"
-            values[name] = _best_reading(values[name], second, which, cores)
+    _read_again(values, native, len(per_core), one_cpu)
     return {
         "version": LIMITS_VERSION,
         "machine_fingerprint": fingerprint,
@@ -288,13 +281,12 @@ def gemm(dtype: str, one_core: float | None = None) -> dict[str, Any]:
     Why: on a shared host the compute a neighbour leaves moves from minute to minute, so a figure set against the
     probe's limit taken minutes before mixes the host's drift with the run's efficiency; a limit taken just before
     the run is the side-by-side ratio."""
-    entry = _gemms([dtype], "all", [])[dtype]
-    if one_core is None:
-        return entry
-    cores = len(core_cpus())
-    if _suspect({f"gemm_{dtype}_all": entry, f"gemm_{dtype}_one": {"value": one_core}}, dtype, cores) == "all":
-        entry = _best_reading(entry, _gemms([dtype], "all", [])[dtype], "all", cores)
-    return entry
+    name = f"gemm_{dtype}_all"
+    values = {name: _gemms([dtype], "all", [])[dtype]}
+    if one_core is not None:
+        values[f"gemm_{dtype}_one"] = {"value": one_core}
+        _read_again(values, [dtype], len(core_cpus()), [], which=("all",))
+    return values[name]
 
 
 def _gemms(dtypes: Sequence[str], which: str, one_cpu: list[int]) -> dict[str, dict[str, Any]]:
@@ -303,6 +295,19 @@ def _gemms(dtypes: Sequence[str], which: str, one_cpu: list[int]) -> dict[str, d
     args = ["gemm", "--dtypes", ",".join(dtypes)]
     res = _child([*args, "--threads", "1"], cpus=one_cpu) if which == "one" else _child(args)
     return {dtype: _gemm_entry(res, dtype, which, one_cpu) for dtype in dtypes}
+
+
+def _read_again(
+    values: dict[str, Any], dtypes: Sequence[str], cores: int, one_cpu: list[int], which: Sequence[str] = ("all", "one")
+) -> None:
+    """Each GEMM reading of ``dtypes`` (of the kinds in ``which``) that :func:`_suspect` finds implausible against
+    the other, measured once more in one child per kind: ``values`` keeps the better reading, both recorded."""
+    for kind in which:
+        again = [d for d in dtypes if _suspect(values, d, cores) == kind]
+        if again:
+            for dtype, second in _gemms(again, kind, one_cpu).items():
+                name = f"gemm_{dtype}_{kind}"
+                values[name] = _best_reading(values[name], second, kind, cores)
 
 
 def _suspect(values: dict[str, Any], dtype: str, cores: int) -> str | None:
