@@ -163,7 +163,9 @@ def _status(args: argparse.Namespace) -> int:
     try:
         workers = dispatch.workers_by_host(client)
         meta = client.get_metadata([META, "hosts"], default=None)
-        states = {h: HostState.from_dict(d) for h, d in (meta or {}).items() if isinstance(d, dict)}
+        # Anything that reaches the scheduler can write this entry: only host names with entries are read.
+        entries = meta.items() if isinstance(meta, dict) else ()
+        states = {h: HostState.from_dict(d) for h, d in entries if isinstance(h, str) and isinstance(d, dict)}
         states = unheld(states, dispatch.held)
     finally:
         client.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import fnmatch
 import getpass
 import json
+import logging
 import os
 import queue
 import socket
@@ -209,6 +210,7 @@ class FleetRun:
             self.states[host].state = "running"
         outcome.dispatch_s = time.monotonic() - t0
         self.publish(force=True)
+        lost = False
         try:
             self._loop()
         except KeyboardInterrupt:
@@ -217,15 +219,32 @@ class FleetRun:
                 if not fut.done():
                     fut.cancel()
                     self._fail(host, "stopped: the fleet run was interrupted (finished runs are kept)")
+        except (_SchedulerLost, OSError, TimeoutError, RuntimeError):
+            if self._connected():
+                raise
+            lost = True
         finally:
-            self._catch_up()
-            self.publish(force=True)
-            for topic in (self.topic, *self.hosts.values()):
-                try:
-                    self.client.unsubscribe_topic(topic)
-                except (KeyError, ValueError):
-                    pass
-            self.unlock()
+            # Without a scheduler there is nothing to catch up, publish, unsubscribe or unlock (its locks went
+            # with it), and each try would wait for a connection that will not come.
+            if not lost:
+                self._catch_up()
+                self.publish(force=True)
+                for topic in (self.topic, *self.hosts.values()):
+                    try:
+                        self.client.unsubscribe_topic(topic)
+                    except (KeyError, ValueError):
+                        pass
+                self.unlock()
+        if lost:
+            # The client's own log of its reconnect, cancelled when the command closes it, is tracebacks that say
+            # nothing this line does not: the process ends here, so its logging ends too.
+            logging.disable(logging.CRITICAL)
+            home = sum(self.home.received.values())
+            raise FleetError(
+                f"lost the scheduler mid-run (its process stopped or its network went); the {home} run(s) that came "
+                f"home are kept in {self.out}: start the scheduler and the workers again and rerun `cpubench fleet "
+                "run`: each host resumes and sends home what it finished since"
+            )
         outcome.warnings = self.home.warnings
         outcome.lags = sorted(x for x in self.lags if x is not None)
         outcome.wall_s = time.monotonic() - t0
@@ -236,6 +255,8 @@ class FleetRun:
         ended: dict[str, float] = {}
         while True:
             self._drain(timeout=0.2)
+            if not self._connected():  # before reading the futures: losing the scheduler cancels every one
+                raise _SchedulerLost
             for host, fut in self.futures.items():
                 s = self.states[host]
                 if host in ended or not fut.done():
@@ -253,11 +274,16 @@ class FleetRun:
             ):
                 return
 
+    def _connected(self) -> bool:
+        """Whether the client still has its scheduler. When it loses it, the client says "connecting" (or, past its
+        timeout, "closed") before it cancels every task, so a cancelled task is read after this is asked."""
+        return self.client.status == "running"
+
     def _home_complete(self, host: str) -> bool:
         """Whether every record the host's task says it sent has been filed (its events can trail its result)."""
         fut = self.futures[host]
-        sent = fut.result().get("sent", 0) if fut.status == "finished" else 0
-        return len(self.home.keys[host]) >= sent
+        res = _task_result(fut.result()) if fut.status == "finished" else None
+        return len(self.home.keys[host]) >= (res["sent"] if res is not None else 0)
 
     def _drain(self, timeout: float) -> None:
         try:
@@ -284,8 +310,9 @@ class FleetRun:
         s = self.states[host]
         kind = msg.get("kind")
         if kind == "progress":
-            if isinstance(msg.get("total"), int):
-                s.total, s.already = msg["total"], int(msg.get("already") or 0)
+            total, already = _count(msg.get("total")), _count(msg.get("already") or 0)
+            if total is not None and already is not None:  # a count, or nothing: a worker's word is data
+                s.total, s.already = total, already
             cur = msg.get("current")
             s.current = plain(cur)[:200] if isinstance(cur, str) else None
             self._dirty = True
@@ -310,6 +337,10 @@ class FleetRun:
     def _worker_event(self, host: str, msg: Any) -> None:
         """The scheduler's word that a host's worker left: the host fails with the reason; its task is cancelled."""
         if not isinstance(msg, dict) or msg.get("action") != "remove-worker":
+            return
+        if "worker" in msg:  # the scheduler stamps what a worker logs on another's topic: not the scheduler's word
+            self.say(f"cpubench fleet: warning: a worker ({plain(msg['worker'])[:80]}) said {host}'s worker left; "
+                     "ignored")  # fmt: skip
             return
         if self.states[host].state != "running":
             return
@@ -346,20 +377,26 @@ class FleetRun:
     def _finish(self, host: str, fut: Any) -> None:
         s = self.states[host]
         if fut.status == "cancelled":
+            if not self._connected():  # the client cancels every task when it loses the scheduler: not this host's
+                raise _SchedulerLost
             self._fail(host, "its task was cancelled")
             return
         exc = fut.exception() if fut.status == "error" else None
         if exc is not None:
             self._fail(host, f"{type(exc).__name__}: {plain(exc)[:300]}")
             return
-        res = fut.result()
-        rc = res.get("rc")
-        tail = [plain(x) for x in res.get("tail") or []]
+        res = _task_result(fut.result())
+        if res is None:  # not what run_host returns: a worker that is not cpubench's, or a broken one
+            self._fail(host, "its worker returned something that is not a cpubench fleet result; check the "
+                             "cpubench version on that host (`cpubench fleet worker`)")  # fmt: skip
+            return
+        rc = res["rc"]
+        tail = [plain(x) for x in res["tail"]]
         if rc in (0, 1):
             s.state, s.current, s.ended = "done", None, time.time()
             self._dirty = True
             left = f", {s.not_ok} not ok" if s.not_ok else ""
-            self.say(f"{host}: done: {s.done} runs home{left} (+{s.already} before) in {res.get('seconds', 0):.1f} s")
+            self.say(f"{host}: done: {s.done} runs home{left} (+{s.already} before) in {res['seconds']:.1f} s")
             return
         errors = [x for x in tail if "error" in x.lower()] or tail
         why = errors[-1] if errors else f"exit code {rc}"
@@ -374,6 +411,36 @@ class FleetRun:
         self._drain(timeout=0)
         for _ts, msg in events:
             self._event(msg)
+
+
+class _SchedulerLost(Exception):
+    """The client lost the scheduler mid-run: :meth:`FleetRun.run` ends with one line (FleetError) saying so."""
+
+
+MAX_COUNT = 10**9  # more runs than any plan holds (cpubench.spec.plan.MAX_RUNS is 100,000)
+
+
+def _count(value: object) -> int | None:
+    """A count of runs from a worker's message: a non-negative int below :data:`MAX_COUNT`, else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_COUNT:
+        return value
+    return None
+
+
+def _task_result(res: object) -> dict[str, Any] | None:
+    """A host task's result (:func:`cpubench.fleet.worker.run_host`) with the types this side reads, or None when it
+    is anything else: the result comes from another machine, and a wrong type must fail that host in one line, not
+    stop the whole fleet run with a traceback."""
+    if not isinstance(res, dict):
+        return None
+    rc, tail, seconds, sent = res.get("rc"), res.get("tail") or [], res.get("seconds", 0.0), res.get("sent", 0)
+    if not isinstance(rc, int) or isinstance(rc, bool) or _count(sent) is None:
+        return None
+    if not isinstance(tail, list) or not all(isinstance(x, str) for x in tail):
+        return None
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds < 1e12:
+        return None
+    return {"rc": rc, "tail": [x[:500] for x in tail[-40:]], "seconds": float(seconds), "sent": sent}
 
 
 def _lag(rec: RunRecord) -> float | None:

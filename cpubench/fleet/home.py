@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,10 @@ class Home:
 
     def __post_init__(self) -> None:
         for h in self.hosts:
-            store.validate_host_id(h)
+            # A host folder that is, or holds, a link (a shared ``--out``: ``h1 -> /elsewhere``, ``logs -> /etc``)
+            # would have every record and log written through it: refused (StoreError, one line) before anything
+            # is dispatched, as ``cpubench run`` refuses it.
+            store.check_no_links(store.host_dir(self.root, h), "fleet run")
             self.keys[h] = set(store_keys(store.host_dir(self.root, h)))
             self.received[h] = 0
 
@@ -114,7 +117,7 @@ class Home:
         text = msg.get("log")
         # The log first, then the record: a record at home always has its log beside it when one came.
         if parts is not None and isinstance(text, str):
-            self._write_log(host, parts, text)
+            rec = self._write_log(host, rec, parts, text)
         elif rec.log is not None and text is not None:
             self._warn(f"{host}: log name {str(rec.log)[:80]!r} is not logs/<setting>/<file>; log not kept")
         store.append_run(self.root, rec)
@@ -122,7 +125,14 @@ class Home:
         self.received[host] += 1
         return None
 
-    def _write_log(self, host: str, parts: tuple[str, str], text: str) -> None:
+    def _write_log(self, host: str, rec: RunRecord, parts: tuple[str, str], text: str) -> RunRecord:
+        """Write a record's log and return the record as it is filed: with its log's name at home.
+
+        Why the name can change: a log already at home is evidence of another run and is never written over (a
+        host reinstalled names its first log ``...-r0.log`` again, a worker may send any name), so a log whose name
+        is taken by other text goes beside it as ``<model>-bs<k>-tryN-r<i>.log`` (:func:`store.unused_log`, as
+        ``cpubench run`` names a retry's), and the record says so. The same text again (a re-send after home
+        filed the log but not yet its record) is the same file."""
         folder = store.host_dir(self.root, host) / store.LOGS_DIR / parts[0]
         folder.mkdir(parents=True, exist_ok=True)
         base = store.host_dir(self.root, host).resolve()
@@ -131,10 +141,18 @@ class Home:
         if len(text) > MAX_LOG_CHARS:
             half = MAX_LOG_CHARS // 2
             text = text[:half] + "\n[... cut by cpubench fleet ...]\n" + text[-half:]
+        data = text.encode("utf-8", "replace")
         target = folder / parts[1]
-        if os.path.islink(target):
-            raise store.StoreError(f"{target}: a symbolic link; log not written")
-        hostfacts.atomic_write_text(target, text)
+        if os.path.lexists(target):
+            try:
+                if store.read_regular(target, len(data), "this log") == data:
+                    return rec  # already home, whole
+            except (store.StoreError, OSError):
+                pass  # a link, a folder, other text: kept as it is, never written through or over
+            target = store.unused_log(target)
+            rec = replace(rec, log=f"{store.LOGS_DIR}/{parts[0]}/{target.name}")
+        hostfacts.atomic_write_bytes(target, data)
+        return rec
 
     def _warn(self, msg: str) -> str:
         self.warnings.append(msg)

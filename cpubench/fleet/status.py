@@ -10,6 +10,7 @@ lock (:func:`unheld`).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -42,18 +43,38 @@ class HostState:
     seconds: float = 0.0  # summed durations of the runs done (for the ETA)
 
     def eta(self) -> float | None:
-        """Seconds left: the runs not yet home times the mean duration of those that came."""
+        """Seconds left: the runs not yet home times the mean duration of those that came (None when that is not a
+        finite number: durations come from other hosts' records)."""
         if self.state != "running" or self.total is None or not self.done:
             return None
-        return max(0, self.total - self.done) * self.seconds / self.done
+        eta = max(0, self.total - self.done) * self.seconds / self.done
+        return eta if math.isfinite(eta) else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HostState:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        """An entry as the scheduler holds it, each field of its own type or its default. Why not trusted as it is:
+        anything that reaches the scheduler can write its metadata, and ``status`` and a busy host's refusal must
+        still say one plain thing, not stop on a state that is a number or a start that is not a time."""
+        known: dict[str, Any] = {}
+        for name, (types, default) in _FIELDS.items():
+            v = d.get(name, default)
+            ok = isinstance(v, types) and not isinstance(v, bool) and (isinstance(v, str) or 0 <= v < MAX_NUMBER)
+            known[name] = v if ok or v is None and default is None else default
         return cls(**known)
+
+
+MAX_NUMBER = 1e11  # seconds (3,000 years) or runs: more than any entry holds, and within what time.localtime takes
+_TEXT, _COUNT, _TIME = (str,), (int,), (int, float)
+# Field -> (the types an entry may hold, what stands in for a wrong one); kept beside HostState, checked by a test.
+_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
+    "host": (_TEXT, "?"), "address": (_TEXT, "?"), "run": (_TEXT, "?"), "by": (_TEXT, "?"), "state": (_TEXT, "?"),
+    "total": (_COUNT, None), "already": (_COUNT, 0), "done": (_COUNT, 0), "earlier": (_COUNT, 0),
+    "not_ok": (_COUNT, 0), "current": (_TEXT, None), "reason": (_TEXT, None), "started": (_TIME, 0.0),
+    "ended": (_TIME, None), "seconds": (_TIME, 0.0),
+}  # fmt: skip
 
 
 ACTIVE = ("waiting", "running")
