@@ -121,25 +121,53 @@ class Recovered:
     command: list[str] | None
 
 
+def newest_writer(log: Path, result_json: Path) -> Path | None:
+    """The log of the newest attempt at ``log``'s point (model, repeat) that measured ``result_json``'s batch size,
+    or None when there is none or two are equally new (then which one wrote the file cannot be told).
+
+    Which sizes an attempt measured is in its log's name (``<model>-bs<k>[-<k2>...][-tryN]-r<i>.log``, see
+    :func:`cpubench.results.store.log_path` and :func:`~cpubench.results.store.unused_log`); attempts at one folder
+    run one after another (its writer lock), so the newest by modification time is the last to start."""
+    stem = log.name.split("-bs", 1)[0]
+    repeat = log.stem.rsplit("-r", 1)[-1]
+    size = re.fullmatch(rf"{re.escape(stem)}-bs(\d+)-r{re.escape(repeat)}\.json", result_json.name)
+    if size is None:
+        return None
+    name = re.compile(rf"{re.escape(stem)}-bs(\d+(?:-\d+)*)(?:-try\d+)?-r{re.escape(repeat)}\.log")
+    writers: list[tuple[int, Path]] = []
+    for path in log.parent.glob(f"{stem}-bs*-r{repeat}.log"):
+        m = name.fullmatch(path.name)
+        if m is None or size.group(1) not in m.group(1).split("-"):
+            continue
+        try:
+            writers.append((os.lstat(path).st_mtime_ns, path))
+        except OSError:
+            continue
+    writers.sort(key=lambda w: w[0])
+    if not writers or (len(writers) > 1 and writers[-1][0] == writers[-2][0]):
+        return None
+    return writers[-1][1]
+
+
 def recover(run_hash: str, log: Path, result_json: Path) -> Recovered | None:
     """A run that was measured but never recorded (the sweep stopped between the engine's exit and the record: a
     full disk, ``kill -9``): a log of its point names the same run hash and its result JSON is a valid ok record.
     Recording it beats measuring it again: a measured run is never dropped, and its kept evidence never rewritten.
 
     The log is ``log`` or another attempt's at the same point (a resumed point measures only its missing batch sizes,
-    into a log named after them)."""
-    stem = log.name.split("-bs", 1)[0]
-    repeat = log.stem.rsplit("-r", 1)[-1]
-    candidates = [log, *sorted(p for p in log.parent.glob(f"{stem}-bs*-r{repeat}.log") if p != log)]
-    for path in candidates:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                head = [f.readline() for _ in range(3)]
-        except OSError:
-            continue
-        if f"run_hash={run_hash}" in head[0].split():
-            break
-    else:
+    into a log named after them). It must be the newest attempt that wrote ``result_json``: every attempt removes
+    that file before its log is made, so the file can only be the newest writer's. An older attempt of this run
+    (killed before its result) followed by one of another identity at the same file name (the config edited, say
+    ``num_batches``) leaves that other measurement there, which must never be recorded as this run's."""
+    path = newest_writer(log, result_json)
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            head = [f.readline() for _ in range(3)]
+    except OSError:
+        return None
+    if f"run_hash={run_hash}" not in head[0].split():
         return None
     result, _ = read_result(result_json)
     if result is None:

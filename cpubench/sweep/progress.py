@@ -57,19 +57,32 @@ class Progress:
         self._left: Sequence[cfg.Planned] = ()
         self._last_line = time.monotonic()
         self._live_len = 0
+        self.gone = False  # the output failed (a closed terminal, a pipe nobody reads): print nothing more
 
     def say(self, line: str) -> None:
         """A line that stays (cleared of any live line first)."""
-        if self.mode == "never":
+        if self.mode == "never" or self.gone:
             return
         self._clear()
-        print(line, file=self.out, flush=True)
+        self._write(line + "\n")
         self._last_line = time.monotonic()
 
     def _clear(self) -> None:
         if self._live_len:
-            self.out.write("\r" + " " * self._live_len + "\r")
+            self._write("\r" + " " * self._live_len + "\r")
             self._live_len = 0
+
+    def _write(self, text: str) -> None:
+        """Write and flush, or, when the output is gone (the terminal closed: EIO; the reader of a pipe exited:
+        EPIPE), stop printing for good: the sweep's results are in its files and nobody reads these lines, so a
+        lost terminal must not turn into a traceback in the middle of a run or of its SIGHUP's closing line."""
+        if self.gone:
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except OSError:
+            self.gone = True
 
     def started(self, n: int, total: int, run: cfg.Planned, left: Sequence[cfg.Planned]) -> None:
         self._run, self._n, self._total, self._left = run, n, total, left
@@ -90,9 +103,8 @@ class Progress:
         text = f"[{self._n}/{self._total}] {self._run.label}: running {hms(elapsed)}{self._eta_text(elapsed)}"
         if self.mode == "live":
             self._clear()
-            self.out.write(text)
-            self.out.flush()
-            self._live_len = len(text)
+            self._write(text)
+            self._live_len = 0 if self.gone else len(text)
         elif time.monotonic() - self._last_line >= self.heartbeat:
             self.say(text + " (heartbeat)")
 

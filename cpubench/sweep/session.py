@@ -109,8 +109,13 @@ class HostHold:
         self.machine.release()
 
 
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM: the children were killed; the sweep stops with a summary."""
+class Interrupted(BaseException):
+    """Ctrl-C, SIGTERM or SIGHUP: the children were killed; the sweep stops with a summary.
+
+    A BaseException, as KeyboardInterrupt is, because the signal handler raises it wherever the runner happens to be:
+    code that keeps going after its own errors (``except Exception`` around py-cpuinfo while the host's facts are
+    read, say) would otherwise swallow it, write what it was cut short of as a fact (``host.json`` without the CPU's
+    family and model, kept on later runs) and let the sweep start the next engine after Ctrl-C."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -145,6 +150,7 @@ class Runner:
         self.child_env["TMPDIR"] = str(self.scratch)
         self._interrupted: int | None = None
         self._writing = False  # while a record is written, a signal waits so the line is never cut
+        self._closing = False  # the sweep is over (or stopping): a signal only kills what may still run
         self.wait_quiet: float | None = None  # seconds to wait for a quiet machine before each run
         self.price_per_hour: float | None = None  # --price-per-hour: recorded in host.json (cpubench.host.price)
         self.recorder = Recorder(root, host_id)
@@ -226,9 +232,14 @@ class Runner:
     # -- signals
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        self._interrupted = signum
+        """Kill the children; stop the sweep at the first signal only. A second Ctrl-C (a user pressing it again
+        while the sweep winds down) or one after the sweep is over must not cut the closing line, the emptying of
+        the scratch folder or the release of the locks short with a traceback."""
+        first = self._interrupted is None
+        if first:
+            self._interrupted = signum
         self.executor.kill_all()
-        if not self._writing:
+        if first and not self._writing and not self._closing:
             raise Interrupted(signum)
 
     def _launch(self, run: cfg.Planned) -> tuple[axes.Launch, tuple[str, str] | None]:
@@ -273,11 +284,15 @@ class Runner:
         self._empty_scratch()
         if forced:
             progress.say(f"cpubench: warning: --force: another benchmark is running ({forced}); records say so")
-        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         summary = Summary()
         self.recorder = Recorder(self.root, self.host_id)
         t_start = time.monotonic()
+        old: dict[int, Any] = {}
+        self._interrupted, self._closing = None, False
         try:
+            # Inside the try: a signal that lands as the handlers go in is still the closing line and exit 130.
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                old[s] = signal.signal(s, self._on_signal)
             return self._sweep(only, repeats, retry_failed, progress, summary, forced)
         except Interrupted as e:
             wall = time.monotonic() - t_start
@@ -290,15 +305,18 @@ class Runner:
             )
             return 130
         except DiskFull as e:
+            self._closing = True
             left = f"{e.left} runs resume" if e.left is not None else "the runs not recorded resume"
             print(f"cpubench run: error: {e}; free space, then run the same command again: {left}", file=sys.stderr)
             return 3
         finally:
-            for s, h in old.items():
-                signal.signal(s, h)
+            # Our handler stays until the last step, so a signal now kills what may still run and raises nothing.
+            self._closing = True
             self.executor.kill_all()
             self._empty_scratch()
             held.release()
+            for s, h in old.items():
+                signal.signal(s, h)
 
     def _empty_scratch(self) -> None:
         """A fresh, empty temporary folder for the children (what a killed child left there goes)."""
@@ -348,6 +366,9 @@ class Runner:
         t_loop = time.monotonic()
         n = 0
         for p in planner:
+            # A signal that arrived while records were written, and the group then went unrecorded: stop before
+            # the next engine starts rather than after it has run.
+            self._check_interrupted()
             members = [p, *planner.take_point(p)] if self.config.batches_per_process else [p]
             n += len(members)
             progress.started(n, n + len(planner), p.run, [q.run for q in planner.pending()])
@@ -356,8 +377,6 @@ class Runner:
                 recs = groups.run(Group(members, launch, not_here))
             except DiskFull as e:
                 e.left = len(planner) + len(members)
-                raise
-            except Interrupted:
                 raise
             except Exception as e:  # noqa: BLE001 - one group's trouble is said and counted; the sweep goes on
                 if not isinstance(e, Unrecorded):

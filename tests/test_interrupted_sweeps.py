@@ -1,0 +1,235 @@
+"""A sweep interrupted mid-run and resumed: signals, a lost terminal, config edits between attempts.
+
+Real ``cpubench run`` subprocesses, real signals and real files. Where a signal must land at one exact point of the
+runner (inside py-cpuinfo, while a record is written, while the sweep is stopping), a ``sitecustomize`` on the
+runner's ``PYTHONPATH`` wraps that one function to send the runner a real signal from there, so no test depends on
+timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from fakeengine import calls, pid_alive, records, wait_for, write_config
+
+RUN = [sys.executable, "-m", "cpubench", "run"]
+
+
+def inject(tmp_path: Path, env: dict[str, str], code: str) -> dict[str, str]:
+    """``env`` with a ``sitecustomize`` (``code``) that every Python it starts imports first."""
+    folder = tmp_path / "inject"
+    folder.mkdir(exist_ok=True)
+    (folder / "sitecustomize.py").write_text(textwrap.dedent(code))
+    return {**env, "PYTHONPATH": f"{folder}{os.pathsep}{env['PYTHONPATH']}"}
+
+
+def run_args(cfg: Path, out: Path) -> list[str]:
+    return [*RUN, "--config", str(cfg), "--out", str(out), "--host-id", "h1"]
+
+
+def starts(tmp_path: Path) -> list[dict]:
+    return [c for c in calls(tmp_path) if c["event"] == "start"]
+
+
+def test_a_signal_while_the_host_facts_are_read_stops_the_sweep_and_records_no_fact(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Ctrl-C while py-cpuinfo runs (the first second of a first sweep on a machine) was swallowed by its
+    ``except Exception``: host.json kept "no family, no model" for good, and the first engine still ran."""
+    env = inject(tmp_path, env, """\
+        import os, signal
+        if os.environ.get("INJECT_ONCE") and not os.path.exists(os.environ["INJECT_ONCE"]):
+            import cpuinfo
+            _real = cpuinfo.get_cpu_info
+            def get_cpu_info():
+                open(os.environ["INJECT_ONCE"], "w").close()
+                os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, while the CPU's facts are read
+                return _real()
+            cpuinfo.get_cpu_info = get_cpu_info
+        """)  # fmt: skip
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8})
+    out = tmp_path / "data"
+    p = subprocess.run(run_args(cfg, out), env={**env, "INJECT_ONCE": str(tmp_path / "once")}, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert (tmp_path / "once").exists()  # the signal was sent from inside py-cpuinfo
+    assert p.returncode == 130, p.stdout + p.stderr
+    assert "Traceback" not in p.stderr and "cpubench: interrupted by SIGINT" in p.stdout
+    assert starts(tmp_path) == []  # no engine started after Ctrl-C
+    assert not (out / "h1" / "host.json").exists()  # nothing half-collected is kept as this machine's facts
+    p = subprocess.run(run_args(cfg, out), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    host = json.loads((out / "h1" / "host.json").read_text())
+    assert "py-cpuinfo failed" not in json.dumps(host)
+    assert [r["status"] for r in records(out)] == ["ok"]
+
+
+# An engine whose behaviour the runner's environment picks: "hang" before writing its result, "linger" after it
+# (a real engine's teardown), "ok" at once. Its images/sec is its --num_batches, so which attempt's result a record
+# holds can be told.
+ENGINE = """\
+import json, os, sys, time
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:])
+mode = os.environ.get("ENGINE_MODE", "ok")
+with open(os.environ["FAKE_CALLS"], "a") as f:
+    f.write(json.dumps({"event": "start", "pid": os.getpid(), "mode": mode, "argv": sys.argv[1:]}) + "\\n")
+print("Model: " + args["model"], flush=True)
+if mode == "hang":
+    time.sleep(120)
+rec = {"schema": 1, "engine_version": "fake-1", "model": args["model"], "batch_size": int(args["batch_size"]),
+       "status": "ok", "reason": None, "images_per_sec": float(args["num_batches"]), "step_times": [0.01]}
+with open(args["result_json"] + ".tmp", "w") as f:
+    json.dump(rec, f)
+os.replace(args["result_json"] + ".tmp", args["result_json"])
+if mode == "linger":
+    time.sleep(120)
+"""
+
+
+def test_a_resume_never_records_another_attempts_result_as_its_own(tmp_path: Path, env: dict[str, str]) -> None:
+    """Attempt 1 (num_batches 2) is interrupted before its result; the config is edited (num_batches 5) and attempt
+    2 is interrupted after writing its result, at the same file name; the edit is undone and the sweep resumed. The
+    resume found attempt 1's log (its run hash) and recorded attempt 2's result, a num_batches=5 measurement, as the
+    num_batches=2 run: ok, with a command it was not measured with."""
+    engine = tmp_path / "engine.py"
+    engine.write_text(ENGINE)
+    env = {**env, "CPUBENCH_ENGINE": f"{sys.executable} {engine}"}
+    out = tmp_path / "data"
+    result = out / "h1" / "logs" / "syn-replicated-1cpus" / "trivial-bs8-r0.json"
+
+    def interrupted(mode: str, num_batches: int, ready: object, repeats: int = 1) -> None:
+        cfg = write_config(tmp_path / "c.yaml", {"trivial": 8}, num_batches=num_batches, repeats=repeats)
+        proc = subprocess.Popen(run_args(cfg, out), env={**env, "ENGINE_MODE": mode}, cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            wait_for(ready, 60, f"the {mode} engine")
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 130, err
+        assert not pid_alive(calls(tmp_path)[-1]["pid"])
+
+    interrupted("hang", 2, lambda: len(calls(tmp_path)) == 1)
+    interrupted("linger", 5, lambda: len(calls(tmp_path)) == 2 and result.exists())
+    assert records(out) == []
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8}, num_batches=2)
+    p = subprocess.run(run_args(cfg, out), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    (rec,) = records(out)
+    assert "--num_batches=2" in rec["command"]
+    assert rec["images_per_sec"] == 2.0 and rec.get("recovered_from") is None  # measured now, not borrowed
+    assert len(calls(tmp_path)) == 3
+
+    # The rule still lets a run measured but never recorded be recorded from its own result: no fourth engine.
+    interrupted("linger", 2, lambda: len(calls(tmp_path)) == 4 and result.with_name("trivial-bs8-r1.json").exists(),
+                repeats=2)  # fmt: skip
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8}, num_batches=2, repeats=2)
+    p = subprocess.run(run_args(cfg, out), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    last = records(out)[-1]
+    assert last["repeat"] == 1 and last["recovered_from"] == "trivial-bs8-r1.json" and last["images_per_sec"] == 2.0
+    assert len(calls(tmp_path)) == 4
+
+
+def test_sighup_after_the_terminal_closed_stops_cleanly(tmp_path: Path, env: dict[str, str]) -> None:
+    """The terminal closes (its output now fails with EIO), then SIGHUP arrives: the closing line cannot be printed,
+    which was a traceback and exit 1 instead of the stop the signal asks for."""
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8}, repeats=2)
+    out = tmp_path / "data"
+    master, slave = pty.openpty()
+    with open(tmp_path / "stderr", "w") as err:
+        proc = subprocess.Popen(run_args(cfg, out), env={**env, "FAKE_SLEEP": "60"}, cwd=tmp_path, stdin=slave,
+                                stdout=slave, stderr=err, start_new_session=True)  # fmt: skip
+    os.close(slave)
+    try:
+        wait_for(lambda: bool(calls(tmp_path)), 60, "the engine to start")
+        os.close(master)  # the terminal goes away
+        proc.send_signal(signal.SIGHUP)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert (tmp_path / "stderr").read_text() == ""
+    assert not pid_alive(calls(tmp_path)[0]["pid"]) and records(out) == []
+    p = subprocess.run(run_args(cfg, out), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr  # the locks were released
+    assert len(records(out)) == 2
+
+
+def test_a_reader_of_the_output_that_exits_does_not_stop_the_sweep(tmp_path: Path, env: dict[str, str]) -> None:
+    """``cpubench run | head -1``, or a ``tee`` that died: printing the first finished run was a BrokenPipeError
+    traceback that ended the sweep there; the sweep now goes on without printing."""
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8}, repeats=3)
+    out = tmp_path / "data"
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        p = subprocess.run(run_args(cfg, out), env=env, cwd=tmp_path, stdout=write, stderr=subprocess.PIPE,
+                           text=True, timeout=120)  # fmt: skip
+    finally:
+        os.close(write)
+    assert p.returncode == 0 and p.stderr == ""
+    assert [r["status"] for r in records(out)] == ["ok", "ok", "ok"]
+
+
+def test_a_second_ctrl_c_while_the_sweep_stops_is_no_traceback(tmp_path: Path, env: dict[str, str]) -> None:
+    """A user presses Ctrl-C again while the sweep stops: the second signal raised again inside the handling of the
+    first, a traceback and exit 1 in place of the closing line."""
+    env = inject(tmp_path, env, """\
+        import os, signal
+        if os.environ.get("INJECT_RUNNER") == "1":
+            os.environ["INJECT_RUNNER"] = "0"  # not in the engine children
+            from cpubench.sweep import progress
+            _say = progress.Progress.say
+            def say(self, line):
+                if line.startswith("cpubench: interrupted by"):
+                    os.kill(os.getpid(), signal.SIGINT)  # the second Ctrl-C
+                _say(self, line)
+            progress.Progress.say = say
+        """)  # fmt: skip
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8}, repeats=2)
+    out = tmp_path / "data"
+    proc = subprocess.Popen(run_args(cfg, out), env={**env, "FAKE_SLEEP": "60", "INJECT_RUNNER": "1"}, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        wait_for(lambda: bool(calls(tmp_path)), 60, "the engine to start")
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and stdout.strip().splitlines()[-1].startswith("cpubench: interrupted by SIGINT")
+    assert not pid_alive(calls(tmp_path)[0]["pid"]) and records(out) == []
+
+
+def test_ctrl_c_while_a_record_is_refused_starts_no_other_engine(tmp_path: Path, env: dict[str, str]) -> None:
+    """Ctrl-C lands while a record is written (so it waits for the write) and the write then fails (the folder
+    became read-only): the sweep went on to the next run and measured it whole before it stopped."""
+    env = inject(tmp_path, env, """\
+        import errno, os, signal
+        if os.environ.get("INJECT_RUNNER") == "1":
+            os.environ["INJECT_RUNNER"] = "0"  # not in the engine children
+            from cpubench.results import store
+            def append_run(root, record):
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the record is written
+                raise OSError(errno.EROFS, "Read-only file system")
+            store.append_run = append_run
+        """)  # fmt: skip
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8}, repeats=3)
+    out = tmp_path / "data"
+    p = subprocess.run(run_args(cfg, out), env={**env, "INJECT_RUNNER": "1"}, cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120)  # fmt: skip
+    assert p.returncode == 130, p.stdout + p.stderr
+    assert "unrecorded: cannot write" in p.stdout and "cpubench: interrupted by SIGINT" in p.stdout
+    assert len(starts(tmp_path)) == 1  # the next engine never started
+
