@@ -233,3 +233,39 @@ def test_ctrl_c_while_a_record_is_refused_starts_no_other_engine(tmp_path: Path,
     assert "unrecorded: cannot write" in p.stdout and "cpubench: interrupted by SIGINT" in p.stdout
     assert len(starts(tmp_path)) == 1  # the next engine never started
 
+
+def test_the_limits_probes_children_die_with_a_probe_killed_outright(tmp_path: Path, env: dict[str, str]) -> None:
+    """``kill -9`` of a process measuring the host's limits: its GEMM child and its triad children go with it, so a
+    sweep started again at once never reads the limits against a leftover probe keeping every core busy.
+
+    Each child is held (a ``sitecustomize``) just after it starts, long enough that only the tie to its parent can
+    end it within the test."""
+    env = inject(tmp_path, env, """\
+        import sys, time
+        if "cpubench.host.limits" in getattr(sys, "orig_argv", ()):
+            time.sleep(120)  # a probe child, held: it must die with its parent, not when it is done
+        """)  # fmt: skip
+    for how in ("gemm", "triad"):
+        call = 'limits._child(["gemm", "--dtypes", "fp32"])' if how == "gemm" else "limits.triad([0])"
+        parent = subprocess.Popen([sys.executable, "-c", f"from cpubench.host import limits; {call}"], env=env,
+                                  cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+        def children(pid: int = parent.pid) -> list[int]:
+            found = []
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                found += [int(c) for c in (task / "children").read_text().split()]
+            return found
+
+        kids: list[int] = []
+        try:
+            wait_for(lambda: children() != [], 60, f"the {how} probe's child")
+            kids = children()
+            parent.kill()
+            parent.wait(timeout=30)
+            wait_for(lambda held=kids: not any(map(pid_alive, held)), 30, f"the {how} probe's children to die")
+        finally:
+            if parent.poll() is None:
+                parent.kill()
+            for k in kids:  # a failed check leaves none behind
+                if pid_alive(k):
+                    os.kill(k, signal.SIGKILL)

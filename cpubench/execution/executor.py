@@ -14,14 +14,12 @@ thread-limiting variables it did not mean to pass (``OMP_NUM_THREADS=1`` left in
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import re
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +35,6 @@ _ERROR_LINE = re.compile(
     r"error|exception|out of memory|\boom\b|resourceexhausted|killed|fatal|abort|segmentation|cannot|failed", re.I
 )
 _NOT_A_REASON = re.compile(r"^(#\s*cpubench|[-=_*~]{3,}$|Step\s+Img/sec|Running warm up|Done warm up)")
-_PR_SET_PDEATHSIG = 1
 
 
 def child_environment(parent: Mapping[str, str], config_env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
@@ -79,31 +76,6 @@ def signal_name(rc: int | None) -> str | None:
         return signal.Signals(-rc).name
     except ValueError:
         return f"signal {-rc}"
-
-
-def tie_to_parent(
-    parent: int, cpus: Sequence[int] | None = None, membind: Sequence[int] | None = None
-) -> Callable[[], None]:
-    """Run in the child before exec: die with the runner (Linux), run only on ``cpus`` and allocate only on NUMA
-    nodes ``membind`` when given (the engine reads both back from inside and reports them)."""
-    prctl = None
-    if sys.platform.startswith("linux"):
-        try:
-            prctl = ctypes.CDLL(None, use_errno=True).prctl
-        except (OSError, AttributeError):
-            prctl = None
-
-    def setup() -> None:
-        if prctl is not None:
-            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-            if os.getppid() != parent:  # the runner died before prctl took effect
-                os._exit(1)
-        if cpus:
-            os.sched_setaffinity(0, set(cpus))
-        if membind:
-            hostfacts.bind_memory(list(membind))
-
-    return setup
 
 
 @dataclass
@@ -241,7 +213,7 @@ class Executor:
                 stderr=subprocess.STDOUT,
                 env=job.child_env(),
                 start_new_session=True,
-                preexec_fn=tie_to_parent(os.getpid(), job.cpus, job.membind),
+                preexec_fn=hostfacts.tie_to_parent(os.getpid(), job.cpus, job.membind),
             )
         except (OSError, ValueError, subprocess.SubprocessError) as e:
             why = f"could not start the engine: {hostfacts.first_line(e)}"

@@ -166,23 +166,12 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _pin(cpus: Sequence[int] | None) -> Callable[[], None] | None:
-    if not cpus:
-        return None
-    allowed = set(cpus)
-
-    def setup() -> None:
-        os.sched_setaffinity(0, allowed)
-
-    return setup
-
-
 def _child(args: list[str], cpus: Sequence[int] | None = None, timeout: float = CHILD_TIMEOUT_S) -> dict[str, Any]:
     """Run ``python -m cpubench.host.limits ARGS`` (pinned to ``cpus``); its JSON line, or ``{"error": ...}``."""
     cmd = [sys.executable, "-m", "cpubench.host.limits", *args]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_child_env(),
-                              preexec_fn=_pin(cpus))  # fmt: skip
+                              preexec_fn=hostfacts.tie_to_parent(os.getpid(), cpus))  # fmt: skip
     except (OSError, subprocess.SubprocessError) as e:
         return {"error": hostfacts.first_line(e)}
     return _parse(proc.stdout, proc.returncode, proc.stderr)
@@ -373,13 +362,13 @@ def triad(cpus: Sequence[int], membind: Sequence[int] | None = None) -> dict[str
     args = ["triad", "--elements", str(elements), "--reps", str(reps), "--trials", str(trials)]
     if membind:
         args += ["--membind", ",".join(map(str, membind))]
-    env = _child_env()
+    env, me = _child_env(), os.getpid()
     started: list[subprocess.Popen] = []
     try:
         for c in cpus:
             started.append(subprocess.Popen([sys.executable, "-m", "cpubench.host.limits", *args], env=env,
                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                            text=True, preexec_fn=_pin([c])))  # fmt: skip
+                                            text=True, preexec_fn=hostfacts.tie_to_parent(me, [c])))  # fmt: skip
         for p in started:  # each says ready once its arrays are touched (bound where asked) and passed over once
             _expect(p, "ready")
         for _ in range(trials):
