@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 from fakeengine import calls, pid_alive, records, wait_for, write_config
@@ -32,6 +33,17 @@ def inject(tmp_path: Path, env: dict[str, str], code: str) -> dict[str, str]:
 
 def run_args(cfg: Path, out: Path) -> list[str]:
     return [*RUN, "--config", str(cfg), "--out", str(out), "--host-id", "h1"]
+
+
+def ctrl_c(proc: subprocess.Popen, ready: Callable[[], bool], what: str) -> tuple[str, str]:
+    """Once ``ready()``, the user's Ctrl-C to the runner; its stdout and stderr (it is killed if it outlives them)."""
+    try:
+        wait_for(ready, 60, what)
+        proc.send_signal(signal.SIGINT)
+        return proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def starts(tmp_path: Path) -> list[dict]:
@@ -107,13 +119,7 @@ def test_a_resume_never_records_another_attempts_result_as_its_own(tmp_path: Pat
         cfg = write_config(tmp_path / "c.yaml", {"trivial": 8}, num_batches=num_batches, repeats=repeats)
         proc = subprocess.Popen(run_args(cfg, out), env={**env, "ENGINE_MODE": mode}, cwd=tmp_path,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-        try:
-            wait_for(ready, 60, f"the {mode} engine")
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+        _, err = ctrl_c(proc, ready, f"the {mode} engine")
         assert proc.returncode == 130, err
         assert not pid_alive(calls(tmp_path)[-1]["pid"])
 
@@ -200,13 +206,7 @@ def test_a_second_ctrl_c_while_the_sweep_stops_is_no_traceback(tmp_path: Path, e
     out = tmp_path / "data"
     proc = subprocess.Popen(run_args(cfg, out), env={**env, "FAKE_SLEEP": "60", "INJECT_RUNNER": "1"}, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        wait_for(lambda: bool(calls(tmp_path)), 60, "the engine to start")
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    stdout, stderr = ctrl_c(proc, lambda: bool(calls(tmp_path)), "the engine to start")
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and stdout.strip().splitlines()[-1].startswith("cpubench: interrupted by SIGINT")
     assert not pid_alive(calls(tmp_path)[0]["pid"]) and records(out) == []
