@@ -18,7 +18,10 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from fakeengine import calls, pid_alive, records, wait_for, write_config
+
+from cpubench.host import topology
 
 RUN = [sys.executable, "-m", "cpubench", "run"]
 
@@ -269,3 +272,19 @@ def test_the_limits_probes_children_die_with_a_probe_killed_outright(tmp_path: P
             for k in kids:  # a failed check leaves none behind
                 if pid_alive(k):
                     os.kill(k, signal.SIGKILL)
+
+
+@pytest.mark.skipif(len(topology.Topology.read().nodes) != 1, reason="remote memory is n/a on one-node hosts only")
+def test_a_run_still_na_for_its_recorded_reason_is_not_recorded_again_on_resume(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """A skipped run is tried again on every resume (its reason may have gone), but while the reason stands its
+    record already says so: resumes add no copy of the "n/a" line and count it as still n/a, not as to do."""
+    cfg = write_config(tmp_path / "c.yaml", {"trivial": 8}, matrix={"memory": ["remote"]})
+    out = tmp_path / "data"
+    for _ in range(3):
+        p = subprocess.run(run_args(cfg, out), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stdout + p.stderr
+    recs = records(out)
+    assert [(r["status"], r["reason"]) for r in recs] == [("skipped", "n/a: one NUMA node")]
+    assert "; 1 still n/a as recorded before" in p.stdout, p.stdout

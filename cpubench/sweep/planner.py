@@ -64,13 +64,24 @@ class Planner:
         self.newer = 0
         self._ok: set[tuple[Any, ...]] = set()
         self._bad: set[tuple[Any, ...]] = set()
+        self._skipped: dict[tuple[Any, ...], str | None] = {}
         for rec in runs.records:
             key = (rec.run_hash, rec.repeat) if rec.schema >= 2 else _v1_key(rec)
             if rec.status == "ok":
                 self._ok.add(key)
             elif rec.status in ("failed", "timeout"):
                 self._bad.add(key)
+            if rec.schema >= 2:
+                self._skipped[key] = rec.reason if rec.status == "skipped" else None  # the latest word counts
         self._newer = {(n.run_hash, n.repeat) for n in runs.newer}
+
+    def skipped_before(self, planned: PlannedRun, reason: str) -> bool:
+        """Whether this run's latest record already says it is skipped here for ``reason``.
+
+        Why a skipped run is planned again at all: the reason can go (a library installed, a second NUMA node), and
+        a resume should then measure it. Why it is not recorded again when the reason stands: each resume would add
+        the same "n/a" line to ``runs.jsonl`` and count it as still to do."""
+        return self._skipped.get((planned.run_hash, planned.run.repeat)) == reason
 
     def run_hash(self, run: cfg.Planned) -> str:
         return cfg.run_hash(self.config, run, self.data_source, self.engine, self.thread_env)

@@ -128,6 +128,7 @@ class Summary:
 
     counts: dict[str, int] = field(default_factory=lambda: {s: 0 for s in STATUSES})
     already: int = 0
+    still_na: int = 0  # runs skipped here for the reason their records already give (not recorded again)
     data_seconds: float = 0.0
     unrecorded: list[str] = field(default_factory=list)
 
@@ -370,9 +371,13 @@ class Runner:
             # the next engine starts rather than after it has run.
             self._check_interrupted()
             members = [p, *planner.take_point(p)] if self.config.batches_per_process else [p]
+            launch, not_here = self._launch(p.run)
+            if not_here is not None and not_here[0] == "skipped":
+                if all(planner.skipped_before(q, not_here[1]) for q in members):
+                    summary.still_na += len(members)
+                    continue
             n += len(members)
             progress.started(n, n + len(planner), p.run, [q.run for q in planner.pending()])
-            launch, not_here = self._launch(p.run)
             try:
                 recs = groups.run(Group(members, launch, not_here))
             except DiskFull as e:
@@ -444,6 +449,7 @@ def format_overhead(b: dict[str, float]) -> str:
 def closing_lines(summary: Summary, records: list[RunRecord], wall: float, host_dir: Path) -> list[str]:
     c = summary.counts
     done = f"; {summary.already} already done" if summary.already else ""
+    done += f"; {summary.still_na} still n/a as recorded before" if summary.still_na else ""
     data = f"; data generation {summary.data_seconds:.1f} s" if summary.data_seconds else ""
     lost = f"; {len(summary.unrecorded)} unrecorded" if summary.unrecorded else ""
     lines = [f"cpubench: {c['ok']} ok, {c['failed']} failed, {c['timeout']} timeout in {hms(wall)}{done}{data}{lost}"]
