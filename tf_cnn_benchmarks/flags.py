@@ -9,6 +9,8 @@ the runner, the result JSON and the docs can all read it.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -180,6 +182,10 @@ def _parse_value(flag: Flag, raw: str) -> Any:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     """Parse absl-style flags into a Namespace holding every flag (defaults filled in)."""
+    for path in values_of(argv, "result_json"):
+        problem = result_json_problem(path)
+        if problem:  # first: a problem here is found even when another flag of the command line is wrong too
+            raise FlagError(problem)
     values: dict[str, Any] = {f.name: f.default for f in FLAGS}
     explicit: set[str] = set()
     i = 0
@@ -223,6 +229,47 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return ns
 
 
+def values_of(argv: list[str], name: str) -> list[str]:
+    """Every value ``argv`` gives flag ``name`` (``--name=v``, ``-name=v`` or ``--name v``), read without parsing:
+    from a command line that may not parse, as the engine's ``main`` reads ``--result_json`` to record why."""
+    found = []
+    for i, arg in enumerate(argv):
+        if not arg.startswith("-"):
+            continue
+        key, eq, value = arg.lstrip("-").partition("=")
+        if key == name:
+            found.append(value if eq else (argv[i + 1] if i + 1 < len(argv) else ""))
+    return found
+
+
+def result_json_problem(path: str) -> str | None:
+    """Why the result JSON cannot be written at ``path`` (one line with the fix), or None.
+
+    Why before the run: the record is written after the last step, so a path that is a folder, or under a file, or
+    in a folder that does not exist would otherwise cost the whole run and end in a traceback, its figure lost. A
+    ``{batch_size}`` in the folder part (one folder per size of --batch_sizes) is left to the write."""
+    if not path:
+        return None
+    target = os.path.abspath(path)
+    folder = os.path.dirname(target)
+    if "{batch_size}" in folder:
+        return None
+    if os.path.isdir(target):
+        example = os.path.join(path, "result.json")
+        return f"--result_json={path} is a folder; give a file name in it, e.g. --result_json={example}"
+    up = folder
+    while not os.path.exists(up):  # the nearest part of the path that exists
+        up = os.path.dirname(up)
+    if not os.path.isdir(up):
+        return f"--result_json={path}: {up} is a file, not a folder; give a path in a folder"
+    if up != folder:
+        return (f"--result_json={path}: the folder {folder} does not exist; create it (mkdir -p {folder}) or give "
+                "a path in an existing folder")  # fmt: skip
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"--result_json={path}: the folder {folder} is not writable; give a path in a folder you can write to"
+    return None
+
+
 def _normalise(ns: argparse.Namespace) -> None:
     """Fold aliases into their canonical flags so the engine reads one name for each thing."""
     if ns.eval:
@@ -262,15 +309,20 @@ def validate(ns: argparse.Namespace) -> None:
         raise FlagError(f"--model={ns.model}: unknown model; known models: {', '.join(registry.names())}")
     if ns.batch_size < 0 or (ns.batch_size == 0 and "batch_size" in getattr(ns, "explicit_flags", ())):
         raise FlagError(f"--batch_size={ns.batch_size}: must be at least 1 (leave it out for the model's default)")
-    if ns.num_batches < 1 and ns.num_epochs <= 0:
+    if not 0 <= ns.num_epochs < math.inf:  # nan fails too: it would silently mean "no steps" below
+        raise FlagError(f"--num_epochs={ns.num_epochs:g}: must be a number of epochs, 0 (use --num_batches) or more")
+    if ns.num_batches < 1 and not ns.num_epochs > 0:
         raise FlagError(f"--num_batches={ns.num_batches}: must be at least 1")
+    if not 0 <= ns.seed < 2**32:  # numpy's seed range: outside it the run fails after the framework's import
+        raise FlagError(f"--seed={ns.seed}: must be from 0 to {2**32 - 1}")
     if ns.num_warmup_batches < 0:
         raise FlagError(f"--num_warmup_batches={ns.num_warmup_batches}: must be 0 or more")
     if ns.max_warmup_batches < 0:
         raise FlagError(f"--max_warmup_batches={ns.max_warmup_batches}: must be 0 or more")
     if ns.batch_sizes:
         sizes = ns.batch_sizes.split(",")
-        if not all(x.strip().isdigit() and int(x) > 0 for x in sizes) or len(set(sizes)) != len(sizes):
+        # Distinct as numbers: "1,01" would measure batch 1 twice, the second record replacing the first's file.
+        if not all(x.strip().isdigit() and int(x) > 0 for x in sizes) or len({int(x) for x in sizes}) != len(sizes):
             raise FlagError(f"--batch_sizes={ns.batch_sizes}: expected distinct batch sizes like 1,2,4,8")
         if not ns.forward_only or ns.data_dir or ns.input_only or ns.job_name:
             raise FlagError("--batch_sizes: measures inference on synthetic data in one process; add "
@@ -299,8 +351,57 @@ def validate(ns: argparse.Namespace) -> None:
         raise FlagError("--num_intra_threads and --num_inter_threads must be 0 (default) or more")
     if ns.all_reduce_spec not in ("", "nccl", "xring", "pscpu", "psgpu"):
         raise FlagError(f"--all_reduce_spec={ns.all_reduce_spec}: known specs are nccl, xring, pscpu, psgpu")
+    why = _pytorch_problem(ns) if ns.framework == "pytorch" else None
+    if why:
+        raise FlagError(why)
     if ns.job_name and not ns.worker_hosts:
         raise FlagError(f"--job_name={ns.job_name} needs --worker_hosts=host:port,...")
+    why = _tensorflow_devices_problem(ns) if ns.framework == "tensorflow" else None
+    if why:
+        raise FlagError(why)
+
+
+MULTI_WORKER = ("distributed_replicated", "collective_all_reduce")
+
+
+def _pytorch_problem(ns: argparse.Namespace) -> str | None:
+    """What the PyTorch engine cannot run, seen from the flags alone, in the words of ``torchbench.unsupported``.
+
+    Why here as well: torchbench imports torch (seconds) before it can say so, and its refusal is a failed run (exit
+    1); a command line it can never run is a usage error (exit 2), told before any framework is imported."""
+    if ns.device != "cpu":
+        return "--device=gpu: the pytorch engine runs on the CPU (torch's CPU build); use --device=cpu"
+    if ns.num_gpus != 1:
+        return f"--num_gpus={ns.num_gpus}: the pytorch engine runs one device; leave --num_gpus at 1"
+    if ns.data_dir or ns.input_only:
+        return "--data_dir: real data is not supported for pytorch; leave out --data_dir (synthetic data)"
+    given = next((f"--{n}" for n in ("job_name", "worker_hosts", "ps_hosts") if getattr(ns, n)), None)
+    if given:
+        return f"{given}: multi-worker runs are not supported for pytorch; run one process"
+    if ns.variable_update != "parameter_server" or ns.all_reduce_spec:
+        return (f"--variable_update={ns.variable_update}: the pytorch engine runs one device with local variables; "
+                "leave out --variable_update and --all_reduce_spec")  # fmt: skip
+    return None
+
+
+def _tensorflow_devices_problem(ns: argparse.Namespace) -> str | None:
+    """The cluster combinations :mod:`tf_cnn_benchmarks.strategies` refuses that the flags alone show, in
+    its words, so they are usage errors told before TensorFlow is imported (seconds) rather than failed runs.
+
+    Only combinations of two or more flags that no single flag implies: cpubench validates each of a config's
+    ``flags:`` alone (a fleet's ``--worker_hosts`` and ``--task_index`` among them), so a check that one flag alone
+    trips would refuse configs that run."""
+    if ns.variable_update not in MULTI_WORKER:
+        return None
+    workers = [h for h in (x.strip() for x in ns.worker_hosts.split(",")) if h]
+    if not workers:
+        return f"--variable_update={ns.variable_update} needs --worker_hosts=host:port,... and --task_index"
+    if ns.job_name == "ps" or ns.ps_hosts:
+        return ("parameter-server tasks are not used: this engine runs multi-worker training as a collective "
+                "all-reduce between workers; drop --ps_hosts and start only the --job_name=worker tasks")  # fmt: skip
+    if not 0 <= ns.task_index < len(workers):
+        return f"--task_index={ns.task_index}: must be below the {len(workers)} worker(s) given"
+    return None
 
 
 def usage() -> str:

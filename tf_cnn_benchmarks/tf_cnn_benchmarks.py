@@ -47,15 +47,6 @@ def _set_environment(ns: flagdefs.argparse.Namespace) -> None:
 _KEEP_ALIVE: list[object] = []
 
 
-def _result_json_arg(argv: list[str]) -> str:
-    """``--result_json`` from a command line that did not parse (either spelling), or ''."""
-    for i, arg in enumerate(argv):
-        name, eq, value = arg.lstrip("-").partition("=")
-        if name == "result_json":
-            return value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
-    return ""
-
-
 def _engine(ns: argparse.Namespace) -> type:
     """The benchmark class of the run's framework; imports that framework (only that one). Both raise
     :class:`~tf_cnn_benchmarks.preflight.BenchmarkError` for a run that cannot proceed."""
@@ -116,9 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ns = flagdefs.parse(argv)
     except flagdefs.FlagError as e:
-        # The runner reads the result JSON: give it the reason even when the command line itself is wrong.
-        path = _result_json_arg(argv)
-        if path:
+        # The runner reads the result JSON: give it the reason even when the command line itself is wrong (unless
+        # the JSON's own path is what is wrong: then the line is all there is).
+        path = next(iter(flagdefs.values_of(argv, "result_json")), "")
+        if path and flagdefs.result_json_problem(path) is None:
             result.write(path, facts.record(str(e)))
         return flagdefs.main_error(str(e))
     _set_environment(ns)
