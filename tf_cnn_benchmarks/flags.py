@@ -351,7 +351,7 @@ def validate(ns: argparse.Namespace) -> None:
         raise FlagError("--num_intra_threads and --num_inter_threads must be 0 (default) or more")
     if ns.all_reduce_spec not in ("", "nccl", "xring", "pscpu", "psgpu"):
         raise FlagError(f"--all_reduce_spec={ns.all_reduce_spec}: known specs are nccl, xring, pscpu, psgpu")
-    why = _pytorch_problem(ns) if ns.framework == "pytorch" else None
+    why = pytorch_problem(ns) if ns.framework == "pytorch" else None
     if why:
         raise FlagError(why)
     if ns.job_name and not ns.worker_hosts:
@@ -364,7 +364,7 @@ def validate(ns: argparse.Namespace) -> None:
 MULTI_WORKER = ("distributed_replicated", "collective_all_reduce")
 
 
-def _pytorch_problem(ns: argparse.Namespace) -> str | None:
+def pytorch_problem(ns: argparse.Namespace) -> str | None:
     """What the PyTorch engine cannot run, seen from the flags alone, in the words of ``torchbench.unsupported``.
 
     Why here as well: torchbench imports torch (seconds) before it can say so, and its refusal is a failed run (exit

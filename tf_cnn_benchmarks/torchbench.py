@@ -26,6 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from tf_cnn_benchmarks import flags as flagdefs
 from tf_cnn_benchmarks import hostfacts, models
 from tf_cnn_benchmarks.hostfacts import first_line
 from tf_cnn_benchmarks.models.graph import Graph
@@ -46,20 +47,10 @@ _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def unsupported(flags: Namespace) -> str | None:
-    """Why this engine cannot run these flags (one line with the fix), or None. Checked before anything is built."""
-    f = flags
-    if f.device != "cpu":
-        return "--device=gpu: the pytorch engine runs on the CPU (torch's CPU build); use --device=cpu"
-    if f.num_gpus != 1:
-        return f"--num_gpus={f.num_gpus}: the pytorch engine runs one device; leave --num_gpus at 1"
-    if f.data_dir or f.input_only:
-        return "--data_dir: real data is not supported for pytorch; leave out --data_dir (synthetic data)"
-    if f.job_name:
-        return "--job_name: multi-worker runs are not supported for pytorch; run one process"
-    if f.variable_update != "parameter_server" or f.all_reduce_spec:
-        return (f"--variable_update={f.variable_update}: the pytorch engine runs one device with local variables; "
-                "leave out --variable_update and --all_reduce_spec")  # fmt: skip
-    return None
+    """Why this engine cannot run these flags (one line with the fix), or None. Checked before anything is built;
+    the flags' own check (:func:`tf_cnn_benchmarks.flags.pytorch_problem`, run before torch is imported) is the one
+    list of what it cannot run."""
+    return flagdefs.pytorch_problem(flags)
 
 
 class Optimizer:
