@@ -69,7 +69,7 @@ class Point:
     p50_hi: float
     thr_min: float
     thr_avg: float
-    thr_max: float
+    thr_max: float | None  # None where a repeat's fastest step read 0 s: its rate has no finite bound
     thr_lo: float
     thr_hi: float
     # the engine's intra-op thread count at the framework's default (threads 0), when its records say
@@ -108,7 +108,10 @@ def _effective_threads(recs: Sequence[Any]) -> int | None:
 
 def reduce_point(key: Key, recs: Sequence[Any]) -> Point:
     """Medians over repeats; the per-run throughput range comes from its fastest and slowest step (images per
-    batch / step time), so ``throughput(min)`` pairs with ``latency(max)`` as in Packrat's files."""
+    batch / step time), so ``throughput(min)`` pairs with ``latency(max)`` as in Packrat's files. A fastest step
+    that read 0 s (a step shorter than the timer resolves, kept as recorded) has no finite rate: ``thr_max`` is then
+    None, never a figure made up from the other repeats. ``recs`` have a slowest step above 0 s
+    (:func:`build_study` keeps the others out)."""
     lats = [r.latency_ms for r in recs]
     images = [r.samples.global_batch or (r.batch_size or 0) * (r.num_devices or 1) for r in recs]
     ips = [float(r.images_per_sec) for r in recs]
@@ -125,7 +128,9 @@ def reduce_point(key: Key, recs: Sequence[Any]) -> Point:
         p50_hi=max(lat.p50 for lat in lats),
         thr_min=_median(1000.0 * n / lat.max for n, lat in zip(images, lats, strict=True)),
         thr_avg=_median(ips),
-        thr_max=_median(1000.0 * n / lat.min for n, lat in zip(images, lats, strict=True)),
+        thr_max=_median(1000.0 * n / lat.min for n, lat in zip(images, lats, strict=True))
+        if all(lat.min > 0 for lat in lats)
+        else None,
         thr_lo=min(ips),
         thr_hi=max(ips),
         threads_effective=_effective_threads(recs),
@@ -156,6 +161,14 @@ class Study:
         return [(k, why) for k, why in self.failures if k.host == host and k.model == model]
 
 
+def _no_latency(lat: Any) -> str:
+    """Why an ok record gives no point: no timed steps, or steps that all read 0 s (a schema-1 record's figure is
+    taken as reported, its steps are not checked against it), which give neither a latency nor a rate."""
+    if lat is None:
+        return "ok, but no step times recorded"
+    return "ok, but its timed steps all read 0 s (shorter than the timer resolves): no latency to show"
+
+
 def build_study(runs: Iterable[Any], hosts: Sequence[str]) -> Study:
     study = Study(hosts=list(hosts))
     groups: dict[Key, list[Any]] = {}
@@ -163,11 +176,11 @@ def build_study(runs: Iterable[Any], hosts: Sequence[str]) -> Study:
         if not rec.model or is_tune(rec):  # concurrent instances are not single-instance points
             continue
         key = _key(rec)
-        if rec.ok and rec.latency_ms is not None and rec.images_per_sec:
+        lat = rec.latency_ms
+        if rec.ok and lat is not None and lat.max > 0 and rec.images_per_sec:
             groups.setdefault(key, []).append(rec)
         else:
-            study.failures.append((key, rec.reason or (f"{rec.status}, but no step times recorded" if rec.ok else
-                                                       rec.status)))  # fmt: skip
+            study.failures.append((key, rec.reason or (_no_latency(lat) if rec.ok else rec.status)))
             for axis, value in (("placement", key.placement), ("memory", key.memory)):
                 why = rec.reason or rec.status
                 bucket = study.reasons.setdefault((key.host, key.model, axis, value), [])

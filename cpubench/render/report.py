@@ -131,7 +131,8 @@ def build_report(
     earlier = earlier_plots(out)
     merged = merge(paths)
     if not merged.hosts:
-        raise MergeError(f"no host folders (with host.json) in {', '.join(str(p) for p in paths)}")
+        raise MergeError(merged.left_out[0] if merged.left_out else
+                         f"no host folders (with host.json) in {', '.join(map(str, paths))}")  # fmt: skip
     hosts = merged.host_ids
     baseline = baseline or hosts[0]
     if baseline not in hosts:

@@ -295,10 +295,10 @@ def build_pages(data: Iterable[str | Path], out: str | Path, plots: bool = True)
     data = list(data)
     merged = merge(data)
     if not merged.hosts:
-        raise PagesError(
+        raise PagesError(merged.left_out[0] if merged.left_out else (
             f"no host folders (with {store.HOST_FILE}) in {', '.join(str(p) for p in data)}: give a host folder or a "
             "folder of them"
-        )
+        ))  # fmt: skip
     hosts = merged.host_ids
     study = build_study((r.rec for r in merged.runs), hosts)
     for h in study.hosts:

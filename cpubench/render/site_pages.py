@@ -93,8 +93,9 @@ def mode_label(mode: Mode, multi: bool) -> str:
 # ---------------------------------------------------------------------------------------------------------- CSVs
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.4f}"
+def _fmt(x: float | None) -> str:
+    """A figure with four decimals; an empty cell where there is none (a rate with no finite bound), never a 0."""
+    return "" if x is None else f"{x:.4f}"
 
 
 def csv_names(model: str, points: Sequence[Point]) -> list[str]:

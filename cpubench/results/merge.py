@@ -58,6 +58,7 @@ class Merged:
     runs: list[MergedRun]
     warnings: list[str] = field(default_factory=list)
     store_warnings: list[str] = field(default_factory=list)  # the subset cpubench.results.store raised (and printed)
+    left_out: list[str] = field(default_factory=list)  # folders of runs without host.json, each said in warnings
 
     @property
     def host_ids(self) -> list[str]:
@@ -69,8 +70,17 @@ class Merged:
 
 
 def merge(paths: Iterable[str | Path]) -> Merged:
-    """Read host folders (or folders of them) and merge them; raise MergeError on a host id clash."""
-    warnings: list[str] = []
+    """Read host folders (or folders of them) and merge them; raise MergeError on a host id clash, or for a folder
+    named in ``paths`` that holds runs but no ``host.json`` (its runs cannot be told from another machine's); one
+    of that kind inside a folder of hosts is left out with a warning."""
+    paths = list(paths)
+    fix = f"copy {store.HOST_FILE} from that host's folder into it and run again"
+    named, inside = store.folders_without_host(paths)
+    if named:
+        raise MergeError(f"{named[0]}: {store.RUNS_FILE} but no {store.HOST_FILE}, so its runs belong to no known "
+                         f"machine: {fix}")  # fmt: skip
+    left_out = [f"{c}: {store.RUNS_FILE} but no {store.HOST_FILE}; its runs are left out: {fix}" for c in inside]
+    warnings: list[str] = list(left_out)
     store_warnings: list[str] = []
     hosts: dict[str, MergedHost] = {}
     runs: list[MergedRun] = []
@@ -100,7 +110,8 @@ def merge(paths: Iterable[str | Path]) -> Merged:
                 continue
             runs.append(MergedRun(replace(rec, host_id=hid), str(d)))
     kept = dedupe(runs, warnings)
-    return Merged(hosts=list(hosts.values()), runs=kept, warnings=warnings, store_warnings=store_warnings)
+    return Merged(hosts=list(hosts.values()), runs=kept, warnings=warnings, store_warnings=store_warnings,
+                  left_out=left_out)  # fmt: skip
 
 
 def _run_key(r: MergedRun) -> tuple[Any, ...]:

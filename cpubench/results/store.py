@@ -450,6 +450,24 @@ def find_host_dirs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return out
 
 
+def folders_without_host(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[Path]]:
+    """The folders :func:`find_host_dirs` passes over that hold runs: (those named in ``paths``, those inside a
+    folder of hosts) that have ``runs.jsonl`` but no ``host.json`` (a copy that lost it, a host whose record has
+    not come home yet). Readers name them rather than show one host fewer without a word."""
+    named: list[Path] = []
+    inside: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.is_dir() or (p / HOST_FILE).is_file():
+            continue
+        if os.path.lexists(p / RUNS_FILE):
+            named.append(p)
+            continue
+        inside.extend(c for c in sorted(p.iterdir())
+                      if c.is_dir() and not (c / HOST_FILE).is_file() and os.path.lexists(c / RUNS_FILE))  # fmt: skip
+    return named, inside
+
+
 def _warn(msg: str, sink: list[str] | None) -> None:
     if sink is not None:
         sink.append(msg)

@@ -1,0 +1,100 @@
+"""Odd but valid results folders, opened as a user would: through the real CLI (subprocesses, real files).
+
+Each test is a folder the store accepts that once broke a reader: a record whose timed steps read 0 s (a step
+shorter than the timer resolves; a schema-1 record's figure is taken as reported, its steps all 0) crashed
+``cpubench report`` and ``cpubench pages`` with a ZeroDivisionError; a host folder that lost its ``host.json`` was
+passed over without a word, so a report of ``data/`` showed one host fewer and said nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from cpubench.results import store
+from tf_cnn_benchmarks.record import RunRecord
+
+SETTING = "syn-parameter_server-1cpus-inference"
+
+
+def cpubench(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cpubench", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+
+
+def ok_or_one_line(p: subprocess.CompletedProcess[str], verb: str) -> None:
+    """Exit 0, or exit 2 with one line on stderr: never a traceback."""
+    assert "Traceback" not in p.stderr, p.stderr
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    assert not [line for line in p.stderr.splitlines() if line.startswith(f"cpubench {verb}: error")], p.stderr
+
+
+def one_line_error(p: subprocess.CompletedProcess[str], verb: str) -> str:
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"cpubench {verb}: error: "), p.stderr
+    return lines[0]
+
+
+def record(host: str, repeat: int, ips: float, steps: list[float], **kw: Any) -> RunRecord:
+    d = {"schema": store.RUN_SCHEMA, "host_id": host, "setting": SETTING, "model": "resnet50", "batch_size": 32,
+         "num_devices": 1, "repeat": repeat, "status": "ok", "images_per_sec": ips, "global_batch_size": 32,
+         "step_times": steps, "run_hash": f"h{repeat}", "config_name": "t", "threads": {"intra_effective": 2},
+         "params": {"data": "syn", "variable_update": "parameter_server", "num_devices": 1, "forward_only": True},
+         "started": f"2026-01-02T00:00:0{repeat}+00:00", **kw}  # fmt: skip
+    return RunRecord.from_dict(d)
+
+
+def write_host(root: Path, host: str, runs: list[RunRecord]) -> Path:
+    store.write_host(root, {"host_id": host, "machine_fingerprint": f"fp-{host}", "cpu_brand": "Test CPU"})
+    for r in runs:
+        store.append_run(root, r)
+    return store.host_dir(root, host)
+
+
+# --------------------------------------------------------------------------------------- steps that read 0 s
+
+
+def test_steps_that_read_zero_seconds_are_no_division_by_zero(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    # a: nine steps under the timer's resolution and one of 1.6 s (200 images/sec, as its steps say), and a plain run
+    write_host(data, "a", [record("a", 0, 200.0, [0.0] * 9 + [1.6]), record("a", 1, 20.0, [1.6] * 10)])
+    # b: a schema-1 record, its figure taken as reported, every step 0 s; and a plain run
+    write_host(data, "b", [record("b", 0, 25.0, [0.0] * 10, schema=1), record("b", 1, 25.0, [1.28] * 10)])
+    p = cpubench(["report", "data", "-o", "out", "--no-model-table", "--no-plots"], tmp_path)
+    ok_or_one_line(p, "report")
+    p = cpubench(["pages", "data", "-o", "pages", "--no-plots"], tmp_path)
+    ok_or_one_line(p, "pages")
+    rows = {r["host"]: r for r in csv.DictReader((tmp_path / "pages" / "a" / "resnet50_throughput.csv").open())}
+    # a's fastest step has no finite rate: the cell is empty, never a number made up from the other repeat
+    assert rows["a"]["throughput(max)"] == "" and rows["a"]["throughput(avg)"] == "110.0000"
+    assert rows["a"]["repeats"] == "2"
+    # b's all-zero record gives no latency and no point; its plain run does
+    rows = {r["host"]: r for r in csv.DictReader((tmp_path / "pages" / "b" / "resnet50_latency.csv").open())}
+    assert rows["b"]["repeats"] == "1" and rows["b"]["p50"] == "1280.0000"
+
+
+# ------------------------------------------------------------------------------- runs without their host.json
+
+
+def test_a_host_folder_without_host_json_is_named_not_passed_over(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_host(data, "a", [record("a", i, 20.0, [1.6] * 10) for i in range(2)])
+    lost = write_host(data, "b", [record("b", i, 25.0, [1.28] * 10) for i in range(2)])
+    (lost / store.HOST_FILE).unlink()
+    for verb, extra in (("report", ["--no-model-table"]), ("pages", [])):
+        p = cpubench([verb, "data", "-o", f"{verb}-out", "--no-plots", *extra], tmp_path)
+        ok_or_one_line(p, verb)
+        assert f"cpubench {verb}: warning: data/b: runs.jsonl but no host.json; its runs are left out" in p.stderr
+        assert "copy host.json" in p.stderr
+    assert "data/b: runs.jsonl but no host.json" in (tmp_path / "report-out" / "summary.md").read_text()
+    # named on the command line (alone or beside a good one), it cannot be read: one line, exit 2, nothing written
+    for verb, extra in (("report", ["--no-model-table"]), ("pages", [])):
+        for args in (["data/b"], ["data/a", "data/b"]):
+            p = cpubench([verb, *args, "-o", f"{verb}-named", "--no-plots", *extra], tmp_path)
+            line = one_line_error(p, verb)
+            assert "data/b: runs.jsonl but no host.json" in line and "copy host.json" in line
+            assert not (tmp_path / f"{verb}-named").exists()
