@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakeengine import calls, cpubench_run, pid_alive, records, wait_for, write_config
+from fakeengine import ROOT, calls, cpubench_run, pid_alive, records, wait_for, write_config
 
 from cpubench.execution import executor
 from cpubench.host import locks
@@ -246,3 +246,14 @@ def test_files_are_as_readable_as_the_umask_allows(tmp_path: Path, env: dict[str
     for f in (out / "h1" / "host.json", out / "h1" / store.RUNS_FILE):
         assert stat.S_IMODE(f.stat().st_mode) == 0o644, f
     assert locks.LOCK_ENV in env  # the machine lock of this test is its own file
+
+
+def test_a_reader_of_stdout_that_left_is_no_traceback() -> None:
+    """``cpubench compare A B --json | head``: the reader leaves before the command has written all it has. The
+    command stops as a tool killed by SIGPIPE does (exit 141), with nothing on stderr."""
+    p = subprocess.Popen([sys.executable, "-m", "cpubench", "models"], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.close()  # before the command writes its first line
+    err = p.stderr.read()
+    assert p.wait(timeout=60) == 141 and err == "", err
