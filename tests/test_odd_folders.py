@@ -9,6 +9,8 @@ passed over without a word, so a report of ``data/`` showed one host fewer and s
 from __future__ import annotations
 
 import csv
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +100,26 @@ def test_a_host_folder_without_host_json_is_named_not_passed_over(tmp_path: Path
             line = one_line_error(p, verb)
             assert "data/b: runs.jsonl but no host.json" in line and "copy host.json" in line
             assert not (tmp_path / f"{verb}-named").exists()
+
+
+# ------------------------------------------------------------------------------------ a figure no host measures
+
+
+def test_a_figure_no_host_measures_is_a_skipped_line_not_an_overflow(tmp_path: Path) -> None:
+    """A schema-1 record (its figure taken as reported) saying 1e300 images/sec: the plots overflowed (a matplotlib
+    traceback in report and pages) and compare printed inf%. The store now skips the line, naming it, and every
+    reader shows the host's other runs."""
+    data = tmp_path / "data"
+    for host in ("a", "b"):
+        write_host(data, host, [record(host, 1, 20.0, [1.6] * 10)])
+    runs = data / "a" / store.RUNS_FILE  # after the record above: line 2
+    huge = {**record("a", 0, 20.0, [1.6] * 10, schema=1).to_dict(), "images_per_sec": 1e300}
+    with runs.open("a") as f:
+        f.write(json.dumps(huge) + "\n")
+    for verb, extra in (("report", ["-o", "out", "--no-model-table"]), ("pages", ["-o", "pages"])):
+        p = cpubench([verb, "data", *extra], tmp_path)
+        ok_or_one_line(p, verb)
+        assert "runs.jsonl:2: images_per_sec: more than any host measures" in p.stderr, p.stderr
+    p = cpubench(["compare", "data/a", "data/b"], tmp_path)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
+    assert not re.search(r"\binf\b", p.stdout) and "runs.jsonl:2: images_per_sec: more than" in p.stderr, p.stdout

@@ -32,6 +32,11 @@ STATUSES = ("ok", "failed", "timeout", "skipped")
 SOURCES = ("run", "import", "engine")
 
 
+# Images/sec above this is no measurement (the tiniest model on the largest host is orders of magnitude below): a
+# damaged or hand-made figure, refused where records are read, before the readers' sums, ratios and plots overflow.
+MAX_IMAGES_PER_SEC = 1e9
+
+
 class RecordError(ValueError):
     """A record that cannot be read as a run: the message says which field is wrong (and the fix, when known)."""
 
@@ -458,6 +463,9 @@ class _Reader:
         ips = self.opt("images_per_sec", (int, float))
         if status == "ok" and (ips is None or ips <= 0):
             raise self.fail("images_per_sec", "an ok run needs images/sec > 0")
+        if status == "ok" and ips > MAX_IMAGES_PER_SEC:
+            raise self.fail("images_per_sec", f"more than any host measures (at most {MAX_IMAGES_PER_SEC:g}): a "
+                                              "damaged figure")  # fmt: skip
         if status != "ok" and ips is not None:
             raise self.fail("images_per_sec", f"a {status} run has no images/sec")
         reason = d.get("reason")
