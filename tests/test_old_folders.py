@@ -76,6 +76,15 @@ def test_outputs_are_those_of_the_version_that_wrote_the_folder(work: Path, name
     same_as_then(work / "out" / name, GOLDEN / name)
 
 
+# Lines the pages wrote then for a model with no ok run, which now go on to name the runs' reasons (a failed run is
+# shown failed with its reason): "no ok runs: exit code 1: out of memory: lenet does not fit (8 runs)".
+NO_OK_RUNS = ("no ok runs", "no ok runs of this model on this host")
+
+
+def same_line(then: str, now: str) -> bool:
+    return now == then or (then in NO_OK_RUNS and now.startswith(f"{then}: ") and now.endswith(")"))
+
+
 def same_as_then(new: Path, old: Path) -> None:
     """The file as the version before wrote it; the pages' CSVs in Packrat's layout since ``cpubench tune`` (the
     tune issue changed it on purpose): ``benchmark`` names the framework and mode, ``allocator`` the memory allocator
@@ -94,8 +103,12 @@ def same_as_then(new: Path, old: Path) -> None:
         # The pages' index became the page a person starts from (best configurations first) and the summary a page
         # of the built site (front matter): every line written then is still there, in its order.
         lines = iter(new.read_text().splitlines())
-        missing = [ln for ln in old.read_text().splitlines() if not any(ln == x for x in lines)]
+        missing = [ln for ln in old.read_text().splitlines() if not any(same_line(ln, x) for x in lines)]
         assert not missing, missing[:3]
+        return
+    if new.suffix == ".md" and "pages" in new.parts:
+        then_lines, now_lines = old.read_text().splitlines(), new.read_text().splitlines()
+        assert len(then_lines) == len(now_lines) and all(map(same_line, then_lines, now_lines)), new.read_text()
         return
     if new.suffix != ".csv" or new.parent.name == "report":
         assert new.read_text() == old.read_text()
@@ -153,3 +166,13 @@ def test_the_folder_resumes_without_rerunning_anything(work: Path) -> None:
     pinned = [r for r in runs.records if r.params.get("placement") == "sequential"]
     assert pinned and all(r.launch and r.launch["cpus"] for r in pinned)
     assert all(r.group and r.group["batch_sizes"] == [1, 2, 4] for r in runs.records if r.config_name == "s2-scaling")
+
+
+def test_a_model_with_no_ok_run_shows_its_runs_reasons_on_the_pages(work: Path) -> None:
+    """lenet's runs in the fixture all failed (out of memory): its page and the pages' summary say why, with how many
+    runs gave each reason, where the version before said only that there was nothing to show."""
+    why = "exit code 1: out of memory: lenet does not fit (8 runs)"
+    for host in ("s2-a", "s2-b"):
+        page = (work / "out" / "pages" / host / "lenet.md").read_text()
+        assert page.count(f"no ok runs of this model on this host: {why}") == 4, page
+    assert (work / "out" / "pages" / "summary.md").read_text().count(f"no ok runs: {why}") == 2

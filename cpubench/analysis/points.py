@@ -160,6 +160,18 @@ class Study:
     def failures_of(self, host: str, model: str) -> list[tuple[Key, str]]:
         return [(k, why) for k, why in self.failures if k.host == host and k.model == model]
 
+    def why_none(self, host: str, model: str, most: int = 3) -> str:
+        """Why runs of a model on a host gave no point: their reasons, the most common first, each with how many
+        runs gave it ("" when none failed). A page with nothing to draw says this, not only that nothing is there:
+        a failed run is shown failed with its reason."""
+        counts: dict[str, int] = {}
+        for _key, why in self.failures_of(host, model):
+            counts[why] = counts.get(why, 0) + 1
+        ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+        parts = [f"{why} ({n} run{'s' if n != 1 else ''})" for why, n in ranked[:most]]
+        left = len(ranked) - most
+        return "; ".join(parts) + (f"; {left} other reason(s)" if left > 0 else "")
+
 
 def _no_latency(lat: Any) -> str:
     """Why an ok record gives no point: no timed steps, or steps that all read 0 s (a schema-1 record's figure is

@@ -239,7 +239,8 @@ def summary_markdown(
             record = (records or {}).get(h)
             rows = summary_rows(study.of(h, m), record)
             if not rows:
-                lines += ["no ok runs", ""]
+                why = study.why_none(h, m)
+                lines += ["no ok runs" + (f": {md_text(why)}" if why else ""), ""]
                 continue
             cols = [*head, "% of peak"] if record is not None and record.limits else head
             lines.append("| " + " | ".join(cols) + " |")

@@ -232,7 +232,8 @@ def host_page(study: Study, host: str, model: str, folder: Path, plots: bool) ->
         return out
 
     sections: list[Section] = []
-    empty = "no ok runs of this model on this host"
+    why = study.why_none(host, model)
+    empty = "no ok runs of this model on this host" + (f": {why}" if why else "")
     for kind, title, unit in (("latency", "Latency", "ms per batch, p50"), ("throughput", "Throughput", "images/sec")):
         per_batch = Section(f"# {title} (Sequential)")
         sections.append(per_batch)
