@@ -123,3 +123,15 @@ def test_a_figure_no_host_measures_is_a_skipped_line_not_an_overflow(tmp_path: P
     p = cpubench(["compare", "data/a", "data/b"], tmp_path)
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
     assert not re.search(r"\binf\b", p.stdout) and "runs.jsonl:2: images_per_sec: more than" in p.stderr, p.stdout
+
+
+def test_a_price_for_a_host_not_in_the_data_is_named_not_ignored(tmp_path: Path) -> None:
+    """A prices file whose host id has a typo: the host it meant reads "no price", and the report now says which
+    entry matched no host instead of ignoring it without a word."""
+    data = tmp_path / "data"
+    write_host(data, "a", [record("a", 0, 20.0, [1.6] * 10)])
+    (tmp_path / "prices.yaml").write_text("a: 1.5\nepyc-typo: 2.0\n")
+    p = cpubench(["report", "data", "-o", "out", "--no-model-table", "--no-plots", "--prices", "prices.yaml"], tmp_path)
+    ok_or_one_line(p, "report")
+    assert "cpubench report: warning: --prices names epyc-typo, not among the hosts reported" in p.stderr, p.stderr
+    assert "--prices names epyc-typo" in (tmp_path / "out" / "summary.md").read_text()

@@ -137,6 +137,11 @@ def build_report(
     baseline = baseline or hosts[0]
     if baseline not in hosts:
         raise ValueError(f"--baseline {baseline!r} is not one of the hosts: {', '.join(hosts)}")
+    unpriced = sorted(set(prices or {}) - set(hosts))
+    if unpriced:  # a typo in a host id would otherwise leave that host "no price" without a word on why
+        more = f" and {len(unpriced) - 5} more" if len(unpriced) > 5 else ""
+        merged.warnings.append(f"--prices names {', '.join(unpriced[:5])}{more}, not among the hosts reported; "
+                               "its price is not used: check the host ids (the host folders' names)")  # fmt: skip
     df = runs_frame(merged)
     settings = build_cells(df, hosts)
     number_notes(settings, hosts)
