@@ -125,20 +125,16 @@ def newest_writer(log: Path, result_json: Path) -> Path | None:
     """The log of the newest attempt at ``log``'s point (model, repeat) that measured ``result_json``'s batch size,
     or None when there is none or two are equally new (then which one wrote the file cannot be told).
 
-    Which sizes an attempt measured is in its log's name (``<model>-bs<k>[-<k2>...][-tryN]-r<i>.log``, see
-    :func:`cpubench.results.store.log_path` and :func:`~cpubench.results.store.unused_log`); attempts at one folder
-    run one after another (its writer lock), so the newest by modification time is the last to start."""
+    Which sizes an attempt measured is in its log's name (:func:`cpubench.results.store.point_logs` reads it back);
+    attempts at one folder run one after another (its writer lock), so the newest by modification time is the last
+    to start."""
     stem = log.name.split("-bs", 1)[0]
     repeat = log.stem.rsplit("-r", 1)[-1]
     size = re.fullmatch(rf"{re.escape(stem)}-bs(\d+)-r{re.escape(repeat)}\.json", result_json.name)
     if size is None:
         return None
-    name = re.compile(rf"{re.escape(stem)}-bs(\d+(?:-\d+)*)(?:-try\d+)?-r{re.escape(repeat)}\.log")
     writers: list[tuple[int, Path]] = []
-    for path in log.parent.glob(f"{stem}-bs*-r{repeat}.log"):
-        m = name.fullmatch(path.name)
-        if m is None or size.group(1) not in m.group(1).split("-"):
-            continue
+    for path in store.point_logs(log, size.group(1)):
         try:
             writers.append((os.lstat(path).st_mtime_ns, path))
         except OSError:

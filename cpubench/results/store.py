@@ -153,6 +153,21 @@ def unused_log(path: Path) -> Path:
     raise StoreError(f"{path.parent}: no free log name left for {path.name}: move old attempts' logs away")
 
 
+def point_logs(log: Path, batch_size: str) -> list[Path]:
+    """The logs beside ``log`` of its point (model, repeat) whose process measured ``batch_size``: ``log`` itself
+    and every other attempt's, as :func:`log_path` and :func:`unused_log` name them
+    (``<model>-bs<k>[-<k2>...][-tryN]-r<i>.log``), read back from the names."""
+    stem = log.name.split("-bs", 1)[0]
+    repeat = log.stem.rsplit("-r", 1)[-1]
+    name = re.compile(rf"{re.escape(stem)}-bs(\d+(?:-\d+)*)(?:-try\d+)?-r{re.escape(repeat)}\.log")
+    out = []
+    for path in log.parent.glob(f"{stem}-bs*-r{repeat}.log"):
+        m = name.fullmatch(path.name)
+        if m is not None and batch_size in m.group(1).split("-"):
+            out.append(path)
+    return out
+
+
 def check_no_links(folder: Path, verb: str) -> None:
     """Refuse (StoreError naming the first one) a folder ``cpubench VERB`` writes into that is a symbolic link or
     holds one anywhere inside: a link in a folder someone shared (``summary.md -> ~/.bashrc``, ``logs -> /etc``)
