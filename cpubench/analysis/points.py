@@ -13,6 +13,7 @@ A point's key holds its framework, so a PyTorch eager point and a TensorFlow eag
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,10 +165,7 @@ class Study:
         """Why runs of a model on a host gave no point: their reasons, the most common first, each with how many
         runs gave it ("" when none failed). A page with nothing to draw says this, not only that nothing is there:
         a failed run is shown failed with its reason."""
-        counts: dict[str, int] = {}
-        for _key, why in self.failures_of(host, model):
-            counts[why] = counts.get(why, 0) + 1
-        ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+        ranked = Counter(why for _key, why in self.failures_of(host, model)).most_common()
         parts = [f"{why} ({n} run{'s' if n != 1 else ''})" for why, n in ranked[:most]]
         left = len(ranked) - most
         return "; ".join(parts) + (f"; {left} other reason(s)" if left > 0 else "")
