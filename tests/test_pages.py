@@ -183,7 +183,7 @@ def test_speedup_and_losses_from_points() -> None:
 def test_site_builds_with_jekyll_and_every_image_loads_in_chromium(site: Path, tmp_path: Path) -> None:
     jekyll, chromium = shutil.which("jekyll"), shutil.which("chromium")
     if not jekyll or not chromium:
-        pytest.skip("jekyll and chromium are not installed here (.ci/run installs them)")
+        pytest.skip("jekyll and chromium are not installed here (scripts/_system.sh installs them where it may)")
     built = tmp_path / "site"
     subprocess.run([jekyll, "build", "--source", str(site), "--destination", str(built)], check=True,
                    capture_output=True, timeout=300)  # fmt: skip
