@@ -12,6 +12,7 @@ from pathlib import Path
 
 import matplotlib
 
+from cpubench.render import series
 from cpubench.render.escape import plot_text
 
 matplotlib.use("Agg")
@@ -34,6 +35,7 @@ def grouped_bars(
     low = min(values, default=1.0)
     log = top / low > 50  # trivial next to resnet50: a linear axis would hide the slow models
     floor = low / 2 if log else 0.0
+    palette = series.colours(len(hosts))
     for j, host in enumerate(hosts):
         xs, ys = [], []
         for i, row in enumerate(rows):
@@ -53,7 +55,7 @@ def grouped_bars(
             else:
                 xs.append(x)
                 ys.append(value)
-        ax.bar(xs, ys, width=width * 0.95, label=plot_text(host), color=f"C{j % 10}")
+        ax.bar(xs, ys, width=width * 0.95, label=plot_text(host), color=palette[j])
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels(
         [plot_text(r) for r in rows],

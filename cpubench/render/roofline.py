@@ -14,6 +14,7 @@ from pathlib import Path
 import matplotlib
 
 from cpubench.analysis.roofline import Placed, Roofs
+from cpubench.render import series
 from cpubench.render.escape import plot_text
 
 matplotlib.use("Agg")
@@ -30,9 +31,8 @@ def draw(roofs: Sequence[Roofs], points: Sequence[Placed], path: Path, title: st
     lo = min([*xs, 1.0]) / 4
     hi = max([*xs, 100.0]) * 4
     fig, ax = plt.subplots(figsize=(8.0, 5.2), dpi=100)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    hosts = [r.host for r in roofs] + [p.host for p in points if p.host not in {r.host for r in roofs}]
-    colour = {h: colours[i % len(colours)] for i, h in enumerate(dict.fromkeys(hosts))}
+    hosts = list(dict.fromkeys([r.host for r in roofs] + [p.host for p in points]))
+    colour = dict(zip(hosts, series.colours(len(hosts)), strict=True))
     grid = [lo * (hi / lo) ** (i / 200) for i in range(201)]
     for r in roofs:
         c = colour[r.host]

@@ -16,6 +16,7 @@ from typing import Any
 
 import matplotlib
 
+from cpubench.render import series
 from cpubench.render.escape import plot_text
 
 matplotlib.use("Agg")
@@ -51,8 +52,9 @@ def _save(fig: Any, path: Path) -> Path:
 def lines(path: Path, title: str, xlabel: str, ylabel: str, data: Sequence[Line], log2x: bool = False) -> Path:
     """Draw ``data`` as lines with markers; an x axis in powers of two when ``log2x`` (batch sizes)."""
     fig, ax = plt.subplots(figsize=SIZE, dpi=DPI)
+    palette = series.colours(len(data))
     for i, ln in enumerate(data):
-        color = ln.color or f"C{i % 10}"
+        color = ln.color or palette[i]
         ax.plot(ln.xs, ln.ys, marker="o", markersize=ln.markersize, label=plot_text(ln.label), color=color,
                 linestyle="--" if ln.dashed else "-")  # fmt: skip
         if ln.lo is not None and ln.hi is not None:
