@@ -135,3 +135,25 @@ def test_a_price_for_a_host_not_in_the_data_is_named_not_ignored(tmp_path: Path)
     ok_or_one_line(p, "report")
     assert "cpubench report: warning: --prices names epyc-typo, not among the hosts reported" in p.stderr, p.stderr
     assert "--prices names epyc-typo" in (tmp_path / "out" / "summary.md").read_text()
+
+
+# ------------------------------------------------------------------------------------ a folder named twice
+
+
+def test_a_folder_named_twice_is_read_once(tmp_path: Path) -> None:
+    """``report data data/a`` (or ``data data``) read host a twice: every run was "recorded 2 times with status ok"
+    in a warning of its own, and the host listed its folder twice. A folder reached twice is now read once."""
+    data = tmp_path / "data"
+    write_host(data, "a", [record("a", i, 20.0, [1.6] * 10) for i in range(2)])
+    lost = write_host(data, "b", [record("b", 0, 25.0, [1.28] * 10)])
+    (lost / store.HOST_FILE).unlink()
+    for k, args in enumerate((["data", "data/a"], ["data", "./data"], ["data/a", str(data / "a")])):
+        for verb, extra in (("report", ["--no-model-table"]), ("pages", [])):
+            out = f"{verb}-{k}"
+            p = cpubench([verb, *args, "-o", out, "--no-plots", *extra], tmp_path)
+            ok_or_one_line(p, verb)
+            assert "recorded 2 times" not in p.stderr, p.stderr
+            assert p.stderr.count("runs.jsonl but no host.json") <= 1, p.stderr
+        results = json.loads((tmp_path / f"report-{k}" / "results.json").read_text())
+        (host,) = results["hosts"]
+        assert len(host["folders"]) == 1 and len(results["runs"]) == 2, results

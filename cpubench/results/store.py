@@ -452,7 +452,10 @@ def load_host(path: str | os.PathLike[str]) -> HostResults:
 
 
 def find_host_dirs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Accept host folders or folders of host folders (``data/``); return the host folders, in the order given."""
+    """Accept host folders or folders of host folders (``data/``); return the host folders, in the order given.
+
+    A folder reached twice (``data data``, or ``data data/HOST``) is read once, where it first comes: read twice,
+    each of its runs would be the same run recorded twice."""
     out: list[Path] = []
     for raw in paths:
         p = Path(raw)
@@ -462,7 +465,7 @@ def find_host_dirs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
             out.extend(sorted(c for c in p.iterdir() if (c / HOST_FILE).is_file()))
         else:
             raise StoreError(f"{p}: no such folder; give a host folder (with host.json) or a folder of them")
-    return out
+    return _once(out)
 
 
 def folders_without_host(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[Path]]:
@@ -480,7 +483,18 @@ def folders_without_host(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[
             continue
         inside.extend(c for c in sorted(p.iterdir())
                       if c.is_dir() and not (c / HOST_FILE).is_file() and os.path.lexists(c / RUNS_FILE))  # fmt: skip
-    return named, inside
+    return _once(named), _once(inside)
+
+
+def _once(folders: list[Path]) -> list[Path]:
+    """``folders`` with each folder kept where it first comes (a folder named twice is named once)."""
+    seen: set[Path] = set()
+    out: list[Path] = []
+    for f in folders:
+        if (real := f.resolve()) not in seen:
+            seen.add(real)
+            out.append(f)
+    return out
 
 
 def _warn(msg: str, sink: list[str] | None) -> None:
