@@ -235,4 +235,6 @@ def from_records(runs: Iterable[Any], hosts: Sequence[str] = ()) -> list[Compari
 
 def study_comparison(study: Study, host: str, model: str) -> Comparison | None:
     """TensorFlow against PyTorch for one host and model of a study, or None unless both have ok points."""
-    return compare(study.of(host, model), study.failures_of(host, model), host, model)
+    wl = study.workload(host, model)
+    failures = [(k, why) for k, why in study.failures_of(host, model) if wl is None or k.workload == wl]
+    return compare(study.of(host, model), failures, host, model)

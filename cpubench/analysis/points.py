@@ -7,7 +7,11 @@ ok repeats of that statistic per run; the plots' bands are the min and max acros
 point keeps its reason, so a page can say why a section is empty (remote memory on one NUMA node, interleave on one
 socket) instead of showing an empty or failed plot.
 
-A point's key holds its framework, so a PyTorch eager point and a TensorFlow eager point stay apart.
+A point's key holds its framework, so a PyTorch eager point and a TensorFlow eager point stay apart, and its
+workload: the setting its run had apart from the axes a study varies (training or inference, precision, data, ...),
+so a training run and an inference run at the same threads and batch are two points, never one median of both. A
+page shows one workload per host and model (:meth:`Study.workload`: inference first, as Packrat's study is) and says
+which others were measured.
 """
 
 from __future__ import annotations
@@ -21,11 +25,16 @@ from typing import Any
 from cpubench.analysis import engines
 from cpubench.analysis.order import model_sort_key
 from cpubench.analysis.tune import is_tune
+from cpubench.spec import axes
 
 # Order in which a section picks the setting it shows when several have data (the first with ok points wins).
 BASE_PLACEMENTS = ("sequential", "none", "interleave")
 BASE_MEMORY = ("local", "default", "remote")
 EXECUTIONS = engines.EXECUTIONS[engines.TENSORFLOW]
+# The axes a point's key varies (xla_compile is the older switch for the xla execution); every other setting axis
+# makes the point's workload.
+STUDY_AXES = frozenset({"num_intra_threads", "num_inter_threads", "framework", "execution", "xla_compile",
+                        "placement", "memory", "allocator"})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,7 @@ class Key:
     batch: int
     framework: str = engines.TENSORFLOW
     allocator: str = "default"  # the allocator axis (after the framework, so older keys read as they did)
+    workload: str = ""  # the setting name at the study axes' defaults ("syn-replicated-1cpus-inference")
 
     @property
     def mode(self) -> Mode:
@@ -97,7 +107,14 @@ def _key(rec: Any) -> Key:
         batch=int(rec.batch_size or 0),
         framework=engines.framework_of(rec),
         allocator=str(p.get("allocator") or "default"),
+        workload=workload_of(p),
     )
+
+
+def workload_of(params: dict[str, Any] | None) -> str:
+    """What a run measured apart from the study's axes: its setting name with those axes at their defaults."""
+    defaults = axes.defaults()
+    return axes.setting_name({**defaults, **(params or {}), **{k: defaults.get(k) for k in STUDY_AXES}})
 
 
 def _effective_threads(recs: Sequence[Any]) -> int | None:
@@ -155,8 +172,22 @@ class Study:
         found = {k.model for k in self.points if k.host == host} | {m for h, m, _, _ in self.reasons if h == host}
         return sorted(found, key=model_sort_key)
 
-    def of(self, host: str, model: str) -> list[Point]:
-        return [p for k, p in self.points.items() if k.host == host and k.model == model]
+    def workloads(self, host: str, model: str) -> list[str]:
+        """The workloads with ok points of a model on a host, the one a page shows first: inference (the scaling
+        study Packrat makes), then the one with the most points, then by name."""
+        pts = [p for k, p in self.points.items() if k.host == host and k.model == model]
+        count = Counter(p.key.workload for p in pts)
+        inference = {p.key.workload for p in pts if p.forward_only}
+        return sorted(count, key=lambda w: (w not in inference, -count[w], w))
+
+    def workload(self, host: str, model: str) -> str | None:
+        """The workload a page of this host and model shows (None: no ok point)."""
+        return next(iter(self.workloads(host, model)), None)
+
+    def of(self, host: str, model: str, workload: str | None = None) -> list[Point]:
+        """The points of one workload (by default the one :meth:`workload` picks), never two workloads mixed."""
+        wl = self.workload(host, model) if workload is None else workload
+        return [p for k, p in self.points.items() if k.host == host and k.model == model and k.workload == wl]
 
     def failures_of(self, host: str, model: str) -> list[tuple[Key, str]]:
         return [(k, why) for k, why in self.failures if k.host == host and k.model == model]

@@ -110,7 +110,8 @@ def solve(profile: optimizer.Profile, cores: int, batch: int, objective: str, bo
 
 
 def _source_text(source: Source) -> str:
-    return source.where + (f" ({source.model}, {source.framework} {source.execution})" if source.model else "")
+    setting = f", setting {source.workload}" if source.workload else ""
+    return source.where + (f" ({source.model}, {source.framework} {source.execution}{setting})" if source.model else "")
 
 
 def _split_json(s: optimizer.Split | None) -> list[dict[str, int]] | None:

@@ -202,8 +202,11 @@ def host_page(study: Study, host: str, model: str, folder: Path, plots: bool) ->
     base = base_points(points)
     page_modes = modes(base)
     batches = sorted({p.key.batch for p in base})
-    # Other hosts' base points of this model, drawn beside this host's (dashed) when several hosts are given.
-    others = {h: base_points(study.of(h, model)) for h in study.hosts if h != host}
+    # Other hosts' base points of this model in the same workload, drawn beside this host's (dashed) when several
+    # hosts are given.
+    workloads = study.workloads(host, model)
+    wl = workloads[0] if workloads else None
+    others = {h: base_points(study.of(h, model, wl)) for h in study.hosts if h != host}
     others = {h: pts for h, pts in others.items() if pts}
     label_host = bool(others)
     # File names name the framework where this page holds both; legends also where another host's lines bring one.
@@ -232,6 +235,10 @@ def host_page(study: Study, host: str, model: str, folder: Path, plots: bool) ->
         return out
 
     sections: list[Section] = []
+    if len(workloads) > 1:
+        also = ", ".join(workloads[1:])
+        sections.append(Section("# Runs Shown", note=f"The runs of setting {wl}. This host also ran {model} as {also}: "
+                                f"the report (cpubench report) shows those."))  # fmt: skip
     why = study.why_none(host, model)
     empty = "no ok runs of this model on this host" + (f": {why}" if why else "")
     for kind, title, unit in (("latency", "Latency", "ms per batch, p50"), ("throughput", "Throughput", "images/sec")):

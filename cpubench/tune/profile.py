@@ -23,12 +23,13 @@ from __future__ import annotations
 import csv
 import fnmatch
 import io
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cpubench.analysis.points import Point, base_points, build_study
+from cpubench.analysis.points import Point, base_points, build_study, workload_of
 from cpubench.analysis.tune import is_tune
 from cpubench.results import store
 from cpubench.tune.optimizer import MAX_BATCH, MAX_CORES, Profile
@@ -56,6 +57,7 @@ class Source:
     framework: str | None = None
     execution: str | None = None
     placement: str | None = None
+    workload: str | None = None  # the setting name at the study axes' defaults (cpubench.analysis.points)
 
 
 def from_csv(
@@ -199,6 +201,8 @@ def from_store(
     points = [p for p in points if p.key.framework == framework]
     execution = _one(d, "execution", execution, {p.key.execution for p in points}, "--execution")
     points = [p for p in points if p.key.execution == execution]
+    workload = _workload(points)
+    points = [p for p in points if p.key.workload == workload]
     if placement is not None:
         points = [p for p in points if p.key.placement == placement]
         if not points:
@@ -211,7 +215,15 @@ def from_store(
         _check_point(d, p, runs)
     latency = {(p.key.threads, p.key.batch): p.lat_avg for p in points}
     p99 = {(p.key.threads, p.key.batch): p.p99 for p in points}
-    return Profile(latency, p99), Source(str(d), model, framework, execution, points[0].key.placement)
+    return Profile(latency, p99), Source(str(d), model, framework, execution, points[0].key.placement, workload)
+
+
+def _workload(points: Sequence[Point]) -> str:
+    """The one workload a profile reads (points of two, fp32 and bf16 say, are two studies, never one): the default
+    inference setting's where measured (what ``--verify`` runs), else the one with the most points."""
+    count = Counter(p.key.workload for p in points)
+    default = workload_of({"forward_only": True})
+    return default if default in count or not count else min(count, key=lambda w: (-count[w], w))
 
 
 def _check_point(d: Path, point: Point, runs: Sequence[RunRecord]) -> None:
