@@ -181,7 +181,9 @@ def _topology() -> dict[str, Any]:
     return {
         "sockets": len(t.sockets),
         "cores_physical": t.physical_cores,
-        "cores_logical": os.cpu_count() or len(t.cpus),
+        # The CPUs this process may use, as the physical count is (taskset, a cpuset): the host's own list is in
+        # topology.host_cpus where they differ.
+        "cores_logical": len(t.cpus),
         "threads_per_core": t.threads_per_core,
         "smt": t.smt,
         "numa_nodes": len(t.nodes),

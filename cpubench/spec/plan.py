@@ -222,9 +222,20 @@ def runs_as(config: Config) -> dict[str, int]:
 
 
 def plan_notes(config: Config) -> list[str]:
-    """What a sweep and its dry run say at their start about the plan's shape (one line each, no prefix)."""
+    """What a sweep and its dry run say at their start about the plan's shape (one line each, no prefix), and, for
+    a config resolved against a host, how that host restricts this process (fewer CPUs than it has, a CPU quota)
+    and thread counts above the CPUs it may use: facts a reader of the figures needs, which change nothing planned."""
     lines = [f"{n} settings left out of the plan: {why}" for why, n in left_out(config).items()]
     lines += [f"{n} settings run as another: {why}" for why, n in runs_as(config).items()]
+    if config.topology is not None:
+        lines += config.topology.notes()
+        n_cpus = len(config.topology.cpus)
+        if over := sorted(t for t in config.matrix.get("num_intra_threads", []) if t > n_cpus):
+            # Pinned placements refuse these at resolve; unpinned runs oversubscribe, which may be the study.
+            lines.append(
+                f"num_intra_threads {', '.join(map(str, over))}: more threads than the {n_cpus} CPUs this process may "
+                "use: those runs share CPUs"
+            )
     return lines
 
 
