@@ -13,6 +13,12 @@ import os
 import signal
 import sys
 
+# What `cpubench --help` opens with: what the tool answers, for its user (the module's docstring is for its reader).
+DESCRIPTION = (
+    "CNN benchmarks on CPUs: which host, set-up, framework and thread layout runs these networks fastest, and why. "
+    "`cpubench COMMAND --help` says more of each command."
+)
+
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("cpubench.commands.run", "run the benchmark matrix of a config on this host"),
@@ -32,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="cpubench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="cpubench", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     name = next((a for a in argv if not a.startswith("-")), None)
     for cmd, (_module, help_) in COMMANDS.items():

@@ -5,7 +5,7 @@
 #   scripts/cpu_report.sh data/ ~/other-site/  # host folders, or folders of them
 #   scripts/cpu_report.sh --docs ../site/docs/benchmarks   # also copy summary.md and its plots there
 #
-# Other options go to `cpubench report` as they are (-o DIR, --baseline HOST, --no-model-table, --no-plots).
+# Other options go to `cpubench report` (-o DIR, --baseline HOST, --prices FILE, --no-model-table, --no-plots).
 # Why a script: a user who copied host folders from many machines runs one command; the set-up (venv, install) is
 # the same as the other scripts' and is skipped when nothing changed.
 set -euo pipefail
@@ -16,6 +16,8 @@ OPTS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -o|--out|--docs) OPTS+=("$1" "$(abspath "${2:?$1 needs a folder}")"); shift 2 ;;
+    --prices) OPTS+=("$1" "$(abspath "${2:?--prices needs a file}")"); shift 2 ;;
+    --out=*|--docs=*|--prices=*) OPTS+=("${1%%=*}=$(abspath "${1#*=}")"); shift ;;
     --baseline) OPTS+=("$1" "${2:?--baseline needs a host id}"); shift 2 ;;
     -*) OPTS+=("$1"); shift ;;
     *) DATA+=("$(abspath "$1")"); shift ;;

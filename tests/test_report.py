@@ -497,8 +497,12 @@ def test_cpu_report_script(tmp_path: Path) -> None:
     root = tmp_path / "data"
     store.write_host(root, {"host_id": "a", "machine_fingerprint": "x"})
     append(root, _record("a", "syn-replicated-2cpus", "resnet50", 0, "ok", 5.0))
-    cmd = ["bash", str(repo / "scripts" / "cpu_report.sh"), "data", "-o", "out", "--docs", "docs", "--no-model-table"]
+    # --prices FILE (relative to the caller, as -o and --docs are): the script took the file for a data folder
+    (tmp_path / "prices.yaml").write_text("a: 3.25\n")
+    cmd = ["bash", str(repo / "scripts" / "cpu_report.sh"), "data", "-o", "out", "--docs", "docs", "--no-model-table",
+           "--prices", "prices.yaml"]  # fmt: skip
     subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    assert "3.25" in (tmp_path / "out" / "summary.md").read_text()
     assert (tmp_path / "out" / "summary.md").is_file() and (tmp_path / "out" / "results.csv").is_file()
     assert (tmp_path / "docs" / "summary.md").read_text() == (tmp_path / "out" / "summary.md").read_text()
     assert (tmp_path / "docs" / "plots" / "syn-replicated-2cpus.png").is_file()

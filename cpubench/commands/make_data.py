@@ -27,7 +27,7 @@ from tf_cnn_benchmarks.data.make import (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__.split("\n\n")[0].strip("`") if __doc__ else None
+    parser.description = __doc__.split("\n\n")[0].replace("``", "") if __doc__ else None
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     # The builder's own notes (source layouts, labels, boxes, shards) are the help's epilog.
     parser.epilog = "\n\n".join(make.__doc__.split("\n\n")[2:]) if make.__doc__ else None
