@@ -89,6 +89,18 @@ def test_taskset_one_cpu_plans_and_pins_only_that_cpu(tmp_path: Path, env: dict[
 
 
 @pytest.mark.skipif(not (TASKSET and len(ALLOWED) >= 2), reason="needs taskset and two CPUs to leave one out")
+def test_a_config_that_pins_nothing_still_says_the_restriction(tmp_path: Path, env: dict[str, str]) -> None:
+    """Before: the restriction was said only for configs resolved against the host (pinning, `all`); under
+    `taskset -c <last>` the default sweep's runs had one CPU and its output said nothing of it."""
+    c = write_config(tmp_path / "c.yaml", {"trivial": 8})
+    for extra in (["--dry-run"], ["--progress", "plain"]):
+        p = taskset_run(ALLOWED[-1], ["--config", str(c), "--out", str(tmp_path / "d"), "--host-id", "h1", *extra],
+                        restricted_env(env, tmp_path), tmp_path)  # fmt: skip
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "cpubench: this process may use 1 of the host's" in p.stdout + p.stderr, p.stdout + p.stderr
+
+
+@pytest.mark.skipif(not (TASKSET and len(ALLOWED) >= 2), reason="needs taskset and two CPUs to leave one out")
 def test_taskset_one_cpu_refuses_two_pinned_threads_in_one_line(tmp_path: Path, env: dict[str, str]) -> None:
     """Before: two threads pinned `sequential` under `taskset -c <last>` ran on CPUs the process was not given."""
     c = write_config(tmp_path / "c.yaml", {"trivial": 8}, matrix={"num_intra_threads": [2],

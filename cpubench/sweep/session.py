@@ -158,6 +158,19 @@ class Runner:
 
     # -- planning
 
+    def host_notes(self) -> list[str]:
+        """How this host restricts the sweep's process (fewer CPUs than it has, a CPU quota), for a config that was
+        not resolved against it (no ``all``, no pinning): :func:`cfg.plan_notes` says it for one that was. Every
+        engine child inherits the restriction, so the figures are of it whatever the config asks."""
+        from cpubench.host import topology
+
+        if self.config.topology is not None:
+            return []
+        try:
+            return topology.Topology.read().notes()
+        except topology.TopologyError:
+            return []
+
     def planner(self, data: DataPlan, retry_failed: bool) -> Planner:
         """The plan against what the folder holds; records that cannot be read are named on stderr."""
         from cpubench.host import topology
@@ -196,7 +209,7 @@ class Runner:
             f" -> {self.host_dir}){note}",
             file=out,
         )
-        for line in cfg.plan_notes(self.config):
+        for line in [*cfg.plan_notes(self.config), *self.host_notes()]:
             print(f"cpubench: {line}", file=out)
         return 0
 
@@ -352,7 +365,7 @@ class Runner:
         )
         if planner.newer:
             progress.say(f"cpubench: {planner.newer} runs were recorded by a newer cpubench: not rerun (upgrade)")
-        for line in cfg.plan_notes(self.config):
+        for line in [*cfg.plan_notes(self.config), *self.host_notes()]:
             progress.say(f"cpubench: {line}")
         if self.env_removed:
             progress.say(
