@@ -69,6 +69,17 @@ def test_a_packrat_layout_csv_is_a_profile(tmp_path: Path) -> None:
     assert "| 4       | 4x(1 thr, bs 1)" in text.stdout and "thin 4x1 ms" in text.stdout
 
 
+def test_a_batch_no_split_can_make_says_why(tmp_path: Path) -> None:
+    """A profile without batch 1 (a study of batches 2 and 4): batch 1's row read a bare n/a."""
+    f = packrat_csv(tmp_path / "resnet50_latency.csv")
+    f.write_text("".join(ln for ln in f.read_text().splitlines(keepends=True) if not ln.split(",")[8:9] == ["1"]))
+    text = cpubench(["tune", "--profile", str(f), "--cores", "4"], tmp_path)
+    assert text.returncode == 0, text.stderr
+    assert "n/a: no split of the profile's batch sizes (2, 4) makes batch 1" in text.stdout, text.stdout
+    (first, *_) = tune_json(["--profile", str(f), "--cores", "4"], tmp_path)["results"]
+    assert first["batch"] == 1 and first["instances"] is None and "makes batch 1" in first["why"]
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [

@@ -106,7 +106,15 @@ def solve(profile: optimizer.Profile, cores: int, batch: int, objective: str, bo
     fat = optimizer.make_split(profile, [(cores, batch)]) if (cores, batch) in profile.latency else None
     thin_points = thin_instances(cores, batch)
     thin = optimizer.make_split(profile, thin_points) if all(tb in profile.latency for tb in thin_points) else None
-    return {"split": best, "fat": fat, "thin": thin}
+    why = None if best is not None else _why_none(profile, batch, bound)
+    return {"split": best, "fat": fat, "thin": thin, "why": why}
+
+
+def _why_none(profile: optimizer.Profile, batch: int, bound: float | None) -> str:
+    """Why no split was found for ``batch``: the batches the profile has cannot make it, or none meets the bound."""
+    have = sorted({b for _, b in profile.latency})
+    within = f" within the latency bound of {bound:g} ms" if bound is not None else ""
+    return f"no split of the profile's batch sizes ({', '.join(map(str, have))}) makes batch {batch}{within}"
 
 
 def _source_text(source: Source) -> str:
@@ -151,7 +159,7 @@ def _json(cores: int, results: list[tuple[int, dict[str, Any]]], measured: dict[
         row = {"batch": b, "instances": _split_json(best), "latency_ms": best.latency_ms if best else None,
                "throughput": best.throughput if best else None, "fat_latency_ms": fat.latency_ms if fat else None,
                "speedup_vs_fat": fat.latency_ms / best.latency_ms if best and fat else None,
-               "thin_latency_ms": sol["thin"].latency_ms if sol["thin"] else None}  # fmt: skip
+               "thin_latency_ms": sol["thin"].latency_ms if sol["thin"] else None, "why": sol.get("why")}  # fmt: skip
         v = (measured or {}).get(b)
         if v is not None:
             row["measured"] = {lab: None if x is None else {"p50_ms": x.p50_ms, "p99_ms": x.p99_ms,

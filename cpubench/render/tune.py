@@ -30,7 +30,8 @@ def recommendations(cores: int, source: str, objective: str, results: Sequence[t
     for b, sol in results:
         best, fat, thin = sol["split"], sol["fat"], sol["thin"]
         speed = tables.fmt_ratio(fat.latency_ms / best.latency_ms) if best and fat else tables.MISSING
-        rows.append([b, split_text(best), _ms(best.latency_ms if best else None),
+        rows.append([b, split_text(best) if best or not sol.get("why") else f"n/a: {sol['why']}",
+                     _ms(best.latency_ms if best else None),
                      tables.fmt_ips(best.throughput if best else None), _ms(fat.latency_ms if fat else None),
                      _ms(thin.latency_ms if thin else None), speed])  # fmt: skip
     headers = ["batch", "best split", "latency ms", "images/sec", f"fat 1x{cores} ms", f"thin {cores}x1 ms",
