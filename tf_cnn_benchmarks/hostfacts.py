@@ -390,10 +390,58 @@ class EnergyReading:
         return read_energy()
 
 
+# A counter file holds at most 20 digits (the kernel's u64) and a newline; a zone's name a few words. What is longer is
+# not a powercap file (a tree someone pointed CPUBENCH_POWERCAP_ROOT at, a file replaced by hand).
+_COUNTER_MAX_BYTES = 64
+_COUNTER = re.compile(r"[0-9]{1,20}")
+# A package drawing more than this over a window is a counter that went backwards (reset, or another reading), not one
+# that wrapped round: the wrap's arithmetic would count it as most of the counter's range (hundreds of kilojoules).
+MAX_PACKAGE_WATTS = 2000.0
+
+
+class _NotACounter(ValueError):
+    """A powercap file that is not what the kernel writes there: the message says what it is instead."""
+
+
+def _read_small(path: Path) -> str:
+    """A sysfs attribute's text, read without following it anywhere it could hang or grow: opened non-blocking (a
+    FIFO put in its place would block the open), refused unless a regular file (``/dev/zero`` or a terminal linked
+    there reads forever), and at most :data:`_COUNTER_MAX_BYTES` bytes. OSError (PermissionError: root only) as
+    ``open`` raises it; :class:`_NotACounter` for anything else."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _NotACounter("is not a regular file (a powercap counter is)")
+        data = os.read(fd, _COUNTER_MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > _COUNTER_MAX_BYTES:
+        raise _NotACounter(f"is longer than {_COUNTER_MAX_BYTES} bytes: not a counter")
+    try:
+        return data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise _NotACounter("is not ASCII text: not a counter") from None
+
+
+def _read_counter(path: Path) -> int:
+    """A counter in microjoules: the unsigned decimal the kernel writes, nothing else (no sign, no ``1_000``, no
+    number past 64 bits, which no float sum could hold)."""
+    text = _read_small(path)
+    if not _COUNTER.fullmatch(text) or int(text) >= 2**64:
+        raise _NotACounter(f"holds {text[:24]!r}, not a counter in microjoules")
+    return int(text)
+
+
 def read_energy(root: str | None = None) -> EnergyReading:
     """Read every top-level RAPL zone (``intel-rapl:N``: a package, whose sub-zones ``intel-rapl:N:M`` it already
     counts; AMD's kernels expose theirs under the same name) under ``root`` (``$CPUBENCH_POWERCAP_ROOT``, else
-    ``/sys/class/powercap``). Why only packages: summing sub-zones would count their energy twice."""
+    ``/sys/class/powercap``). Why only packages: summing sub-zones would count their energy twice.
+
+    Each counter must be what the kernel writes: an unsigned decimal within its wrap-around range, which must be
+    above 0 (a counter whose range is 0 cannot be told wrapped from reset); anything else makes the reading n/a
+    with the file and what it holds, so no figure comes from it."""
     base = Path(root or os.environ.get(POWERCAP_ENV) or POWERCAP_ROOT)
     now = time.perf_counter()
     try:
@@ -403,22 +451,56 @@ def read_energy(root: str | None = None) -> EnergyReading:
     if not entries:
         return EnergyReading(now, {}, f"no RAPL zone (intel-rapl:N) under {base}")
     zones: dict[str, tuple[int, int]] = {}
+    seen: set[str] = set()
     for p in entries:
+        real = os.path.realpath(p)  # sysfs links each zone to its device; two names for one package count it once
+        if real in seen:
+            continue
+        seen.add(real)
         try:
-            uj = int((p / "energy_uj").read_text().strip())
-            top = int((p / "max_energy_range_uj").read_text().strip())
+            uj = _read_counter(p / "energy_uj")
         except PermissionError:
             return EnergyReading(now, {}, f"{p / 'energy_uj'} is readable by root only (Linux 5.10 and later)")
-        except (OSError, ValueError) as e:
+        except _NotACounter as e:
+            return EnergyReading(now, {}, f"{p / 'energy_uj'} {e}")
+        except OSError as e:
             return EnergyReading(now, {}, f"{p / 'energy_uj'} could not be read: {first_line(e)}")
-        name = read_text(str(p / "name")) or p.name
+        try:
+            top = _read_counter(p / "max_energy_range_uj")
+        except _NotACounter as e:
+            return EnergyReading(now, {}, f"{p / 'max_energy_range_uj'} {e}")
+        except OSError as e:
+            return EnergyReading(now, {}, f"{p / 'max_energy_range_uj'} could not be read: {first_line(e)}")
+        if top == 0:
+            return EnergyReading(now, {}, f"{p / 'max_energy_range_uj'} is 0: a wrap of the counter could not be "
+                                 "told from a reset")  # fmt: skip
+        if uj > top:
+            return EnergyReading(now, {}, f"{p / 'energy_uj'} holds {uj}, above its range {top} "
+                                 "(max_energy_range_uj): not a RAPL counter")  # fmt: skip
+        try:
+            name = _zone_name(_read_small(p / "name")) or p.name
+        except (OSError, ValueError):
+            name = p.name
         zones[name if name not in zones else f"{name}-{p.name}"] = (uj, top)
     return EnergyReading(now, zones)
 
 
+def _zone_name(text: str) -> str:
+    """A zone's name as a record keeps it: printable ASCII words on one line (the kernel's are ``package-0``,
+    ``core``, ``dram``); anything else dropped, so a tree's file cannot put markup or control characters in a
+    record."""
+    return re.sub(r"[^A-Za-z0-9_.:-]+", "-", " ".join(text.split()))[:32].strip("-")
+
+
 def energy_between(start: EnergyReading, end: EnergyReading) -> dict[str, Any]:
     """Joules the packages used between two readings (a counter that wrapped round adds its range), or ``joules:
-    null`` and why not."""
+    null`` and why not.
+
+    Why the power bound: two readings cannot tell a counter that wrapped from one that went backwards (a reset, a
+    counter replaced); counted as a wrap, a step back reads as most of the range, hundreds of kilojoules over a
+    window of seconds. A package drawing more than :data:`MAX_PACKAGE_WATTS` (over the window, or over a second
+    where the window is shorter: a real wrap moves the counter by what the package used, never by its range) is
+    that, and the window's energy is n/a with the zone and its two readings."""
     window = round(max(0.0, end.wall - start.wall), 4)
     na = start.na or end.na
     if na is None and set(start.zones) != set(end.zones):
@@ -427,9 +509,16 @@ def energy_between(start: EnergyReading, end: EnergyReading) -> dict[str, Any]:
         return {"joules": None, "na": na, "window_s": window}
     zones = {}
     for name, (a, top) in start.zones.items():
-        b = end.zones[name][0]
+        b, end_top = end.zones[name]
+        if end_top != top:
+            return {"joules": None, "na": f"{name}'s max_energy_range_uj changed during the window ({top} to "
+                    f"{end_top})", "window_s": window}  # fmt: skip
         delta = b - a if b >= a else b + top - a  # wrapped round once (a window is far shorter than a wrap)
-        zones[name] = round(delta / 1e6, 4)
+        joules = delta / 1e6
+        if b < a and joules > MAX_PACKAGE_WATTS * max(end.wall - start.wall, 1.0):
+            return {"joules": None, "na": f"{name}'s counter went backwards ({a} to {b} uJ) over a {window:g} s "
+                    "window: read as a wrap it would be more than a package draws", "window_s": window}  # fmt: skip
+        zones[name] = round(joules, 4)
     return {"joules": round(sum(zones.values()), 4), "zones": zones, "window_s": window,
             "source": "RAPL powercap package zones (the whole CPU package: every process on it)"}  # fmt: skip
 

@@ -155,7 +155,8 @@ def compare(path_a: str | Path, path_b: str | Path, baseline_last: bool = False)
         for label in labels:
             o, bc = cells[(label, other)], cells[(label, base)]
             rows.append(_row(setting, label, o, bc))
-    limits = {h.host_id: h.record.limits for h in both.hosts if h.record.limits}
+    # Each host's own limits (another machine's, pieced into its host.json, give way to the reason: lim.of_host).
+    limits = {h.host_id: mine for h in both.hosts if (mine := lim.of_host(h.record))}
     if len(limits) == 2:  # both hosts measured: each row's share of each host's own limit
         figures = efficiency.cell_figures(settings, both)
         for r in rows:

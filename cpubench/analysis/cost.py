@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from cpubench.host import price
 from cpubench.host.record import HostRecord
 
 COLUMNS = ("price_per_hour", "images_per_dollar", "dollars_per_million_images", "joules", "joules_per_image",
@@ -33,15 +34,34 @@ class PricesError(ValueError):
     """A prices file that cannot be read: the message names the line or key and the fix."""
 
 
-def _price(value: Any, where: str) -> float:
+def _shown(value: Any) -> str:
+    """A value from a prices file as an error line shows it: its repr, at most 60 characters (a value of thousands
+    of characters would make the one line a page)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _price(value: Any, where: str, currency: Any = None) -> float:
+    """Dollars per hour from a prices file's entry (a number, or ``{per_hour: X, currency: USD}``); PricesError
+    naming ``where`` otherwise. A boolean is not a price (``float(True)`` would read ``yes`` as $1.00/hour), and a
+    price outside :func:`cpubench.host.price.plausible` is a slip, not a host's."""
     if isinstance(value, Mapping):
+        currency = value.get("currency", currency)
         value = value.get("per_hour", value.get("price_per_hour"))
+        if value is None:
+            raise PricesError(f"{where}: no per_hour (expected dollars per hour, e.g. `host: 1.25` or "
+                              "`host: {per_hour: 1.25}`)")  # fmt: skip
+    if not (currency in (None, "") or (isinstance(currency, str) and currency.strip().upper() == price.CURRENCY)):
+        # every cost figure is in dollars: a price in another currency would be shown as dollars
+        raise PricesError(f"{where}: currency {_shown(currency)}: prices are dollars per hour ({price.CURRENCY}); "
+                          "convert the price, or leave the currency out")  # fmt: skip
     try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise PricesError(f"{where}: expected dollars per hour (a number above 0), got {value!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise PricesError(f"{where}: expected dollars per hour (a number above 0), got {value!r}")
+        v = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError, OverflowError):
+        v = math.nan
+    if not price.plausible(v):
+        raise PricesError(f"{where}: expected dollars per hour (a number from {price.MIN_PER_HOUR:g} to "
+                          f"{price.MAX_PER_HOUR:g}), got {_shown(value)}")  # fmt: skip
     return v
 
 
@@ -64,7 +84,8 @@ def parse_prices(text: str, name: str) -> dict[str, float]:
                 raise PricesError(f"{name}:{i}: more fields than the header names; one host_id and price per row")
             if host.strip() in out:  # two prices for one host: which is meant cannot be guessed
                 raise PricesError(f"{name}:{i}: {host.strip()} has a price already; give each host one row")
-            out[host.strip()] = _price(row.get("price_per_hour", row.get("price")), f"{name}:{i}")
+            out[host.strip()] = _price(row.get("price_per_hour", row.get("price")), f"{name}:{i}",
+                                       row.get("currency"))  # fmt: skip
         return out
     import yaml
 
@@ -86,21 +107,39 @@ def parse_prices(text: str, name: str) -> dict[str, float]:
 
 
 def price_of(host: HostRecord | None, prices: Mapping[str, float] | None) -> float | None:
-    """The host's dollars per hour: the prices file's entry, else its host.json's, else None."""
+    """The host's dollars per hour: the prices file's entry, else its host.json's (where it can be used:
+    :func:`cpubench.host.price.recorded`), else None (:func:`unusable_price` says why, where it can)."""
     if host is None:
         return None
     if prices and host.host_id in prices:
         return prices[host.host_id]
-    p = (host.price or {}).get("per_hour")
-    return float(p) if isinstance(p, (int, float)) and not isinstance(p, bool) and p > 0 else None
+    return price.recorded(host.price)[0]
+
+
+def unusable_price(host: HostRecord | None, prices: Mapping[str, float] | None) -> str | None:
+    """Why the price ``host``'s host.json holds cannot be used (text from the file, to be escaped where shown), or
+    None: the prices file gives one, or none was recorded (then :data:`NO_PRICE` says what to do)."""
+    if host is None or (prices and host.host_id in prices):
+        return None
+    return price.recorded(host.price)[1]
+
+
+def _finite(v: float) -> float | None:
+    """A derived figure, or None where the arithmetic left the numbers (never ``inf`` or ``nan`` in a table)."""
+    return v if math.isfinite(v) else None
 
 
 def images_per_dollar(images_per_sec: float | None, per_hour: float | None) -> float | None:
-    return images_per_sec * 3600.0 / per_hour if images_per_sec and per_hour else None
+    return _finite(images_per_sec * 3600.0 / per_hour) if images_per_sec and per_hour else None
 
 
 def dollars_per_million(images_per_sec: float | None, per_hour: float | None) -> float | None:
-    return per_hour / (images_per_sec * 3600.0) * 1e6 if images_per_sec and per_hour else None
+    return _finite(per_hour / (images_per_sec * 3600.0) * 1e6) if images_per_sec and per_hour else None
+
+
+# More than this over a record's window is no CPU host's draw (eight 500 W packages are 4 kW): a damaged reading, or
+# one an older engine took across a counter that went backwards and counted as a wrap.
+MAX_HOST_WATTS = 20_000.0
 
 
 def joules_per_image(rec: Any) -> tuple[float | None, str | None]:
@@ -111,6 +150,12 @@ def joules_per_image(rec: Any) -> tuple[float | None, str | None]:
     j = e.get("joules")
     if j is None:
         return None, str(e.get("na") or "no energy reading")
+    window = e.get("window_s")
+    if isinstance(window, bool) or not isinstance(window, (int, float)) or not window > 0:
+        window = sum(rec.samples.step_times)  # the timed steps are the window (a record that did not say)
+    if window > 0 and j / window > MAX_HOST_WATTS:
+        return None, (f"{j:.4g} J over a {window:.3g} s window is {j / window:.3g} W, more than a host draws: "
+                      "a damaged RAPL reading")  # fmt: skip
     images = (rec.samples.global_batch or 0) * len(rec.samples.step_times)
     return (j / images, None) if images else (None, "no timed steps")
 
@@ -165,10 +210,12 @@ class CellCost:
 
 
 def shown(merged: Any, prices: Mapping[str, float] | None = None) -> bool:
-    """Whether the report has cost or energy to show: a host with a price, or a record with an energy reading
-    (present or n/a). Folders from before either existed render as they did."""
+    """Whether the report has cost or energy to show: a host with a price (one its host.json holds but that cannot
+    be used too, so its reason is shown), or a record with an energy reading (present or n/a). Folders from before
+    either existed render as they did."""
     hosts = {h.host_id: h.record for h in merged.hosts}
-    return any(price_of(h, prices) for h in hosts.values()) or any(m.rec.energy for m in merged.runs)
+    priced = any(price_of(h, prices) or h.price for h in hosts.values())
+    return priced or any(m.rec.energy for m in merged.runs)
 
 
 def cell_costs(settings: Mapping[str, Any], merged: Any, prices: Mapping[str, float] | None = None) -> list[CellCost]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -104,7 +104,7 @@ def figure(
     per = per * (TRAINING_FACTOR if training else 1) if per is not None else None
     achieved = per * images_per_sec / 1e9 if per is not None and images_per_sec else None
     cores = host.cores_physical if host is not None else None
-    peak, basis = limit_for(host.limits if host is not None else None, precision, threads, cores)
+    peak, basis = limit_for(lim.of_host(host) if host is not None else None, precision, threads, cores)
     if per is None:
         basis = f"n/a: {model} is not a model declared here" if model else "n/a: no model"
     return Figure(None if per is None else per / 1e9, achieved, peak, basis)
@@ -163,8 +163,14 @@ def record_figure(rec: Any, host: HostRecord | None, images_per_sec: float | Non
 
 
 def hosts_of(merged: Any) -> dict[str, HostRecord]:
-    """host id -> its record, for a merge (``cpubench.results.merge.Merged``)."""
-    return {h.host_id: h.record for h in merged.hosts}
+    """host id -> its record, for a merge (``cpubench.results.merge.Merged``), each with the limits a figure may be
+    set against (:func:`cpubench.host.limits.of_host`: another machine's limits give way to the reason they are not
+    used), so every reader of these records (the pages' tables and rooflines too) sees the same."""
+    out = {}
+    for h in merged.hosts:
+        limits = lim.of_host(h.record)
+        out[h.host_id] = h.record if limits is h.record.limits else replace(h.record, limits=limits)
+    return out
 
 
 def any_limits(merged: Any) -> bool:

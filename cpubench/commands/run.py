@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from cpubench.host import price
 from cpubench.host.topology import Topology
 from cpubench.results import hosts, store
 from cpubench.spec import config as cfg
@@ -95,8 +96,9 @@ def main(args: argparse.Namespace) -> int:
                                           f"{config.name}; `cpubench run --dry-run` lists them")  # fmt: skip
         if not args.heartbeat > 0:
             raise cfg.ConfigError(f"--heartbeat={args.heartbeat}: must be more than 0 seconds")
-        if args.price_per_hour is not None and not 0 < args.price_per_hour < float("inf"):
-            raise cfg.ConfigError(f"--price-per-hour={args.price_per_hour:g}: must be dollars per hour above 0")
+        if args.price_per_hour is not None and not price.plausible(args.price_per_hour):
+            raise cfg.ConfigError(f"--price-per-hour={args.price_per_hour:g}: must be dollars per hour, from "
+                                  f"{price.MIN_PER_HOUR:g} to {price.MAX_PER_HOUR:g}")  # fmt: skip
         if args.wait_quiet is not None and not 0 < args.wait_quiet < float("inf"):
             raise cfg.ConfigError(f"--wait-quiet={args.wait_quiet:g}: must be a number of seconds above 0")
         host_id = hosts.resolve_host_id(args.out, args.host_id, args.unique_host_id)

@@ -34,6 +34,7 @@ NUMA node, the child's error).
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -67,6 +68,12 @@ LABELS = {
     TRIAD_ALL: "memory triad, all cores",
     TRIAD_REMOTE: "memory triad, remote node",
 }
+UNITS = {name: GBS if name.startswith("triad") else GFLOPS for name in NAMES}
+# What a recorded limit may be and still be a CPU's: a value outside is a damaged or hand-edited host.json, and set
+# against it every figure's share would read as 0% or as a number of hundreds of digits. The bounds are far outside
+# any host (a 2-socket AMX server is tens of TFLOP/s in bf16; HBM CPUs a few TB/s) and far above any reading the
+# probe can take (its smallest product at 0.01 GFLOP/s would take seconds).
+PLAUSIBLE = {GFLOPS: (0.01, 1e6), GBS: (0.01, 1e5)}
 
 GEMM_SIZES = (256, 512, 1024, 1536, 2048, 3072, 4096, 6144, 8192)  # square; 8192: 0.8 GiB of fp32 for a, b and c
 GEMM_TARGET_S = 0.25  # a product at least this long is timed well (and the size grows no further)
@@ -101,14 +108,33 @@ def quick() -> bool:
 
 
 def current(limits: dict[str, Any] | None, fingerprint: str | None) -> bool:
-    """Whether recorded limits belong to this machine and this version of the measurement."""
+    """Whether recorded limits belong to this machine and this version of the measurement, every value a rate it
+    could be (a damaged entry is measured again, not kept for as long as the machine is the same)."""
     return (
         isinstance(limits, dict)
         and fingerprint is not None
         and limits.get("machine_fingerprint") == fingerprint
         and limits.get("version") == LIMITS_VERSION
         and isinstance(limits.get("values"), dict)
+        and not any(_damaged(limits, name) for name in NAMES)
     )
+
+
+def of_host(host: Any) -> dict[str, Any] | None:
+    """The limits a reader may set ``host``'s figures against: its record's, unless they name another machine's
+    fingerprint than the record's own (a ``host.json`` edited or pieced together by hand), which gives a stand-in
+    without values whose ``na`` says why, so every figure shows that reason instead of another machine's roof.
+
+    Why here: :func:`attach` never writes another machine's limits, but a shared results folder may hold a
+    ``host.json`` it did not write; the report, the pages and ``compare`` read limits through this."""
+    limits = getattr(host, "limits", None)
+    if not isinstance(limits, dict):
+        return limits
+    theirs, ours = limits.get("machine_fingerprint"), getattr(host, "machine_fingerprint", None)
+    if isinstance(theirs, str) and isinstance(ours, str) and theirs != ours:
+        return {"values": {}, "na": f"the limits in host.json were measured on another machine (fingerprint "
+                f"{theirs[:16]}, this host's {ours[:16]}): `cpubench run` on it measures them anew"}  # fmt: skip
+    return limits
 
 
 def attach(host: HostRecord, previous: HostRecord | None, say: Callable[[str], None] | None = None) -> HostRecord:
@@ -126,18 +152,51 @@ def attach(host: HostRecord, previous: HostRecord | None, say: Callable[[str], N
     return replace(host, limits=limits)
 
 
+def _recorded(limits: dict[str, Any] | None, name: str) -> Any:
+    """The ``value`` a limit's entry holds as recorded (None where there is no entry)."""
+    values = limits.get("values") if isinstance(limits, dict) else None
+    entry = values.get(name) if isinstance(values, dict) else None
+    return entry.get("value") if isinstance(entry, dict) else None
+
+
+_AGAIN = "`cpubench run` on that host measures its limits anew"
+
+
+def _damaged(limits: dict[str, Any] | None, name: str) -> str | None:
+    """Why a recorded value cannot be this limit (not a number, or outside :data:`PLAUSIBLE`), or None: no value
+    recorded, or a value that can be."""
+    v = _recorded(limits, name)
+    if v is None:
+        return None
+    unit = UNITS.get(name, GFLOPS)
+    low, high = PLAUSIBLE[unit]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return f"the recorded value {str(v)[:40]!r} is not a number: host.json is damaged ({_AGAIN})"
+    if not low <= v <= high:
+        return (f"the recorded value {v:.3g} {unit} is outside what a CPU gives ({low:g} to {high:g} {unit}): "
+                f"host.json is damaged ({_AGAIN})")  # fmt: skip
+    return None
+
+
 def value(limits: dict[str, Any] | None, name: str) -> float | None:
-    """A limit's value, or None when not measured or not applicable."""
-    entry = ((limits or {}).get("values") or {}).get(name)
-    v = entry.get("value") if isinstance(entry, dict) else None
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else None
+    """A limit's value, or None when not measured, not applicable, or not a rate the host can have (a damaged or
+    hand-edited entry: :func:`why_not` says which)."""
+    v = _recorded(limits, name)
+    return None if v is None or _damaged(limits, name) else float(v)
 
 
 def why_not(limits: dict[str, Any] | None, name: str) -> str:
-    """Why a limit has no value: the recorded reason, or that the host has no limits at all."""
+    """Why a limit has no value: the recorded reason, why the recorded value cannot be it, or that the host has no
+    limits at all (or only another machine's: :func:`of_host`)."""
     if not limits:
         return "no limits measured on this host"
-    entry = (limits.get("values") or {}).get(name)
+    if limits.get("na"):
+        return str(limits["na"])
+    damaged = _damaged(limits, name)
+    if damaged:
+        return damaged
+    values = limits.get("values")
+    entry = values.get(name) if isinstance(values, dict) else None
     if not isinstance(entry, dict):
         return "not measured"
     return str(entry.get("na") or "not measured")
@@ -148,8 +207,7 @@ def summary_line(limits: dict[str, Any]) -> str:
     parts = []
     for name in NAMES:
         v = value(limits, name)
-        unit = ((limits.get("values") or {}).get(name) or {}).get("unit", "")
-        shown = f"{v:.1f} {unit}" if v is not None else f"n/a ({why_not(limits, name)})"
+        shown = f"{v:.1f} {UNITS[name]}" if v is not None else f"n/a ({why_not(limits, name)})"
         parts.append(f"{LABELS[name]} {shown}")
     return "; ".join(parts)
 

@@ -44,16 +44,20 @@ def cost_lines(merged: Any, settings: Settings, prices: Mapping[str, float] | No
         "package, every process on it).",
         "",
     ]
-    body = [[md_text(i.setting), i.row, i.host, tables.fmt_ips(i.images_per_sec), money(i.per_hour),
+    body = [[i.setting, i.row, i.host, tables.fmt_ips(i.images_per_sec), money(i.per_hour),
              count(i.images_per_dollar), money(i.dollars_per_million), joules(i.joules_per_image)]
             for i in items]  # fmt: skip
     headers = ["setting", "model", "host", "images/sec", "$/hour", "images per $", "$ per M images", "J per image"]
     out += [tables.markdown_table(headers, body), ""]
     hosts = {h.host_id: h.record for h in merged.hosts}
-    why = [f"- {md_text(h)}: {cost.NO_PRICE}" for h in hosts if cost.price_of(hosts[h], prices) is None]
-    energy = {}
+    why = []
+    for h, record in hosts.items():
+        if cost.price_of(record, prices) is None:
+            unusable = cost.unusable_price(record, prices)
+            why.append(f"- {md_text(h)}: " + (f"no price: {md_text(unusable)}" if unusable else cost.NO_PRICE))
+    energy: dict[str, dict[str, None]] = {}  # host -> its cells' distinct reasons, in report order
     for i in items:
         if i.energy_na:
-            energy.setdefault(i.host, i.energy_na)
-    why += [f"- {md_text(h)}: energy n/a: {md_text(na)}" for h, na in energy.items()]
+            energy.setdefault(i.host, {})[i.energy_na] = None
+    why += [f"- {md_text(h)}: energy n/a: {md_text('; '.join(nas))}" for h, nas in energy.items()]
     return out + why + ([""] if why else [])

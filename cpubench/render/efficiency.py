@@ -21,18 +21,22 @@ TITLE = "% of peak"
 
 
 def limit_text(limits: dict[str, Any] | None, name: str) -> str:
+    """``219.0 GFLOP/s`` (the unit is the limit's own, never the file's text), or ``n/a``."""
     v = lim.value(limits, name)
-    unit = (((limits or {}).get("values") or {}).get(name) or {}).get("unit", "")
-    return f"{v:.1f} {unit}" if v is not None else "n/a"
+    return f"{v:.1f} {lim.UNITS[name]}" if v is not None else "n/a"
 
 
 def limits_table(hosts: Sequence[Any]) -> list[str]:
     """One row per host: its limits and when they were measured; then why each n/a is n/a."""
     rows, why = [], []
     for h in hosts:
-        limits = h.limits
+        limits = lim.of_host(h)  # another machine's limits: n/a with that reason, never its values
+        measured = limits.get("measured") if isinstance(limits, dict) else None
         rows.append([h.host_id, *(limit_text(limits, n) for n in lim.NAMES),
-                     str((limits or {}).get("measured") or tables.MISSING)[:10]])  # fmt: skip
+                     str(measured)[:10] if isinstance(measured, str) and measured else tables.MISSING])  # fmt: skip
+        if limits and limits.get("na"):
+            why.append(f"- {md_text(h.host_id)}: n/a, {md_text(lim.why_not(limits, lim.GEMM_FP32_ALL))}")
+            continue
         for n in lim.NAMES:
             if lim.value(limits, n) is None and limits:
                 why.append(f"- {md_text(h.host_id)}: {lim.LABELS[n]}: n/a, {md_text(lim.why_not(limits, n))}")

@@ -173,7 +173,8 @@ def build_report(
     if plots and any_limits(merged):
         from cpubench.render.roofline import ROOFLINE_PNG, draw  # lazy: matplotlib only when plots are drawn
 
-        host_roofs = [r for h in merged.hosts if (r := roofs(h.host_id, h.record.limits)) is not None]
+        own = hosts_of(merged)  # each host with its own limits only (another machine's give way to the reason)
+        host_roofs = [r for h in merged.hosts if (r := roofs(h.host_id, own[h.host_id].limits)) is not None]
         written.append(draw(host_roofs, placed(merged, settings), plot_dir / ROOFLINE_PNG,
                             "Roofline: " + ", ".join(h.host_id for h in merged.hosts)))  # fmt: skip
         roofline_link = f"{PLOTS_DIR}/{ROOFLINE_PNG}"
