@@ -69,6 +69,7 @@ def test_cpubench_run_records_the_limits_once_and_again_for_another_machine(
     lim = first["limits"]
     assert lim["machine_fingerprint"] == first["machine_fingerprint"] and lim["version"] == limits.LIMITS_VERSION
     assert lim["quick"] is True and lim["wall_s"] > 0 and lim["measured"]
+    assert lim["cpus"] == first["topology"]["cpus"]  # the CPUs they were measured on: this process's
     values = lim["values"]
     assert set(values) == set(limits.NAMES)
     for name in (limits.GEMM_FP32_ALL, limits.GEMM_FP32_ONE, limits.TRIAD_ALL):

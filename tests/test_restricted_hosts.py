@@ -258,3 +258,30 @@ def test_cpu_quota_of_cgroup_v2_v1_nested_and_odd_files(tmp_path: Path) -> None:
     proc.write_text("4:cpu,cpuacct:/\n")
     assert topology.cpu_quota(v1, str(proc)) is None
     assert topology.cpu_quota(tmp_path / "nothing", str(tmp_path / "no-proc-file")) is None
+
+
+def test_limits_measured_on_other_cpus_are_measured_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: limits measured on the whole host were kept for a sweep under `taskset -c 1`, so its one-thread runs
+    were set against the all-core GEMM of cores they did not have (half their share, on two cores). Limits now name
+    the CPUs they were measured on, and are measured again where those are not the CPUs this process may use."""
+    from cpubench.host import limits as lim
+    from cpubench.host.record import HostRecord
+
+    monkeypatch.setenv(lim.NO_LIMITS_ENV, "0")
+    measured: list[str] = []
+
+    def measure(fp: str | None, flags: object = None) -> dict[str, object]:
+        measured.append(str(fp))
+        return {"version": lim.LIMITS_VERSION, "machine_fingerprint": fp, "values": {}, "wall_s": 1.0, "cpus": "1"}
+
+    monkeypatch.setattr(lim, "measure", measure)
+    whole = {"version": lim.LIMITS_VERSION, "machine_fingerprint": "f", "values": {}, "cpus": "0-1"}
+    older = {k: v for k, v in whole.items() if k != "cpus"}  # recorded before limits named their CPUs
+    free = HostRecord("h", machine_fingerprint="f", topology={"cpus": "0-1"})
+    tied = HostRecord("h", machine_fingerprint="f", topology={"cpus": "1", "host_cpus": "0-1"})
+    assert lim.attach(free, HostRecord("h", machine_fingerprint="f", limits=whole)).limits == whole
+    assert lim.attach(free, HostRecord("h", machine_fingerprint="f", limits=older)).limits == older
+    assert measured == []
+    for prev in (whole, older):
+        assert lim.attach(tied, HostRecord("h", machine_fingerprint="f", limits=prev)).limits["cpus"] == "1"
+    assert measured == ["f", "f"]

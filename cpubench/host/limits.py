@@ -107,9 +107,18 @@ def quick() -> bool:
     return os.environ.get(QUICK_ENV, "").strip() not in ("", "0")
 
 
-def current(limits: dict[str, Any] | None, fingerprint: str | None) -> bool:
+def current(
+    limits: dict[str, Any] | None, fingerprint: str | None, cpus: str | None = None, restricted: bool = False
+) -> bool:
     """Whether recorded limits belong to this machine and this version of the measurement, every value a rate it
-    could be (a damaged entry is measured again, not kept for as long as the machine is the same)."""
+    could be (a damaged entry is measured again, not kept for as long as the machine is the same), measured on the
+    CPUs this process may use now (``cpus``, a CPU list; ``restricted``: fewer than the host's). Why the CPUs: the
+    all-core limit of a whole host, kept for a sweep under ``taskset`` or a smaller cpuset, would set every figure
+    against cores its runs did not have; limits recorded before they named their CPUs were a whole host's."""
+    if cpus is not None:
+        recorded = limits.get("cpus") if isinstance(limits, dict) else None
+        if (recorded is not None and recorded != cpus) or (recorded is None and restricted):
+            return False
     return (
         isinstance(limits, dict)
         and fingerprint is not None
@@ -141,7 +150,9 @@ def attach(host: HostRecord, previous: HostRecord | None, say: Callable[[str], N
     """``host`` with its limits: the previous record's when they belong to this machine, else measured now (unless
     :func:`skipped`). The session calls this where it writes ``host.json``."""
     prev = previous.limits if previous is not None else None
-    if current(prev, host.machine_fingerprint):
+    topo = host.topology if isinstance(host.topology, dict) else {}
+    cpus = topo.get("cpus") if isinstance(topo.get("cpus"), str) else None
+    if current(prev, host.machine_fingerprint, cpus, restricted="host_cpus" in topo):
         return replace(host, limits=prev)
     if skipped() is not None:
         return host
@@ -315,8 +326,16 @@ def measure(fingerprint: str | None, flags: Sequence[str] | None = None) -> dict
         "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "wall_s": round(time.monotonic() - t0, 2),
         "values": values,
+        # The CPUs the limits were measured on (this process's: taskset or a cpuset may allow fewer than the host has).
+        **({"cpus": _cpulist(topo.cpus)} if topo is not None else {}),
         **({"quick": True} if quick() else {}),
     }
+
+
+def _cpulist(cpus: Sequence[int]) -> str:
+    from cpubench.host import topology
+
+    return topology.format_cpulist(cpus)
 
 
 def gemm(dtype: str, one_core: float | None = None) -> dict[str, Any]:
