@@ -92,6 +92,26 @@ def test_wrong_types_are_refused_with_the_field_named(key: str, value: Any) -> N
         HostRecord.from_dict({**PREVIOUS_VERSION, key: value})
 
 
+@pytest.mark.parametrize(
+    ("limits", "said"),
+    [
+        ({"values": {"gemm_fp32_all": {"value": "200"}}}, "limits.values.gemm_fp32_all.value: expected a finite "
+         "number or null, got '200'"),
+        ({"values": {"triad_all": 31.6}}, "limits.values.triad_all: expected an object with a `value`, got 31.6"),
+        ({"values": [1]}, "limits.values: expected an object of entries, got [1]"),
+        ("fast", "limits: expected an object with `values`"),
+    ],
+)
+def test_a_damaged_limit_is_named_by_its_entry(limits: Any, said: str) -> None:
+    """Before: the error repeated the whole limits object, cut off at 120 characters before the bad entry."""
+    big = {n: {"value": 1.0, "unit": "GFLOP/s", "how": "x" * 80} for n in ("a", "b", "c")}
+    if isinstance(limits, dict) and isinstance(limits["values"], dict):
+        limits = {**limits, "values": {**big, **limits["values"]}}
+    with pytest.raises(HostRecordError) as e:
+        HostRecord.from_dict({**PREVIOUS_VERSION, "limits": limits})
+    assert str(e.value).startswith(said), str(e.value)
+
+
 def test_the_store_names_the_file_and_the_field(tmp_path: Path) -> None:
     folder = tmp_path / "box"
     folder.mkdir()

@@ -205,9 +205,12 @@ class HostRecord:
             if value is None:
                 nulls.add(key)
             elif not _valid(kind, value):
+                where, expected = "", _EXPECTED[kind]
+                if kind == _LIMITS and (found := _limits_problem(value)):
+                    where, expected, value = found
                 shown = repr(value)
                 shown = shown if len(shown) <= 120 else f"{shown[:117]}..."
-                raise HostRecordError(f"{key}: expected {_EXPECTED[kind]}, got {shown}")
+                raise HostRecordError(f"{key}{where}: expected {expected}, got {shown}")
             values[key] = copy.deepcopy(value)
         extra = {k: copy.deepcopy(v) for k, v in d.items() if k not in _CHECKS and k != "schema"}
         return cls(**values, schema=schema, extra=extra, nulls=frozenset(nulls))
@@ -222,6 +225,22 @@ class HostRecord:
     def imported(self) -> bool:
         """A host made from legacy logs (``import-logs``), not measured by ``cpubench run``."""
         return self.source == "import"
+
+
+def _limits_problem(v: Any) -> tuple[str, str, Any] | None:
+    """Where in a ``limits`` object its shape breaks (``.values.gemm_fp32_all.value``), what was expected there, and
+    what is there: the error names the entry, not the whole object cut off at its start."""
+    if not isinstance(v, dict):
+        return None
+    entries = v.get("values", {})
+    if not isinstance(entries, dict):
+        return ".values", "an object of entries", entries
+    for name, e in entries.items():
+        if not isinstance(e, dict):
+            return f".values.{name}", "an object with a `value`", e
+        if e.get("value") is not None and not _valid(_NUMBER, e["value"]):
+            return f".values.{name}.value", "a finite number or null", e["value"]
+    return None
 
 
 def _valid(kind: str, v: Any) -> bool:
