@@ -206,7 +206,8 @@ def test_a_host_json_price_that_cannot_be_used_is_na_with_the_reason(tmp_path: P
     assert "<b>" not in md
     text = cli("compare", "data/a", "data/b", cwd=tmp_path).stdout
     no_bad_numbers(text)
-    assert "a n/a (no price)" in text
+    assert "a n/a (host.json's price " in text, text  # compare names the reason too
+    assert "\x1b" not in text and "<b>EUR</b>\n" not in text
 
 
 def test_the_cost_tables_setting_is_escaped_once(tmp_path: Path) -> None:

@@ -199,6 +199,7 @@ class CellCost:
     per_hour: float | None
     joules_per_image: float | None
     energy_na: str | None
+    price_na: str | None = None  # why the host.json price cannot be used (None: a price, or none recorded)
 
     @property
     def images_per_dollar(self) -> float | None:
@@ -244,6 +245,7 @@ def cell_costs(settings: Mapping[str, Any], merged: Any, prices: Mapping[str, fl
                         price_of(hosts.get(host), prices),
                         statistics.median(values) if values else None,
                         None if values else (why or "not recorded (a run before energy was read)"),
+                        unusable_price(hosts.get(host), prices),
                     )
                 )
     return out

@@ -57,7 +57,7 @@ def cost_text(row: Row) -> str:
         money = (
             f"{c.images_per_dollar:,.0f} images/$ (${c.dollars_per_million:,.2f} per M images)"
             if c.images_per_dollar is not None and c.dollars_per_million is not None
-            else "n/a (no price)"
+            else f"n/a ({plain(c.price_na) if c.price_na else 'no price'})"
         )
         energy = f"{c.joules_per_image:.3g} J/image" if c.joules_per_image is not None else "n/a J/image"
         parts.append(f"{plain(h)} {money}, {energy}")  # fmt: skip
