@@ -166,8 +166,8 @@ def test_training_and_inference_runs_are_never_one_point(tmp_path: Path) -> None
     """A model run for training and for inference at the same threads and batch (cpu-default's alexnet, the
     tf-vs-torch config at batch 32): the pages took one median over both as one point, so the scaling CSVs, plots
     and the framework comparison read a latency neither setting had; the tuner's profile mixed fp32 and bf16 runs
-    alike. Each setting is now its own point; a page shows the inference one and names the other, and the tuner
-    reads the default inference setting."""
+    alike. Each setting is now its own point; a page shows the inference one nearest the defaults (synthetic data,
+    fp32) and names the others, and the tuner reads the default inference setting."""
     data = tmp_path / "data"
     one = {"data": "syn", "variable_update": "parameter_server", "num_devices": 1, "num_intra_threads": 1}
     infer = [record("a", i, 20.0, [1.6] * 10, params={**one, "forward_only": True}) for i in range(2)]
@@ -176,7 +176,10 @@ def test_training_and_inference_runs_are_never_one_point(tmp_path: Path) -> None
     fast = {**one, "forward_only": True, "precision": "bf16"}
     bf16 = [record("a", 20 + i, 80.0, [0.4] * 10, setting="syn-parameter_server-1cpus-inference-bf16-intra1",
                    params=fast, run_hash=f"b{i}") for i in range(3)]  # fmt: skip
-    write_host(data, "a", [*infer, *train, *bf16])
+    shards = {**one, "forward_only": True, "data": "real"}
+    real = [record("a", 30 + i, 10.0, [3.2] * 10, setting="real-parameter_server-1cpus-inference-intra1",
+                   params=shards, run_hash=f"r{i}") for i in range(2)]  # fmt: skip
+    write_host(data, "a", [*infer, *train, *bf16, *real])
     p = cpubench(["pages", "data", "-o", "pages", "--no-plots"], tmp_path)
     ok_or_one_line(p, "pages")
     (row,) = list(csv.DictReader((tmp_path / "pages" / "a" / "resnet50_latency.csv").open()))
@@ -184,6 +187,7 @@ def test_training_and_inference_runs_are_never_one_point(tmp_path: Path) -> None
     page = (tmp_path / "pages" / "a" / "resnet50.md").read_text()
     assert "# Runs Shown" in page and "setting syn-parameter_server-1cpus-inference. " in page, page
     assert "syn-parameter_server-1cpus-inference-bf16" in page and "syn-parameter_server-1cpus:" in page, page
+    assert "real-parameter_server-1cpus-inference," in page, page
     p = cpubench(["tune", "data/a", "--cores", "1"], tmp_path)
     assert p.returncode == 0, p.stderr
     assert "setting syn-parameter_server-1cpus-inference)" in p.stdout and "1600" in p.stdout, p.stdout

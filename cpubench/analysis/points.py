@@ -111,6 +111,13 @@ def _key(rec: Any) -> Key:
     )
 
 
+def _off_default(params: dict[str, Any] | None) -> int:
+    """How many setting axes outside the study's a run's values set off their default (inference counts one)."""
+    values = {**axes.defaults(), **(params or {})}
+    outside = [a for a in axes.setting_axes() if a.name not in STUDY_AXES]
+    return sum(1 for a in outside if values.get(a.name) != a.default_in(values))
+
+
 def workload_of(params: dict[str, Any] | None) -> str:
     """What a run measured apart from the study's axes: its setting name with those axes at their defaults."""
     defaults = axes.defaults()
@@ -167,6 +174,8 @@ class Study:
     hosts: list[str] = field(default_factory=list)
     # every record that gave no point, with its reason: where the framework comparison finds why a side is missing
     failures: list[tuple[Key, str]] = field(default_factory=list)
+    # workload -> how many of its axes are off their default (real data, another variable update, bf16, ...)
+    off_default: dict[str, int] = field(default_factory=dict)
 
     def models(self, host: str) -> list[str]:
         found = {k.model for k in self.points if k.host == host} | {m for h, m, _, _ in self.reasons if h == host}
@@ -174,11 +183,12 @@ class Study:
 
     def workloads(self, host: str, model: str) -> list[str]:
         """The workloads with ok points of a model on a host, the one a page shows first: inference (the scaling
-        study Packrat makes), then the one with the most points, then by name."""
+        study Packrat makes), then the one nearest the axes' defaults (synthetic data before real, fp32 before
+        bf16), then the one with the most points, then by name."""
         pts = [p for k, p in self.points.items() if k.host == host and k.model == model]
         count = Counter(p.key.workload for p in pts)
         inference = {p.key.workload for p in pts if p.forward_only}
-        return sorted(count, key=lambda w: (w not in inference, -count[w], w))
+        return sorted(count, key=lambda w: (w not in inference, self.off_default.get(w, 0), -count[w], w))
 
     def workload(self, host: str, model: str) -> str | None:
         """The workload a page of this host and model shows (None: no ok point)."""
@@ -217,6 +227,7 @@ def build_study(runs: Iterable[Any], hosts: Sequence[str]) -> Study:
         if not rec.model or is_tune(rec):  # concurrent instances are not single-instance points
             continue
         key = _key(rec)
+        study.off_default.setdefault(key.workload, _off_default(rec.params))
         lat = rec.latency_ms
         if rec.ok and lat is not None and lat.max > 0 and rec.images_per_sec:
             groups.setdefault(key, []).append(rec)
