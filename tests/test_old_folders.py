@@ -98,7 +98,9 @@ def same_as_then(new: Path, old: Path) -> None:
     cost, energy: issue 24): every column it had is as it was, in its place, row for row. The pages' figures of a
     model run in several settings (training and inference, say) were one median over all of them; those rows of the
     golden CSVs and the pages' summary were written again when each setting became its own point (the old columns
-    kept, only the repeats and figures of the mixed points changed)."""
+    kept, only the repeats and figures of the mixed points changed). Ratios of two repeats a side have no interval
+    since an interval needs three (a bootstrap of two values called alike hosts apart one time in three): the
+    relative tables and compare outputs were written again for that."""
     if new.suffix == ".csv" and new.name == "results.csv" and new.parent.name == "report":
         then_rows, now_rows = list(csv.reader(old.open())), list(csv.reader(new.open()))
         assert len(then_rows) == len(now_rows)

@@ -17,7 +17,7 @@ a failed repeat in as half the value; here a cell (:class:`cpubench.analysis.cel
 
 The relative table gives each ratio to the baseline with its 95% bootstrap interval (:mod:`cpubench.analysis.stats`):
 ``1.32 [1.25–1.40]`` when the interval excludes 1.00, ``≈1.02 [0.97–1.08]`` when it contains 1.00 (not
-significant), ``1.02 (n=1)`` when a side has fewer than 2 ok repeats (no interval).
+significant), ``1.02 (n=2)`` when a side has fewer than 3 ok repeats (no interval).
 
 Text from data (models, settings, CPU brands, reasons, warnings) is escaped where it lands by
 :mod:`cpubench.render.escape` (table cells by :func:`cpubench.render.tables.markdown_table`, the rest by
@@ -313,8 +313,8 @@ def render_markdown(
             f"Median images/sec divided by {md_text(baseline)}'s (= 1.00), with the 95% confidence interval of the "
             "ratio in brackets. `1.32 [1.25\u20131.40]`: the interval excludes 1.00, the repeats tell the hosts apart. "
             f"`{tables.NOT_SIGNIFICANT_MARK}1.02 [0.97\u20131.08]`: the interval contains 1.00, not significant (the "
-            "repeats do not tell the hosts apart). `0.50 (n=1)`: a side has fewer than 2 ok repeats, so there is no "
-            "interval. `failed`, `timeout` and `\u2014` as above.",
+            f"repeats do not tell the hosts apart). `0.50 (n=2)`: a side has fewer than {stats.MIN_REPEATS} ok "
+            "repeats, so there is no interval. `failed`, `timeout` and `\u2014` as above.",
             "",
         ]
         for setting, (rows, cells) in settings.items():

@@ -49,8 +49,8 @@ def fmt_ratio_ci(ratio: float, low: float | None, high: float | None, significan
     """A ratio with its interval, rendered so that a ratio the repeats do not support is seen at a glance.
 
     ``1.32 [1.25–1.40]`` the interval excludes 1.00; ``≈1.02 [0.97–1.08]`` it contains 1.00 (not significant);
-    ``1.02 (n=1)`` a side had ``n_min`` < 2 repeats, so there is no interval. ``1.04 [1.003–1.15]``: an end that
-    would round to 1.00 shows its third decimal.
+    ``1.02 (n=2)`` a side had ``n_min`` < 3 repeats (``stats.MIN_REPEATS``), so there is no interval.
+    ``1.04 [1.003–1.15]``: an end that would round to 1.00 shows its third decimal.
     """
     if low is None or high is None:
         return f"{ratio:.2f} (n={n_min})"
