@@ -41,7 +41,7 @@ total images/sec: {total}
 """
 
 
-def _log(model: str = "trivial", total: str = "1199.45", variables: str = "replicated", extra: str = "") -> str:
+def _log(model: str = "resnet50", total: str = "1199.45", variables: str = "replicated", extra: str = "") -> str:
     return extra + HEADER.format(model=model, total=total, variables=variables)
 
 
@@ -221,3 +221,29 @@ def test_a_link_inside_an_imported_host_is_refused_before_writing(
     assert len(err) == 1 and err[0].startswith("cpubench import-logs: error: ") and "symbolic link" in err[0]
     assert list(elsewhere.iterdir()) == []
     assert (out / "IMP" / store.RUNS_FILE).read_bytes() == before
+
+
+def test_an_upstream_network_of_another_shape_is_never_set_against_this_declaration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Upstream's ``mobilenet`` is MobileNet v2 and its ``trivial`` another network: an imported log of either was
+    figured with this declaration's FLOPs (v1's 569 M multiply-adds for a v2 figure: 1.9x too high). The import now
+    says so, and the figure's % of peak is n/a with the reason; a model both declare alike keeps its figure."""
+    import csv
+
+    src = tmp_path / "logs"
+    src.mkdir()
+    for model in ("mobilenet", "resnet50"):
+        (src / f"{model}.log").write_text(_log(model=model))
+    assert _run(src, tmp_path / "data") == 0
+    _, err = _err_lines(capsys)
+    assert any("mobilenet: upstream's mobilenet is MobileNet v2" in line and "n/a" in line for line in err), err
+    assert not any("resnet50:" in line for line in err), err
+    host = store.host_dir(tmp_path / "data", "IMP")
+    (host / store.HOST_FILE).write_text((host / store.HOST_FILE).read_text().replace(
+        '"host_id"', '"limits": {"values": {"gemm_fp32_all": {"value": 200.0}}}, "host_id"', 1))  # fmt: skip
+    assert cli.main(["report", str(host), "-o", str(tmp_path / "out"), "--no-plots", "--no-model-table"]) == 0
+    rows = {r["model"]: r for r in csv.DictReader((tmp_path / "out" / "results.csv").open())}
+    assert rows["mobilenet"]["pct_of_peak"] == "" and "imported from an upstream log, and upstream's mobilenet" in (
+        rows["mobilenet"]["peak_basis"])  # fmt: skip
+    assert rows["resnet50"]["pct_of_peak"] != "", rows["resnet50"]

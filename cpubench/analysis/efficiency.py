@@ -98,14 +98,21 @@ def figure(
     precision: str,
     threads: int | None,
     host: HostRecord | None,
+    imported: bool = False,
 ) -> Figure:
-    """The efficiency of one figure of ``model`` on ``host``."""
-    per = flops_per_image(model) if model else None
+    """The efficiency of one figure of ``model`` on ``host``; ``imported``: the figure comes from an upstream log
+    (``cpubench import-logs``), whose network of a name may not be this declaration's (:func:`upstream_differs`)."""
+    from tf_cnn_benchmarks.models import registry  # lazy, as flops_per_image
+
+    other = registry.upstream_differs(model) if imported and model else ""
+    per = flops_per_image(model) if model and not other else None
     per = per * (TRAINING_FACTOR if training else 1) if per is not None else None
     achieved = per * images_per_sec / 1e9 if per is not None and images_per_sec else None
     cores = host.cores_physical if host is not None else None
     peak, basis = limit_for(lim.of_host(host) if host is not None else None, precision, threads, cores)
-    if per is None:
+    if other:
+        basis = f"n/a: imported from an upstream log, and {other}"
+    elif per is None:
         basis = f"n/a: {model} is not a model declared here" if model else "n/a: no model"
     return Figure(None if per is None else per / 1e9, achieved, peak, basis)
 
@@ -131,7 +138,7 @@ def of_row(row: Mapping[str, Any], host: HostRecord | None) -> Figure:
     training = not bool(row.get("param_forward_only") is True)
     precision = row.get("param_precision") if isinstance(row.get("param_precision"), str) else "fp32"
     return figure(row.get("model"), _number(row.get("images_per_sec")), training, precision or "fp32",
-                  threads_used(row), host)  # fmt: skip
+                  threads_used(row), host, imported=row.get("source") == "import")  # fmt: skip
 
 
 def add_columns(df: pd.DataFrame, hosts: Mapping[str, HostRecord]) -> pd.DataFrame:
@@ -159,7 +166,7 @@ def record_figure(rec: Any, host: HostRecord | None, images_per_sec: float | Non
         threads = min(int(threads), len(rec.cpus))
     ips = images_per_sec if images_per_sec is not None else rec.images_per_sec
     return figure(rec.model, ips, not params.get("forward_only", False), str(params.get("precision") or "fp32"),
-                  int(threads) if threads else None, host)  # fmt: skip
+                  int(threads) if threads else None, host, imported=rec.source == "import")  # fmt: skip
 
 
 def hosts_of(merged: Any) -> dict[str, HostRecord]:

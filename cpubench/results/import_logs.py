@@ -40,6 +40,7 @@ from cpubench.results import store
 from cpubench.results.logparse import ClassicName, ParsedLog, parse_log, parse_log_name
 from cpubench.spec import axes
 from tf_cnn_benchmarks import hostfacts
+from tf_cnn_benchmarks.models import registry
 from tf_cnn_benchmarks.record import RecordError, RunRecord
 
 LOG_SUFFIXES = (".log", ".txt", ".out")
@@ -282,6 +283,11 @@ def plan_import(src: Path, out: Path, host_id: str, cpu_brand: str | None = None
             plan.skip(lg.path, str(e))
             continue
         plan.logs[lg.rel] = lg
+    for model in dict.fromkeys(r.model for r in plan.records if r.model):
+        other = registry.upstream_differs(model)
+        if other:
+            plan.warnings.append(f"{model}: {other}: its imported figures are of that network, and their % of peak "
+                                 "is n/a")  # fmt: skip
     if not new_host:
         store.check_no_links(hdir, "import-logs")  # copied logs, records and host.json land only inside it
     taken: dict[tuple[Any, ...], int] = {}

@@ -25,6 +25,9 @@ class ModelSpec:
     default_batch_size: int
     declare: Callable[[Graph, T], T]
     notes: str = ""
+    # How upstream tf_cnn_benchmarks' network of this name differs from this declaration ("" where it is the same
+    # network): a figure imported from an upstream log of this model is that other network's, not this one's.
+    upstream: str = ""
 
     def graph(self, num_classes: int = IMAGENET_CLASSES) -> Graph:
         """Run the declaration symbolically: the DAG with shapes, parameters and multiply-adds."""
@@ -39,12 +42,12 @@ _REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register(
-    name: str, image_size: int = 224, batch_size: int = 64, notes: str = ""
+    name: str, image_size: int = 224, batch_size: int = 64, notes: str = "", upstream: str = ""
 ) -> Callable[[Callable[[Graph, T], T]], Callable[[Graph, T], T]]:
     def deco(fn: Callable[[Graph, T], T]) -> Callable[[Graph, T], T]:
         if name in _REGISTRY:
             raise ValueError(f"model {name} registered twice")
-        _REGISTRY[name] = ModelSpec(name, image_size, batch_size, fn, notes)
+        _REGISTRY[name] = ModelSpec(name, image_size, batch_size, fn, notes, upstream)
         return fn
 
     return deco
@@ -74,3 +77,12 @@ def get(name: str) -> ModelSpec:
         return _REGISTRY[name]
     except KeyError:
         raise UnknownModelError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}") from None
+
+
+def upstream_differs(name: str) -> str:
+    """How upstream tf_cnn_benchmarks' network of this name differs from the one declared here ("" where it is the
+    same network, or the name is not declared here)."""
+    try:
+        return get(name).upstream
+    except UnknownModelError:
+        return ""
