@@ -142,6 +142,12 @@ def test_intensity_from_the_declaration() -> None:
     assert one is not None and many is not None and 0 < one < many  # weights shared by more images per batch
     assert intensity("resnet50", 32, precision="bf16") == pytest.approx(2 * intensity("resnet50", 32))  # type: ignore
     assert intensity("nosuchnet", 1) is None
+    # Inference counts only the outputs a fused step writes (batch norm folded, ReLU and residual adds applied as the
+    # convolution's post-ops): counting every node's output put ResNet-50 at batch 32 at 26.5 FLOP/B, a third of
+    # this; training writes every output and keeps the old count.
+    assert intensity("resnet50", 32) == pytest.approx(86.2, abs=0.1)
+    assert intensity("resnet50", 32, training=True) == pytest.approx(39.6, abs=0.1)
+    assert intensity("mobilenet", 32) == pytest.approx(27.8, abs=0.1)
 
 
 def test_roofline_drawn_and_named_on_the_report_and_the_pages_index(tmp_path: Path) -> None:
