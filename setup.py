@@ -14,7 +14,8 @@ setup(
         "cpubench.configs",
     ],
     include_package_data=True,
-    package_data={"cpubench.configs": ["*.yaml"]},
+    # The engine's kernel sources: compiled on the host that runs them (tf_cnn_benchmarks.kernels).
+    package_data={"cpubench.configs": ["*.yaml"], "tf_cnn_benchmarks.kernels": ["*.cc"]},
     # TensorFlow comes from exactly one of the extras `cpu` (tensorflow-cpu) and `cuda` (tensorflow[and-cuda]): the
     # two distributions install the same tensorflow/ package, so both at once is an accident of install order.
     # scripts/_venv.sh picks one for the host (scripts/tfchoice.py: CUDA where an NVIDIA GPU is visible;

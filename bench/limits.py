@@ -11,6 +11,7 @@ Targets (issue 24, on a 2-core Zen 4): fp32 inference >= 90% of the GEMM limit, 
 >= 1.8x fp32 where bf16 is native, the probe under 30 s.
 
     .venv/bin/python bench/limits.py [--batch 32] [--steps 10] [--warmup 3] [--repeats 3] [--quick]
+                                     [--batch_norm_kernel auto|tensorflow]
 
 Each case runs ``--repeats`` times, the cases interleaved so drift in the machine's load hits all alike; the table
 gives the median with its min-max spread (and the share of the limit for each), with the load average seen, and the
@@ -108,6 +109,12 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3, help="runs of each case, interleaved; medians are shown")
     ap.add_argument("--quick", action="store_true", help="smoke check: tiny sizes and model; figures mean nothing")
+    ap.add_argument(
+        "--batch_norm_kernel",
+        choices=("auto", "tensorflow"),
+        default="auto",
+        help="the engine's flag of that name, for every run (which batch norm training runs)",
+    )
     args = ap.parse_args()
     if args.conv_child:
         _conv_child(args.conv_child)
@@ -146,6 +153,7 @@ def main() -> int:
           f"{repeats} repeat(s) interleaved:")  # fmt: skip
     rates: dict[tuple[bool, str], list[float]] = {}
     threads: dict[tuple[bool, str], int | None] = {}
+    batch_norm: dict[tuple[bool, str], str] = {}  # which batch-norm kernel each case ran, as its record says
     failed: dict[tuple[bool, str], str] = {}
     loads: list[float] = []
     # The memory bandwidth and the compute a shared host leaves move with its neighbours, and training's
@@ -160,7 +168,8 @@ def main() -> int:
             if case in failed:
                 continue
             run = [f"--model={model}", f"--batch_size={batch}", f"--num_batches={steps}",
-                   f"--num_warmup_batches={warmup}", f"--precision={precision}", "--device=cpu"]  # fmt: skip
+                   f"--num_warmup_batches={warmup}", f"--precision={precision}", "--device=cpu",
+                   f"--batch_norm_kernel={args.batch_norm_kernel}"]  # fmt: skip
             if not training:
                 run.append("--forward_only=true")
             triads.setdefault(case, []).append(lim.triad(cpus).get("value"))
@@ -177,6 +186,8 @@ def main() -> int:
             rates.setdefault(case, []).append(float(rec.images_per_sec or 0.0))
             t = (rec.threads or {}).get("intra_effective")  # a bare engine record has no params: say them here
             threads[case] = int(t) if t else None
+            said = (rec.details or {}).get("batch_norm") or {}
+            batch_norm[case] = str(said.get("why") or "not said")
             print(f"  repeat {r + 1}/{repeats} {_name(case):<16} {rates[case][-1]:8.2f} images/sec "
                   f"(load {loads[-1]:.2f}, triad {_gbs(triads[case][-1])}, GEMM {_gflops(gemms[case][-1])}{twice})",
                   file=sys.stderr, flush=True)  # fmt: skip
@@ -222,6 +233,9 @@ def main() -> int:
             print(f"    {_name(case):<16} {median}{each}")
     if not bf16:
         print(f"  bf16: n/a ({lim.why_not(limits, lim.GEMM_BF16_ALL)})")
+    for case in cases:
+        if case in batch_norm:
+            print(f"  batch norm, {_name(case)}: {batch_norm[case]}")
     print(f"\n({efficiency.TRAINING_NOTE}; the probe took {probe_s:.1f} s)")
     return 0
 

@@ -28,6 +28,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
+# The engine builds its training batch-norm kernel with the host's C++ compiler on first use; without one, training
+# runs TensorFlow's batch norm (each run's record says which ran), so say it once here where a person reads it.
+_cxx="${CXX:-g++}"
+command -v "${_cxx%% *}" >/dev/null 2>&1 || echo "cpu_benchmark.sh: no C++ compiler (${_cxx%% *}): training runs" \
+  "TensorFlow's batch norm, not the engine's fused kernel; 'sudo apt-get install g++' gives it" >&2
 if [ "$DRY" = 1 ]; then
   exec cpubench run "${CONFIG[@]}" "${ARGS[@]}"
 fi

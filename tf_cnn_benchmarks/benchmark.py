@@ -73,6 +73,33 @@ def compute_dtype(flags: Namespace) -> tf.DType:
     return {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}[flags.precision]
 
 
+def batch_norm_kernel(flags: Namespace, graph: Graph, dtype: tf.DType) -> tuple[Any | None, dict[str, str | None]]:
+    """The engine's fused batch-norm ops where they apply and build (else None), and what the record says of it.
+
+    Where it applies: training (inference folds batch norm into the convolutions), on the CPU, NHWC, float32, and
+    not under XLA (a custom op has no XLA lowering). Anything else, or a host where the kernel cannot be built, runs
+    TensorFlow's own batch norm, and ``why`` says which reason held."""
+    if not any(node.op == "bn" for node in graph.nodes):
+        return None, {"kernel": None, "why": "the model has no batch norm"}
+    reasons = [
+        (flags.batch_norm_kernel == "tensorflow", "--batch_norm_kernel=tensorflow"),
+        (flags.forward_only, "inference folds batch norm into the convolutions"),
+        (flags.device != "cpu", "the engine's kernel runs on the CPU only"),
+        (flags.data_format != "NHWC", "the engine's kernel runs NHWC only"),
+        (dtype != tf.float32, "the engine's kernel runs float32 only"),
+        (flags.xla_compile, "XLA compiles the step, and the engine's kernel has no XLA lowering"),
+    ]
+    why = next((text for held, text in reasons if held), None)
+    if why is None:
+        from tf_cnn_benchmarks import kernels
+
+        loaded = kernels.batch_norm()
+        if loaded.ops is not None:
+            return loaded.ops, {"kernel": "engine", "why": "the engine's fused batch norm + ReLU, forward and backward"}
+        why = loaded.reason
+    return None, {"kernel": "tensorflow", "why": f"TensorFlow's ({why})"}
+
+
 class Optimizer:
     """SGD, momentum and RMSProp written as per-variable update functions, applied by ``strategy.extended.update``.
 
@@ -200,10 +227,12 @@ class Benchmark(EngineRun):
             self.log("Generating input pipeline")
             return self._build_input_only(spec, plan, batch)
         self.log("Generating training model" if not f.forward_only else "Generating model")
+        bn_ops, self.facts.batch_norm = batch_norm_kernel(f, graph, dtype)
+        self.log(f"Batch norm: {self.facts.batch_norm['why']}")
         if "synthetic_step" in self.shared:  # a later batch size of --batch_sizes: the same network and step
             return self.shared["synthetic_step"], (self._synthetic_inputs(spec, plan, batch, dtype),)
         with strategy.scope():
-            net = Network(graph, data_format=f.data_format, compute_dtype=dtype, seed=f.seed)
+            net = Network(graph, data_format=f.data_format, compute_dtype=dtype, seed=f.seed, batch_norm_ops=bn_ops)
             opt = None if f.forward_only else Optimizer(f.optimizer, f.learning_rate, f.momentum, net.trainable)
             if f.forward_only:
                 net.freeze_for_inference()  # batch norms folded once, not in every timed step

@@ -112,6 +112,15 @@ FLAGS: tuple[Flag, ...] = (
         "oneDNN CPU kernels (TF_ENABLE_ONEDNN_OPTS=1, default on every x86 host); --mkl=false turns them off. "
         "Without the flag, a TF_ENABLE_ONEDNN_OPTS already in the environment is respected",
     ),
+    Flag(
+        "batch_norm_kernel",
+        str,
+        "auto",
+        "training batch norm on CPU. auto: the engine's own kernel (batch norm and the ReLU after it fused, forward "
+        "and backward; built for this host with g++ on first use) for fp32 NHWC training without XLA, TensorFlow's "
+        "elsewhere or where it cannot be built; tensorflow: always TensorFlow's. The run's record says which ran",
+        choices=("auto", "tensorflow"),
+    ),
     Flag("kmp_blocktime", int, -1, "sets KMP_BLOCKTIME for OpenMP builds; -1 = leave the environment alone"),
     Flag("kmp_affinity", str, "", "sets KMP_AFFINITY for OpenMP builds"),
     Flag("kmp_settings", int, -1, "sets KMP_SETTINGS for OpenMP builds; -1 = leave alone"),

@@ -18,6 +18,8 @@ also before a call a watchdog may have to end (``strategies.on_fatal``). A run t
   skipped_images    real data only: undecodable images skipped by the input pipeline
   warmup_settled    with --max_warmup_batches: whether the step time was steady before the limit
   python_version    the interpreter's version
+  batch_norm        TensorFlow runs: ``kernel`` (``engine``: tf_cnn_benchmarks.kernels' fused batch norm + ReLU;
+                    ``tensorflow``: TensorFlow's own; null: the model has none) and ``why``, one line
   gpus              GPU runs only: per device, the physical GPU it ran on (CUDA_VISIBLE_DEVICES's entry, an index or
                     a UUID, else the CUDA ordinal), whether it is a logical GPU (--logical_gpus: all on one card), and
                     the model and compute capability TensorFlow reports; cuda_visible_devices: the variable as seen
@@ -73,6 +75,7 @@ class RunFacts:
     skipped_images: int | None = None  # real data
     wall_s: float | None = None  # this batch size's own wall time in the process (its share, measured, not divided)
     gpus: list[dict[str, Any]] | None = None  # GPU runs: the physical GPU of each device (strategies.gpu_devices)
+    batch_norm: dict[str, str | None] | None = None  # TensorFlow runs: which batch-norm kernel ran, and why
 
     def record(self, reason: str | None = None) -> RunRecord:
         """The run as a record: ok with its samples when it was measured and no ``reason`` is given, else failed."""
@@ -93,6 +96,8 @@ class RunFacts:
             )
         if self.skipped_images is not None:
             details["skipped_images"] = self.skipped_images
+        if self.batch_norm is not None:
+            details["batch_norm"] = self.batch_norm
         if self.gpus is not None:
             details["gpus"] = self.gpus
             details["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")

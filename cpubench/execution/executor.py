@@ -34,7 +34,7 @@ from tf_cnn_benchmarks.record import RecordError, RunRecord
 _ERROR_LINE = re.compile(
     r"error|exception|out of memory|\boom\b|resourceexhausted|killed|fatal|abort|segmentation|cannot|failed", re.I
 )
-_NOT_A_REASON = re.compile(r"^(#\s*cpubench|[-=_*~]{3,}$|Step\s+Img/sec|Running warm up|Done warm up)")
+_NOT_A_REASON = re.compile(r"^(#\s*cpubench|[-=_*~]{3,}$|Step\s+Img/sec|Running warm up|Done warm up|Batch norm: )")
 
 
 def child_environment(parent: Mapping[str, str], config_env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:

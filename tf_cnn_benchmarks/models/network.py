@@ -9,6 +9,7 @@ nothing per step.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -25,6 +26,10 @@ class Network(tf.Module):
 
     ``compute_dtype`` is the activation dtype (float32 or bfloat16/float16 for mixed precision): variables stay
     float32 and are cast where used, so gradients and updates are float32 as in upstream's fp16 mode.
+
+    ``batch_norm_ops`` (:func:`tf_cnn_benchmarks.kernels.batch_norm`'s ops, NHWC float32 only) runs each training
+    batch norm, with the ReLU after it where that ReLU is its only reader, as one op of the engine's own instead of
+    TensorFlow's batch norm and ReLU; None keeps TensorFlow's. Inference never uses it (the batch norms are folded).
     """
 
     def __init__(
@@ -34,6 +39,7 @@ class Network(tf.Module):
         data_format: str = "NHWC",
         compute_dtype: tf.DType = tf.float32,
         seed: int = 1234,
+        batch_norm_ops: Any | None = None,
     ) -> None:
         super().__init__(name=graph.name.replace(".", "_"))
         self.graph = graph
@@ -50,6 +56,11 @@ class Network(tf.Module):
         # See _pointwise_conv; bf16 keeps the convolution, whose bf16 kernel is the faster one there.
         self.pointwise_weight_grad_as_matmul = data_format == "NHWC" and compute_dtype == tf.float32
         self._folds = _foldable(graph)
+        # The engine's fused training batch norm (tf_cnn_benchmarks.kernels.batch_norm): NHWC float32 only.
+        if batch_norm_ops is not None and (data_format != "NHWC" or compute_dtype != tf.float32):
+            raise ValueError("the engine's batch norm kernel runs NHWC float32 only")
+        self.batch_norm_ops = batch_norm_ops
+        self._bn_relu = _relu_only_reader(graph)
         self._frozen: dict[int, tuple[tf.Variable, tf.Variable]] = {}
 
     def freeze_for_inference(self) -> None:
@@ -98,10 +109,15 @@ class Network(tf.Module):
         """
         folds = self._folds if (not training and self.fold_batch_norm) else {}
         folded = set(folds.values())
+        fused = training and self.batch_norm_ops is not None
         values: list[tf.Tensor | None] = [None] * len(self.graph.nodes)
         for i, node in enumerate(self.graph.nodes):
             args = [values[j] for j in node.inputs]
-            if i in folds and i in self._frozen:
+            if fused and node.op == "bn":
+                values[i] = self._batch_norm_fused(i, args[0], relu=i in self._bn_relu)
+            elif fused and node.op == "relu" and node.inputs[0] in self._bn_relu:
+                values[i] = args[0]  # applied inside the batch norm before it
+            elif i in folds and i in self._frozen:
                 values[i] = self._conv(node, args[0], *self._frozen[i])
             elif i in folds:
                 values[i] = self._conv_folded(i, folds[i], node, args[0])
@@ -185,6 +201,18 @@ class Network(tf.Module):
             return args[0] + args[1]
         raise NotImplementedError(f"op {op!r} of node {node.name} has no TensorFlow implementation")
 
+    def _batch_norm_fused(self, i: int, x: tf.Tensor, relu: bool) -> tf.Tensor:
+        """Training batch norm ``i`` (and the ReLU after it where ``relu``) as the engine's one fused op."""
+        w = self.weights[i]
+        c = w["beta"].shape[0]
+        gamma = w["gamma"] if "gamma" in w else tf.ones([c], tf.float32)
+        y, mean, variance, _ = self.batch_norm_ops.engine_batch_norm_train(
+            x, gamma, w["beta"], epsilon=BN_EPSILON, relu=relu
+        )
+        w["mean"].assign(w["mean"] * BN_MOMENTUM + mean * (1 - BN_MOMENTUM))
+        w["variance"].assign(w["variance"] * BN_MOMENTUM + variance * (1 - BN_MOMENTUM))
+        return y
+
     def _batch_norm(self, i: int, x: tf.Tensor, training: bool) -> tf.Tensor:
         w = self.weights[i]
         c = w["beta"].shape[0]
@@ -234,6 +262,16 @@ def _pointwise_conv(x: tf.Tensor, kernel: tf.Tensor) -> tuple[tf.Tensor, object]
         return dx, tf.reshape(dk, [1, 1, c_in, c_out])
 
     return y, grad
+
+
+def _relu_only_reader(graph: Graph) -> set[int]:
+    """Batch norms whose only reader is a ReLU: the ReLU can run inside the batch norm, forward and backward."""
+    readers = Counter(j for node in graph.nodes for j in node.inputs)
+    return {
+        node.inputs[0]
+        for node in graph.nodes
+        if node.op == "relu" and graph.nodes[node.inputs[0]].op == "bn" and readers[node.inputs[0]] == 1
+    }
 
 
 def _foldable(graph: Graph) -> dict[int, int]:
