@@ -78,6 +78,18 @@ def test_batch_norm_kernel_matches_the_definition(ops, shape, relu):
 
 
 @needs_compiler
+def test_batch_norm_kernel_refuses_mismatched_shapes(ops):
+    x = tf.ones([2, 3, 3, 4])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one value per channel"):
+        ops.engine_batch_norm_train(x, tf.ones([3]), tf.zeros([4]), epsilon=1e-3, relu=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="non-empty"):
+        ops.engine_batch_norm_train(tf.ones([0, 4]), tf.ones([4]), tf.zeros([4]), epsilon=1e-3, relu=False)
+    c = tf.ones([4])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="dy and x must have one"):
+        ops.engine_batch_norm_train_grad(tf.ones([2, 3, 3, 4]), tf.ones([2, 3, 4]), c, c, c, c, relu=True)
+
+
+@needs_compiler
 def test_batch_norm_kernel_is_tensorflows_batch_norm_in_a_network(ops):
     """A small residual network trained through the kernel computes the loss and every gradient TensorFlow's own
     batch norm and ReLU compute; the training graph holds one fused op per batch norm and no ReLU where one was
