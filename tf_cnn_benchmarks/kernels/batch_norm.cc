@@ -83,11 +83,25 @@ void ForBlocks(OpKernelContext* ctx, int64_t rows, int64_t blocks,
                     });
 }
 
-// The per-channel sums of every block, added in block order (doubles: the blocks' float sums are small in number).
-void AddBlocks(const std::vector<float>& sums, int64_t blocks, int64_t channels, int64_t c, double* total) {
-  double t = 0;
-  for (int64_t b = 0; b < blocks; ++b) t += sums[b * channels + c];
-  *total = t;
+// Two per-channel sums over the M rows of an [M, C] tensor: row(r, a1, a2) adds row r's terms into its block's two
+// sum rows (float, C each). Each block sums its own rows; the blocks are then added in block order, in double (they
+// are few), into t1 and t2.
+template <typename Row>
+void ChannelSums(OpKernelContext* ctx, int64_t M, int64_t C, const Row& row, std::vector<double>* t1,
+                 std::vector<double>* t2) {
+  const int64_t B = Blocks(ctx, M);
+  std::vector<float> s1(B * C, 0.f), s2(B * C, 0.f);
+  ForBlocks(ctx, M, B, [&](int64_t b, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) row(r, &s1[b * C], &s2[b * C]);
+  });
+  t1->assign(C, 0.0);
+  t2->assign(C, 0.0);
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t c = 0; c < C; ++c) {
+      (*t1)[c] += s1[b * C + c];
+      (*t2)[c] += s2[b * C + c];
+    }
+  }
 }
 
 // x * scale + shift, written once so the forward pass and the backward pass's ReLU mask round the same way.
@@ -116,32 +130,27 @@ class BatchNormTrainOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({C}), &var_out));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(3, TensorShape({C}), &inv_out));
     float* y = y_out->flat<float>().data();
-    const int64_t B = Blocks(ctx, M);
     // Sums of (x - x's first row) and of its square: shifting by a sample of each channel keeps the float sums
     // away from the cancellation that sum(x^2) - sum(x)^2 / M suffers when the mean is large against the spread.
-    std::vector<float> s1(B * C, 0.f), s2(B * C, 0.f);
-    ForBlocks(ctx, M, B, [&](int64_t b, int64_t r0, int64_t r1) {
-      float* __restrict a1 = &s1[b * C];
-      float* __restrict a2 = &s2[b * C];
-      const float* __restrict x0 = x;
-      for (int64_t r = r0; r < r1; ++r) {
-        const float* __restrict xr = x + r * C;
-        _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) {
-          const float d = xr[c] - x0[c];
-          a1[c] += d;
-          a2[c] += d * d;
-        }
-      }
-    });
+    std::vector<double> t1, t2;
+    ChannelSums(
+        ctx, M, C,
+        [&](int64_t r, float* __restrict a1, float* __restrict a2) {
+          const float* __restrict x0 = x;
+          const float* __restrict xr = x + r * C;
+          _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) {
+            const float d = xr[c] - x0[c];
+            a1[c] += d;
+            a2[c] += d * d;
+          }
+        },
+        &t1, &t2);
     std::vector<float> scale(C), shift(C);
     float* mean = mean_out->flat<float>().data();
     float* var = var_out->flat<float>().data();
     float* inv = inv_out->flat<float>().data();
     for (int64_t c = 0; c < C; ++c) {
-      double t1, t2;
-      AddBlocks(s1, B, C, c, &t1);
-      AddBlocks(s2, B, C, c, &t2);
-      const double m = t1 / M, v = std::max(0.0, t2 / M - m * m);
+      const double m = t1[c] / M, v = std::max(0.0, t2[c] / M - m * m);
       mean[c] = static_cast<float>(m + x[c]);
       inv[c] = static_cast<float>(1.0 / std::sqrt(v + epsilon_));
       var[c] = static_cast<float>(M > 1 ? v * M / (M - 1) : v);
@@ -151,7 +160,7 @@ class BatchNormTrainOp : public OpKernel {
     const float* __restrict sc = scale.data();
     const float* __restrict sh = shift.data();
     const bool relu = relu_;
-    ForBlocks(ctx, M, B, [&](int64_t, int64_t r0, int64_t r1) {
+    ForBlocks(ctx, M, Blocks(ctx, M), [&](int64_t, int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const float* __restrict xr = x + r * C;
         float* __restrict yr = y + r * C;
@@ -201,46 +210,41 @@ class BatchNormTrainGradOp : public OpKernel {
     const float* __restrict sc = scale.data();
     const float* __restrict sh = shift.data();
     const bool relu = relu_;
-    const int64_t B = Blocks(ctx, M);
     // Per channel: the sum of g and of g * (x - mean), g being dy where the ReLU let the value through.
-    std::vector<float> s1(B * C, 0.f), s2(B * C, 0.f);
-    ForBlocks(ctx, M, B, [&](int64_t b, int64_t r0, int64_t r1) {
-      float* __restrict a1 = &s1[b * C];
-      float* __restrict a2 = &s2[b * C];
-      const float* __restrict mn = mean;
-      for (int64_t r = r0; r < r1; ++r) {
-        const float* __restrict xr = x + r * C;
-        const float* __restrict dr = dy + r * C;
-        if (relu) {
-          _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) {
-            const float g = Normalized(xr[c], sc[c], sh[c]) > 0.f ? dr[c] : 0.f;
-            a1[c] += g;
-            a2[c] += g * (xr[c] - mn[c]);
+    std::vector<double> t1, t2;
+    ChannelSums(
+        ctx, M, C,
+        [&](int64_t r, float* __restrict a1, float* __restrict a2) {
+          const float* __restrict mn = mean;
+          const float* __restrict xr = x + r * C;
+          const float* __restrict dr = dy + r * C;
+          if (relu) {
+            _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) {
+              const float g = Normalized(xr[c], sc[c], sh[c]) > 0.f ? dr[c] : 0.f;
+              a1[c] += g;
+              a2[c] += g * (xr[c] - mn[c]);
+            }
+          } else {
+            _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) {
+              a1[c] += dr[c];
+              a2[c] += dr[c] * (xr[c] - mn[c]);
+            }
           }
-        } else {
-          _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) {
-            a1[c] += dr[c];
-            a2[c] += dr[c] * (xr[c] - mn[c]);
-          }
-        }
-      }
-    });
+        },
+        &t1, &t2);
     float* dgamma = dgamma_out->flat<float>().data();
     float* dbeta = dbeta_out->flat<float>().data();
     // dx = gamma * inv * (g - sum(g) / M - (x - mean) * inv^2 * sum(g * (x - mean)) / M)
     std::vector<float> k0(C), k1(C), k2(C);
     for (int64_t c = 0; c < C; ++c) {
-      double t1, t2;
-      AddBlocks(s1, B, C, c, &t1);
-      AddBlocks(s2, B, C, c, &t2);
-      dbeta[c] = static_cast<float>(t1);
-      dgamma[c] = static_cast<float>(t2 * inv[c]);
+      dbeta[c] = static_cast<float>(t1[c]);
+      dgamma[c] = static_cast<float>(t2[c] * inv[c]);
       k0[c] = gamma[c] * inv[c];
-      k1[c] = static_cast<float>(t1 / M);
-      k2[c] = static_cast<float>(t2 / M * inv[c] * inv[c]);
+      k1[c] = static_cast<float>(t1[c] / M);
+      k2[c] = static_cast<float>(t2[c] / M * inv[c] * inv[c]);
     }
     float* dx = dx_out->flat<float>().data();
-    ForBlocks(ctx, M, B, [&](int64_t, int64_t r0, int64_t r1) {
+    ForBlocks(ctx, M, Blocks(ctx, M), [&](int64_t, int64_t r0, int64_t r1) {
       const float* __restrict mn = mean;
       const float* __restrict q0 = k0.data();
       const float* __restrict q1 = k1.data();
