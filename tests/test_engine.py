@@ -521,9 +521,10 @@ def test_a_frozen_network_folds_once_and_computes_the_same():
 
 
 def test_pointwise_weight_gradient_as_a_matmul_is_the_convolutions_gradient():
-    """A 1x1 stride-1 convolution's kernel gradient, computed as one matrix product over all pixels, equals the
-    one TensorFlow's convolution gradient computes (beside a 1x1 with a bias, a strided 1x1 and a 3x3 that keep the
-    convolution's own gradient); fp32 training uses the product, inference, bf16 and NCHW do not."""
+    """A 1x1 convolution's kernel gradient, computed as one matrix product over all pixels, equals the one
+    TensorFlow's convolution gradient computes (beside a 1x1 with a bias and a 3x3 that keep the convolution's own
+    gradient); a strided 1x1 is the product on the input's every s-th pixel, taken once for both 1x1s that read it,
+    unless the size does not divide by the stride; fp32 training uses the product, inference, bf16 and NCHW do not."""
     from tf_cnn_benchmarks.models.graph import Graph
 
     g = Graph("pointwise", 6, 5)
@@ -531,7 +532,8 @@ def test_pointwise_weight_gradient_as_a_matmul_is_the_convolutions_gradient():
     y = g.conv(x, 8, 1)  # 1x1, stride 1, batch norm: the product
     y = g.conv(y, 12, 1, bn=False)  # 1x1, stride 1, bias: the convolution, so Conv2D + BiasAdd still fuse
     y = g.conv(y, 16, 1)  # 1x1, stride 1, batch norm: the product
-    y = g.conv(y, 8, 1, 2)  # 1x1, stride 2: the convolution
+    y = g.add(g.conv(y, 8, 1, 2), g.conv(y, 8, 1, 2))  # 1x1, stride 2, 6x6: the product on one shared subsample
+    y = g.conv(y, 8, 1, 2)  # 1x1, stride 2, 3x3: 3 is odd, so the convolution
     y = g.conv(y, 8, 3)  # 3x3: the convolution
     g.logits(y)
     net = Network(g, seed=3)
@@ -555,9 +557,12 @@ def test_pointwise_weight_gradient_as_a_matmul_is_the_convolutions_gradient():
 
     want, plain_ops = grads(False)
     got, ops = grads(True)
-    assert plain_ops.count("Conv2D") == 5 and ops.count("Conv2D") == 5
-    # The custom gradient is really in the graph, once per batch-normed 1x1, and never in inference.
-    assert ops.count("IdentityN") == 2 and "IdentityN" not in plain_ops
+    assert plain_ops.count("Conv2D") == 7 and ops.count("Conv2D") == 7
+    # The custom gradient is really in the graph, once per batch-normed 1x1 it applies to, and never in inference.
+    assert ops.count("IdentityN") == 4 and "IdentityN" not in plain_ops
+    # The two strided 1x1s share one contiguous Slice; no per-element StridedSlice is left for the CPU.
+    assert ops.count("Slice") == 1 and "Slice" not in plain_ops, (ops, plain_ops)
+    assert ops.count("StridedSlice") == plain_ops.count("StridedSlice"), (ops, plain_ops)
     assert "IdentityN" not in ops_of(training=False)
     for w, v, var in zip(want, got, net.trainable, strict=True):
         np.testing.assert_allclose(v, w, rtol=1e-5, atol=1e-6 * float(np.abs(w).max()), err_msg=var.name)
