@@ -168,10 +168,11 @@ def _breakdown_worker(framework: str, forward_only: bool, batch: int) -> None:
         images = tf.constant(np.random.default_rng(0).standard_normal((batch, 224, 224, 3)).astype(np.float32))
 
         def one_pass() -> dict[str, float]:
-            values, spent = [None] * len(graph.nodes), {}
+            values, spent, subsampled = [None] * len(graph.nodes), {}, {}
             for i, node in enumerate(graph.nodes):
                 t = time.perf_counter()
-                values[i] = net._apply(i, node, [values[j] for j in node.inputs], images, not forward_only)
+                args = [values[j] for j in node.inputs]
+                values[i] = net._apply(i, node, args, images, not forward_only, subsampled)
                 _ = values[i].numpy() if hasattr(values[i], "numpy") else None
                 spent[node.op] = spent.get(node.op, 0.0) + time.perf_counter() - t
             return spent

@@ -111,7 +111,7 @@ class Network(tf.Module):
         folded = set(folds.values())
         fused = training and self.batch_norm_ops is not None
         values: list[tf.Tensor | None] = [None] * len(self.graph.nodes)
-        self._subsampled: dict[tuple[int, int], tf.Tensor] = {}
+        subsampled: dict[tuple[int, int], tf.Tensor] = {}  # see _subsample
         for i, node in enumerate(self.graph.nodes):
             args = [values[j] for j in node.inputs]
             if fused and node.op == "bn":
@@ -125,7 +125,7 @@ class Network(tf.Module):
             elif i in folded:
                 values[i] = args[0]
             else:
-                values[i] = self._apply(i, node, args, images, training)
+                values[i] = self._apply(i, node, args, images, training, subsampled)
         return tf.cast(values[-1], tf.float32)
 
     def _fold(self, i: int, bn: int) -> tuple[tf.Tensor, tf.Tensor]:
@@ -148,26 +148,35 @@ class Network(tf.Module):
         y = tf.nn.conv2d(x, kernel, strides=node.attrs["stride"], padding=node.attrs["padding"], data_format=df)
         return tf.nn.bias_add(y, bias, data_format=df)
 
-    def _subsample(self, j: int, x: tf.Tensor, s: int) -> tf.Tensor:
+    @staticmethod
+    def _subsample(taken: dict[tuple[int, int], tf.Tensor], j: int, x: tf.Tensor, s: int) -> tf.Tensor:
         """Every ``s``-th pixel of node ``j``'s NHWC output ``x`` (height and width divisible by ``s``), taken once
-        however many 1x1 convolutions read it.
+        per forward pass (``taken``) however many 1x1 convolutions read it.
 
         Written as a reshape that puts each row's ``s`` phases and each pixel's ``s`` phases in their own axes, and a
         contiguous slice of phase 0: a ``Slice``, whose gradient is a ``Pad``, both copying whole rows of channels.
         ``x[:, ::s, ::s, :]`` is the same values, but TensorFlow's CPU ``StridedSlice`` and its gradient index every
         element (about 40 ms each way at ``32x56x56x256`` on a 2-core Zen 4, against 2 and 6 ms for these).
         """
-        if (j, s) not in self._subsampled:
+        if (j, s) not in taken:
             n, h, w, c = x.shape
             rows = tf.reshape(x, [-1, s, w // s, s * c])
             phase0 = tf.slice(rows, [0, 0, 0, 0], [-1, 1, -1, c])
-            self._subsampled[(j, s)] = tf.reshape(phase0, [-1 if n is None else n, h // s, w // s, c])
-        return self._subsampled[(j, s)]
+            taken[(j, s)] = tf.reshape(phase0, [-1 if n is None else n, h // s, w // s, c])
+        return taken[(j, s)]
 
     def _w(self, i: int, name: str) -> tf.Tensor:
         return tf.cast(self.weights[i][name], self.compute_dtype)
 
-    def _apply(self, i: int, node: Node, args: list, images: tf.Tensor, training: bool) -> tf.Tensor:
+    def _apply(
+        self,
+        i: int,
+        node: Node,
+        args: list,
+        images: tf.Tensor,
+        training: bool,
+        subsampled: dict[tuple[int, int], tf.Tensor],
+    ) -> tf.Tensor:
         op, a, df = node.op, node.attrs, self.data_format
         x = args[0] if args else None
         if op == "input":
@@ -181,7 +190,7 @@ class Network(tf.Module):
             pointwise = training and not a["bias"] and tuple(a["kernel"]) == (1, 1) and divides
             if pointwise and self.pointwise_weight_grad_as_matmul:
                 if s != 1:
-                    x = self._subsample(node.inputs[0], x, s)
+                    x = self._subsample(subsampled, node.inputs[0], x, s)
                 y = _pointwise_conv(x, self._w(i, "kernel"))
             else:
                 y = tf.nn.conv2d(x, self._w(i, "kernel"), strides=s, padding=a["padding"], data_format=df)
