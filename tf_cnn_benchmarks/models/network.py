@@ -115,7 +115,7 @@ class Network(tf.Module):
         for i, node in enumerate(self.graph.nodes):
             args = [values[j] for j in node.inputs]
             if fused and node.op == "bn":
-                values[i] = self._batch_norm_fused(i, args[0], relu=i in self._bn_relu)
+                values[i] = self._batch_norm(i, args[0], training=True, relu=i in self._bn_relu)
             elif fused and node.op == "relu" and node.inputs[0] in self._bn_relu:
                 values[i] = args[0]  # applied inside the batch norm before it
             elif i in folds and i in self._frozen:
@@ -231,27 +231,22 @@ class Network(tf.Module):
             return args[0] + args[1]
         raise NotImplementedError(f"op {op!r} of node {node.name} has no TensorFlow implementation")
 
-    def _batch_norm_fused(self, i: int, x: tf.Tensor, relu: bool) -> tf.Tensor:
-        """Training batch norm ``i`` (and the ReLU after it where ``relu``) as the engine's one fused op."""
-        w = self.weights[i]
-        c = w["beta"].shape[0]
-        gamma = w["gamma"] if "gamma" in w else tf.ones([c], tf.float32)
-        y, mean, variance, _ = self.batch_norm_ops.engine_batch_norm_train(
-            x, gamma, w["beta"], epsilon=BN_EPSILON, relu=relu
-        )
-        w["mean"].assign(w["mean"] * BN_MOMENTUM + mean * (1 - BN_MOMENTUM))
-        w["variance"].assign(w["variance"] * BN_MOMENTUM + variance * (1 - BN_MOMENTUM))
-        return y
-
-    def _batch_norm(self, i: int, x: tf.Tensor, training: bool) -> tf.Tensor:
+    def _batch_norm(self, i: int, x: tf.Tensor, training: bool, relu: bool = False) -> tf.Tensor:
+        """Batch norm ``i``. In training with ``batch_norm_ops`` it is the engine's one fused op, with the ReLU after
+        it where ``relu``; else TensorFlow's (``relu`` is for the fused op only: the caller applies its own ReLU)."""
         w = self.weights[i]
         c = w["beta"].shape[0]
         gamma = w["gamma"] if "gamma" in w else tf.ones([c], tf.float32)
         fmt = self.data_format
         if training:
-            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-                x, gamma, w["beta"], epsilon=BN_EPSILON, data_format=fmt, is_training=True
-            )
+            if self.batch_norm_ops is not None:
+                y, mean, variance, _ = self.batch_norm_ops.engine_batch_norm_train(
+                    x, gamma, w["beta"], epsilon=BN_EPSILON, relu=relu
+                )
+            else:
+                y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                    x, gamma, w["beta"], epsilon=BN_EPSILON, data_format=fmt, is_training=True
+                )
             w["mean"].assign(w["mean"] * BN_MOMENTUM + mean * (1 - BN_MOMENTUM))
             w["variance"].assign(w["variance"] * BN_MOMENTUM + variance * (1 - BN_MOMENTUM))
             return y
