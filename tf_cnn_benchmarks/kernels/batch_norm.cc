@@ -31,6 +31,15 @@ using tensorflow::Tensor;
 using tensorflow::TensorShape;
 namespace shape_inference = tensorflow::shape_inference;
 
+// Both ops' shapes: output 0 is shaped like input `like` (channels last), every other output has one value per
+// channel of it.
+absl::Status LikeThenPerChannel(shape_inference::InferenceContext* c, int like) {
+  c->set_output(0, c->input(like));
+  const auto channels = c->Dim(c->input(like), -1);
+  for (int i = 1; i < c->num_outputs(); ++i) c->set_output(i, c->Vector(channels));
+  return absl::OkStatus();
+}
+
 REGISTER_OP("EngineBatchNormTrain")
     .Input("x: float")
     .Input("gamma: float")
@@ -41,12 +50,7 @@ REGISTER_OP("EngineBatchNormTrain")
     .Output("inv_std: float")
     .Attr("epsilon: float")
     .Attr("relu: bool")
-    .SetShapeFn([](shape_inference::InferenceContext* c) {
-      c->set_output(0, c->input(0));
-      auto channels = c->Dim(c->input(0), -1);
-      for (int i = 1; i < 4; ++i) c->set_output(i, c->Vector(channels));
-      return absl::OkStatus();
-    });
+    .SetShapeFn([](shape_inference::InferenceContext* c) { return LikeThenPerChannel(c, 0); });
 
 REGISTER_OP("EngineBatchNormTrainGrad")
     .Input("dy: float")
@@ -59,13 +63,7 @@ REGISTER_OP("EngineBatchNormTrainGrad")
     .Output("dgamma: float")
     .Output("dbeta: float")
     .Attr("relu: bool")
-    .SetShapeFn([](shape_inference::InferenceContext* c) {
-      c->set_output(0, c->input(1));
-      auto channels = c->Dim(c->input(1), -1);
-      c->set_output(1, c->Vector(channels));
-      c->set_output(2, c->Vector(channels));
-      return absl::OkStatus();
-    });
+    .SetShapeFn([](shape_inference::InferenceContext* c) { return LikeThenPerChannel(c, 1); });
 
 // How many row blocks: a few per thread, so an uneven split or a busy core costs little.
 int64_t Blocks(OpKernelContext* ctx, int64_t rows) {
