@@ -8,11 +8,12 @@ the host is slow or our run left speed on the table; the triad is the other roof
 
 How it stays cheap and bounded:
 
-- every measurement runs in a child process, so the runner never imports TensorFlow or holds the arrays: one child
-  for the all-core GEMMs (TensorFlow's default pools, as an engine run at its default), one pinned to a single CPU with
-  one intra-op thread for the one-core GEMMs, and for the triad one pinned process per physical core, its arrays
-  touched and passed over once (no first-touch page fault is timed), then :data:`TRIAD_TRIALS` trials each started
-  together behind a go line on stdin and summed over their common window, the best trial counting;
+- every measurement runs in a child process (:mod:`cpubench.host.limits_child`), so the runner never imports
+  TensorFlow or holds the arrays: one child for the all-core GEMMs (TensorFlow's default pools, as an engine run at
+  its default), one pinned to a single CPU with one intra-op thread for the one-core GEMMs, and for the triad one
+  pinned process per physical core, its arrays touched and passed over once (no first-touch page fault is timed),
+  then :data:`TRIAD_TRIALS` trials each started together behind a go line on stdin and summed over their common
+  window, the best trial counting;
 - a GEMM's size grows through :data:`GEMM_SIZES` until one product takes :data:`GEMM_TARGET_S` (or memory or the
   largest size says stop), then the best of up to :data:`GEMM_REPS` products within :data:`GEMM_BUDGET_S` counts;
   an all-core rate under :data:`GEMM_PLAUSIBLE_SCALING` of the cores times the one-core rate, or a one-core rate
@@ -89,7 +90,8 @@ TRIAD_MIN_ARRAY = 32 * 2**20  # bytes per array per process, at least
 TRIAD_MAX_BYTES = 8 * 2**30  # the three arrays of every process together, at most
 TRIAD_CHUNK = 128 * 1024  # elements: a + s*c is done in cache-sized pieces, so each piece of a crosses memory once
 CHILD_TIMEOUT_S = 300.0
-_MARK = "CPUBENCH_LIMITS "
+CHILD = "cpubench.host.limits_child"  # the module each measuring child runs
+CHILD_MARK = "CPUBENCH_LIMITS "  # the line a child prints its JSON result on
 
 
 def skipped() -> str | None:
@@ -236,8 +238,8 @@ def _child_env() -> dict[str, str]:
 
 
 def _child(args: list[str], cpus: Sequence[int] | None = None, timeout: float = CHILD_TIMEOUT_S) -> dict[str, Any]:
-    """Run ``python -m cpubench.host.limits ARGS`` (pinned to ``cpus``); its JSON line, or ``{"error": ...}``."""
-    cmd = [sys.executable, "-m", "cpubench.host.limits", *args]
+    """Run ``python -m cpubench.host.limits_child ARGS`` (pinned to ``cpus``); its JSON line, or ``{"error": ...}``."""
+    cmd = [sys.executable, "-m", CHILD, *args]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_child_env(),
                               preexec_fn=hostfacts.tie_to_parent(os.getpid(), cpus))  # fmt: skip
@@ -247,11 +249,11 @@ def _child(args: list[str], cpus: Sequence[int] | None = None, timeout: float = 
 
 
 def _parse(stdout: str, rc: int | None, stderr: str) -> dict[str, Any]:
-    line = next((ln for ln in stdout.splitlines() if ln.startswith(_MARK)), None)
+    line = next((ln for ln in stdout.splitlines() if ln.startswith(CHILD_MARK)), None)
     if line is None:
         tail = (stderr.strip().splitlines() or ["no output"])[-1]
         return {"error": f"exited {rc}: {hostfacts.first_line(tail)}"}
-    return json.loads(line[len(_MARK) :])
+    return json.loads(line[len(CHILD_MARK) :])
 
 
 def _topology() -> Any:
@@ -443,7 +445,7 @@ def triad(cpus: Sequence[int], membind: Sequence[int] | None = None) -> dict[str
     started: list[subprocess.Popen] = []
     try:
         for c in cpus:
-            started.append(subprocess.Popen([sys.executable, "-m", "cpubench.host.limits", *args], env=env,
+            started.append(subprocess.Popen([sys.executable, "-m", CHILD, *args], env=env,
                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                             text=True, preexec_fn=hostfacts.tie_to_parent(me, [c])))  # fmt: skip
         for p in started:  # each says ready once its arrays are touched (bound where asked) and passed over once
@@ -519,125 +521,17 @@ def _remote(topo: Any) -> dict[str, Any]:
     return triad(cpus, nodes)
 
 
-# ------------------------------------------------------------------------------------------------- the children
-
-
-def _gemm_child(dtypes: list[str], threads: int) -> dict[str, Any]:
-    import tensorflow as tf
-
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    try:
-        from tensorflow.python.util import _pywrap_util_port as port
-
-        onednn: Any = "on" if port.IsMklEnabled() else "off"
-    except Exception:  # noqa: BLE001 - a fact for the record only
-        onednn = "unknown"
-    out: dict[str, Any] = {"tf_version": tf.__version__, "onednn": onednn, "cpus": len(hostfacts.schedulable_cpus())}
-    avail = hostfacts.available_memory() or 2**31
-
-    @tf.function(jit_compile=False)
-    def product(a: Any, b: Any) -> Any:
-        return tf.linalg.matmul(a, b)[0, 0]
-
-    for name in dtypes:
-        dtype = {"fp32": tf.float32, "bf16": tf.bfloat16}[name]
-        try:
-            out[name] = _gemm_rate(tf, product, dtype, 2 if name == "bf16" else 4, avail)
-        except Exception as e:  # noqa: BLE001 - one precision's failure is its n/a, not the probe's end
-            out[name] = {"error": hostfacts.first_line(e)}
-    return out
-
-
-def _gemm_rate(tf: Any, product: Any, dtype: Any, itemsize: int, avail: int) -> dict[str, Any]:
-    """Grow the size until a product takes GEMM_TARGET_S, then the best rate of a few products at that size."""
-    chosen, last = None, 0.0
-    for n in GEMM_SIZES[:1] if quick() else GEMM_SIZES:
-        if 3 * n * n * itemsize > avail // 8:
-            break
-        a = tf.cast(tf.random.uniform((n, n), -1.0, 1.0), dtype)
-        b = tf.cast(tf.random.uniform((n, n), -1.0, 1.0), dtype)
-        float(product(a, b))  # traces (once per shape) and warms the kernel
-        t = time.perf_counter()
-        float(product(a, b))
-        last = time.perf_counter() - t
-        chosen = (n, a, b)
-        if last >= GEMM_TARGET_S:
-            break
-    if chosen is None:
-        raise RuntimeError("not even the smallest product fits in memory")
-    n, a, b = chosen
-    times, t_end = [last], time.perf_counter() + GEMM_BUDGET_S
-    while len(times) < (2 if quick() else GEMM_REPS) and time.perf_counter() < t_end:
-        t = time.perf_counter()
-        float(product(a, b))
-        times.append(time.perf_counter() - t)
-    return {"n": n, "reps": len(times), "gflops": 2.0 * n**3 / min(times) / 1e9, "best_s": min(times)}
-
-
-def _triad_child(elements: int, reps: int, trials: int, membind: list[int] | None) -> dict[str, Any]:
-    """Every array touched and one untimed pass made before ``ready`` (so no first-touch page fault is timed), then
-    for each trial: wait for the parent's go line, time ``reps`` passes, say ``done``."""
-    if membind:
-        hostfacts.bind_memory(membind)  # before the arrays are touched: their pages land where bound
-    import numpy as np
-
-    a = np.full(elements, 0.0)
-    b = np.full(elements, 1.0)
-    c = np.full(elements, 2.0)
-    s = 3.0
-    pieces = [(a[i : i + TRIAD_CHUNK], b[i : i + TRIAD_CHUNK], c[i : i + TRIAD_CHUNK])
-              for i in range(0, elements, TRIAD_CHUNK)]  # fmt: skip
-
-    def passes(n: int) -> None:
-        for _ in range(n):
-            for pa, pb, pc in pieces:
-                np.multiply(pc, s, out=pa)
-                np.add(pa, pb, out=pa)
-
-    passes(1)
-    print("ready", flush=True)
-    windows = []
-    for _ in range(trials):
-        sys.stdin.readline()
-        start = time.time()
-        passes(reps)
-        windows.append((start, time.time()))
-        print("done", flush=True)
-    if not a[0] == a[-1] == 7.0:
-        raise RuntimeError(f"the triad computed {a[0]!r}, not 7.0")
-    return {"windows": windows, "bytes": 24 * elements * reps}
-
-
 def main(argv: list[str] | None = None) -> int:
-    """``python -m cpubench.host.limits``: with no arguments measure and print this host's limits (JSON); ``gemm`` and
-    ``triad`` are the children :func:`measure` starts."""
+    """``python -m cpubench.host.limits``: measure and print this host's limits (JSON). The measuring children are
+    :mod:`cpubench.host.limits_child`."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m cpubench.host.limits")
-    p.add_argument("kind", nargs="?", choices=("gemm", "triad"))
-    p.add_argument("--dtypes", default="fp32")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--elements", type=int, default=TRIAD_CHUNK)
-    p.add_argument("--reps", type=int, default=TRIAD_REPS)
-    p.add_argument("--trials", type=int, default=TRIAD_TRIALS)
-    p.add_argument("--membind", default="")
-    args = p.parse_args(argv)
-    if args.kind is None:
-        from cpubench.host import facts
+    argparse.ArgumentParser(
+        prog="python -m cpubench.host.limits", description="measure and print this host's limits (JSON)"
+    ).parse_args(argv)
+    from cpubench.host import facts
 
-        print(json.dumps(measure(facts.machine_fingerprint()), indent=2, sort_keys=True))
-        return 0
-    try:
-        if args.kind == "gemm":
-            out = _gemm_child(args.dtypes.split(","), args.threads)
-        else:
-            nodes = [int(x) for x in args.membind.split(",") if x]
-            out = _triad_child(args.elements, args.reps, args.trials, nodes or None)
-    except Exception as e:  # noqa: BLE001 - the parent records the reason as the limit's n/a
-        out = {"error": hostfacts.first_line(e)}
-    print(_MARK + json.dumps(out), flush=True)
+    print(json.dumps(measure(facts.machine_fingerprint()), indent=2, sort_keys=True))
     return 0
 
 
