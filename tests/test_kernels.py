@@ -36,20 +36,23 @@ def ops():
     return loaded.ops
 
 
-def reference(x: np.ndarray, up: np.ndarray, gamma: np.ndarray, beta: np.ndarray, relu: bool, eps: float) -> dict:
-    """Training batch norm (+ ReLU) and its gradients in float64, written from the definition."""
+def reference(
+    x: np.ndarray, up: np.ndarray, gamma: np.ndarray, beta: np.ndarray, relu: bool, eps: float,
+    side: np.ndarray | None = None,
+) -> dict:  # fmt: skip
+    """Training batch norm (+ ``side``) (+ ReLU) and its gradients in float64, written from the definition."""
     c = x.shape[-1]
     xd = x.astype(np.float64).reshape(-1, c)
     m = xd.shape[0]
     mean, var = xd.mean(0), xd.var(0)
     inv = 1 / np.sqrt(var + eps)
     xhat = (xd - mean) * inv
-    z = xhat * gamma + beta
+    z = xhat * gamma + beta + (0.0 if side is None else side.reshape(-1, c).astype(np.float64))
     g = up.reshape(-1, c).astype(np.float64) * ((z > 0) if relu else 1.0)
     dbeta, dgamma = g.sum(0), (g * xhat).sum(0)
     dx = gamma * inv / m * (m * g - dbeta - xhat * dgamma)
     return {"y": np.maximum(z, 0) if relu else z, "mean": mean, "variance": var * m / (m - 1), "dx": dx,
-            "dgamma": dgamma, "dbeta": dbeta, "z": z}  # fmt: skip
+            "dgamma": dgamma, "dbeta": dbeta, "dside": g, "z": z}  # fmt: skip
 
 
 @needs_compiler
@@ -79,6 +82,35 @@ def test_batch_norm_kernel_matches_the_definition(ops, shape, relu):
 
 
 @needs_compiler
+@pytest.mark.parametrize("shape", [(2, 3, 3, 16), (4, 5, 5, 40), (3, 7, 1, 5)])
+def test_batch_norm_add_relu_kernel_matches_the_definition(ops, shape):
+    """relu(bn(x) + side), a residual block's close, and its four gradients through the registered gradient equal
+    a float64 reference."""
+    rng = np.random.default_rng(sum(shape))
+    c = shape[-1]
+    x = rng.normal(40.0, 0.5, shape).astype(np.float32)
+    side = rng.normal(0, 1, shape).astype(np.float32)
+    up = rng.normal(0, 1, shape).astype(np.float32)
+    gamma = rng.uniform(0.5, 1.5, c).astype(np.float32)
+    beta = rng.normal(0, 0.5, c).astype(np.float32)
+    edge = np.abs(reference(x, up, gamma, beta, True, BN_EPSILON, side)["z"]).reshape(shape) < 1e-3
+    up[edge] = 0.0
+    want = reference(x, up, gamma, beta, True, BN_EPSILON, side)
+    tx, tside, tgamma, tbeta = (tf.constant(v) for v in (x, side, gamma, beta))
+    with tf.GradientTape() as tape:
+        tape.watch([tx, tside, tgamma, tbeta])
+        y, mean, variance, _ = ops.engine_batch_norm_add_relu_train(tx, tside, tgamma, tbeta, epsilon=BN_EPSILON)
+        dot = tf.reduce_sum(y * up)
+    dx, dside, dgamma, dbeta = tape.gradient(dot, [tx, tside, tgamma, tbeta])
+    got = {"y": y.numpy().reshape(-1, c), "mean": mean.numpy(), "variance": variance.numpy(),
+           "dx": dx.numpy().reshape(-1, c), "dside": dside.numpy().reshape(-1, c), "dgamma": dgamma.numpy(),
+           "dbeta": dbeta.numpy()}  # fmt: skip
+    for name, value in got.items():
+        scale = float(np.abs(want[name]).max())
+        np.testing.assert_allclose(value, want[name], rtol=0, atol=2e-5 * scale + 1e-6, err_msg=name)
+
+
+@needs_compiler
 def test_batch_norm_kernel_refuses_mismatched_shapes(ops):
     x = tf.ones([2, 3, 3, 4])
     with pytest.raises(tf.errors.InvalidArgumentError, match="one value per channel"):
@@ -88,19 +120,21 @@ def test_batch_norm_kernel_refuses_mismatched_shapes(ops):
     c = tf.ones([4])
     with pytest.raises(tf.errors.InvalidArgumentError, match="dy and x must have one"):
         ops.engine_batch_norm_train_grad(tf.ones([2, 3, 3, 4]), tf.ones([2, 3, 4]), c, c, c, c, relu=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="side must have x's shape"):
+        ops.engine_batch_norm_add_relu_train(tf.ones([2, 3, 3, 4]), tf.ones([2, 3, 4]), c, c, epsilon=1e-3)
 
 
 @needs_compiler
 def test_batch_norm_kernel_is_tensorflows_batch_norm_in_a_network(ops):
     """A small residual network trained through the kernel computes the loss and every gradient TensorFlow's own
-    batch norm and ReLU compute; the training graph holds one fused op per batch norm and no ReLU where one was
-    fused, and inference, bf16 and NCHW never use it."""
+    batch norm and ReLU compute; the training graph holds one fused op per batch norm (the block's last one with
+    its add and ReLU) and no ReLU where one was fused, and inference, bf16 and NCHW never use it."""
     g = Graph("bn", 8, 5)
     x = g.input()
     y = g.conv(x, 16, 3)  # conv, batch norm, ReLU: fused
     s = g.conv(y, 32, 1, act=None)  # batch norm read by the add: fused without a ReLU
     y = g.conv(y, 8, 1)
-    y = g.conv(y, 32, 3, act=None)
+    y = g.conv(y, 32, 3, act=None)  # the block's last batch norm: fused with the add and the ReLU
     y = g.relu(g.add(y, s))
     g.logits(g.global_avgpool(y))
     images = tf.random.stateless_normal([3, 8, 8, 3], seed=[1, 2])
@@ -120,8 +154,10 @@ def test_batch_norm_kernel_is_tensorflows_batch_norm_in_a_network(ops):
     got_loss, got, fused_ops = train(fused)
     bns = sum(1 for node in g.nodes if node.op == "bn")
     assert bns == 4
-    assert fused_ops.count("EngineBatchNormTrain") == bns and not [t for t in fused_ops if "FusedBatchNorm" in t]
-    assert plain_ops.count("Relu") == 3 and fused_ops.count("Relu") == 1  # the ReLU after the add stays
+    assert fused_ops.count("EngineBatchNormTrain") == bns - 1 and fused_ops.count("EngineBatchNormAddReluTrain") == 1
+    assert not [t for t in fused_ops if "FusedBatchNorm" in t]
+    assert plain_ops.count("Relu") == 3 and fused_ops.count("Relu") == 0
+    assert plain_ops.count("AddV2") - fused_ops.count("AddV2") == 1  # the block's add
     assert got_loss == pytest.approx(want_loss, rel=1e-5)
     for w, v, var in zip(want, got, fused.trainable, strict=True):
         np.testing.assert_allclose(v, w, rtol=1e-4, atol=1e-5 * float(np.abs(w).max()) + 1e-7, err_msg=var.name)

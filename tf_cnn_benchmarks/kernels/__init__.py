@@ -113,7 +113,8 @@ def _build(name: str) -> Path | str:
 
 
 def batch_norm() -> Loaded:
-    """The fused training batch norm (+ ReLU) ops, built and loaded once per process, with their gradient."""
+    """The fused training batch norm (+ ReLU, or + a residual add + ReLU) ops, built and loaded once per process,
+    with their gradients."""
     with _lock:
         if "batch_norm" not in _loaded:
             _loaded["batch_norm"] = _load_batch_norm()
@@ -137,5 +138,15 @@ def _load_batch_norm() -> Loaded:
         x, gamma, beta = op.inputs
         return tuple(ops.engine_batch_norm_train_grad(dy, x, gamma, beta, op.outputs[1], op.outputs[3],
                                                       relu=op.get_attr("relu")))  # fmt: skip
+
+    @tf.RegisterGradient("EngineBatchNormAddReluTrain")
+    def _add_grad(op: tf.Operation, dy: tf.Tensor, *_unused: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        # y = relu(bn(x) + side): the ReLU's gradient (from y, TensorFlow's op), which the add hands to side as it
+        # is and to the batch norm, whose gradient is the plain one.
+        x, _side, gamma, beta = op.inputs
+        g = tf.raw_ops.ReluGrad(gradients=dy, features=op.outputs[0])
+        dx, dgamma, dbeta = ops.engine_batch_norm_train_grad(g, x, gamma, beta, op.outputs[1], op.outputs[3],
+                                                             relu=False)  # fmt: skip
+        return dx, g, dgamma, dbeta
 
     return Loaded(ops)

@@ -5,8 +5,11 @@
 // ReLU's gradient is one more pass over memory. On a 2-core host those passes are about a seventh of a ResNet-50
 // training step. Here the forward pass is two passes (the statistics, then normalize + ReLU) and the backward pass
 // is two (the two per-channel sums, then the input gradient), with the ReLU's mask recomputed from x rather than
-// read back from memory. Same arithmetic as TensorFlow's FusedBatchNormV3 in training mode (biased variance to
-// normalize, the Bessel-corrected one returned for the moving average); only the order of the sums differs.
+// read back from memory. A residual block's last batch norm, whose output is added to the block's shortcut and
+// then goes through a ReLU, runs with both in its normalize pass, relu(bn(x) + side), where the add and the ReLU
+// would each be one more pass over memory (its gradient is TensorFlow's ReLU gradient, then the plain batch norm
+// gradient). Same arithmetic as TensorFlow's FusedBatchNormV3 in training mode (biased variance to normalize, the
+// Bessel-corrected one returned for the moving average); only the order of the sums differs.
 //
 // Parallel over blocks of rows (pixels) on TensorFlow's intra-op pool: each block keeps its own per-channel sums,
 // so no two workers write the same memory, and the blocks are added in a fixed order (the result does not depend
@@ -50,6 +53,19 @@ REGISTER_OP("EngineBatchNormTrain")
     .Output("inv_std: float")
     .Attr("epsilon: float")
     .Attr("relu: bool")
+    .SetShapeFn([](shape_inference::InferenceContext* c) { return LikeThenPerChannel(c, 0); });
+
+// relu(bn(x) + side): a residual block's last batch norm with the block's add and ReLU.
+REGISTER_OP("EngineBatchNormAddReluTrain")
+    .Input("x: float")
+    .Input("side: float")
+    .Input("gamma: float")
+    .Input("beta: float")
+    .Output("y: float")
+    .Output("mean: float")
+    .Output("variance: float")
+    .Output("inv_std: float")
+    .Attr("epsilon: float")
     .SetShapeFn([](shape_inference::InferenceContext* c) { return LikeThenPerChannel(c, 0); });
 
 REGISTER_OP("EngineBatchNormTrainGrad")
@@ -105,23 +121,28 @@ void ChannelSums(OpKernelContext* ctx, int64_t M, int64_t C, const Row& row, std
 // x * scale + shift, written once so the forward pass and the backward pass's ReLU mask round the same way.
 inline float Normalized(float x, float scale, float shift) { return std::fma(x, scale, shift); }
 
+// EngineBatchNormTrain, and EngineBatchNormAddReluTrain (`side`: its second input, x's shape).
 class BatchNormTrainOp : public OpKernel {
  public:
-  explicit BatchNormTrainOp(OpKernelConstruction* c) : OpKernel(c) {
+  explicit BatchNormTrainOp(OpKernelConstruction* c) : OpKernel(c), side_(c->num_inputs() == 4) {
     OP_REQUIRES_OK(c, c->GetAttr("epsilon", &epsilon_));
-    OP_REQUIRES_OK(c, c->GetAttr("relu", &relu_));
+    if (!side_) OP_REQUIRES_OK(c, c->GetAttr("relu", &relu_));
   }
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x_in = ctx->input(0);
     OP_REQUIRES(ctx, x_in.dims() >= 1 && x_in.NumElements() > 0,
                 absl::InvalidArgumentError("batch norm: x must be a non-empty tensor, channels last"));
+    OP_REQUIRES(ctx, !side_ || ctx->input(1).shape() == x_in.shape(),
+                absl::InvalidArgumentError("batch norm + add: side must have x's shape"));
     const int64_t C = x_in.dim_size(x_in.dims() - 1), M = x_in.NumElements() / C;
-    OP_REQUIRES(ctx, ctx->input(1).NumElements() == C && ctx->input(2).NumElements() == C,
+    const int g = side_ ? 2 : 1;  // gamma's input
+    OP_REQUIRES(ctx, ctx->input(g).NumElements() == C && ctx->input(g + 1).NumElements() == C,
                 absl::InvalidArgumentError("batch norm: gamma and beta must have one value per channel"));
     const float* x = x_in.flat<float>().data();
-    const float* gamma = ctx->input(1).flat<float>().data();
-    const float* beta = ctx->input(2).flat<float>().data();
+    const float* side = side_ ? ctx->input(1).flat<float>().data() : nullptr;
+    const float* gamma = ctx->input(g).flat<float>().data();
+    const float* beta = ctx->input(g + 1).flat<float>().data();
     Tensor *y_out, *mean_out, *var_out, *inv_out;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_in.shape(), &y_out));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({C}), &mean_out));
@@ -162,7 +183,12 @@ class BatchNormTrainOp : public OpKernel {
       for (int64_t r = r0; r < r1; ++r) {
         const float* __restrict xr = x + r * C;
         float* __restrict yr = y + r * C;
-        if (relu) {
+        if (side != nullptr) {
+          const float* __restrict sr = side + r * C;
+          _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) {
+            yr[c] = std::max(Normalized(xr[c], sc[c], sh[c]) + sr[c], 0.f);
+          }
+        } else if (relu) {
           _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) yr[c] = std::max(Normalized(xr[c], sc[c], sh[c]), 0.f);
         } else {
           _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) yr[c] = Normalized(xr[c], sc[c], sh[c]);
@@ -172,8 +198,9 @@ class BatchNormTrainOp : public OpKernel {
   }
 
  private:
+  const bool side_;
   float epsilon_;
-  bool relu_;
+  bool relu_ = false;  // with side: the ReLU is always there, after the add
 };
 
 class BatchNormTrainGradOp : public OpKernel {
@@ -268,6 +295,7 @@ class BatchNormTrainGradOp : public OpKernel {
 };
 
 REGISTER_KERNEL_BUILDER(Name("EngineBatchNormTrain").Device(tensorflow::DEVICE_CPU), BatchNormTrainOp);
+REGISTER_KERNEL_BUILDER(Name("EngineBatchNormAddReluTrain").Device(tensorflow::DEVICE_CPU), BatchNormTrainOp);
 REGISTER_KERNEL_BUILDER(Name("EngineBatchNormTrainGrad").Device(tensorflow::DEVICE_CPU), BatchNormTrainGradOp);
 
 }  // namespace

@@ -9,7 +9,7 @@ nothing per step.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -29,7 +29,8 @@ class Network(tf.Module):
 
     ``batch_norm_ops`` (:func:`tf_cnn_benchmarks.kernels.batch_norm`'s ops, NHWC float32 only) runs each training
     batch norm, with the ReLU after it where that ReLU is its only reader, as one op of the engine's own instead of
-    TensorFlow's batch norm and ReLU; None keeps TensorFlow's. Inference never uses it (the batch norms are folded).
+    TensorFlow's batch norm and ReLU, and a residual block's last batch norm with the block's add and ReLU as one
+    (see :func:`_residual_closers`); None keeps TensorFlow's. Inference never uses it (the batch norms are folded).
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class Network(tf.Module):
             raise ValueError("the engine's batch norm kernel runs NHWC float32 only")
         self.batch_norm_ops = batch_norm_ops
         self._bn_relu = _relu_only_reader(graph)
+        self._closers = _residual_closers(graph)
         self._frozen: dict[int, tuple[tf.Variable, tf.Variable]] = {}
 
     def freeze_for_inference(self) -> None:
@@ -114,7 +116,13 @@ class Network(tf.Module):
         subsampled: dict[tuple[int, int], tf.Tensor] = {}  # see _subsample
         for i, node in enumerate(self.graph.nodes):
             args = [values[j] for j in node.inputs]
-            if fused and node.op == "bn":
+            closer = self._closers.get(i) if fused else None
+            if closer is not None and i == closer.add:
+                x = values[self.graph.nodes[closer.bn].inputs[0]]
+                values[i] = self._batch_norm(closer.bn, x, training=True, side=args[1 - closer.bn_position])
+            elif closer is not None:
+                values[i] = args[0] if i == closer.relu else None  # applied, or to run, in the op at the add
+            elif fused and node.op == "bn":
                 values[i] = self._batch_norm(i, args[0], training=True, relu=i in self._bn_relu)
             elif fused and node.op == "relu" and node.inputs[0] in self._bn_relu:
                 values[i] = args[0]  # applied inside the batch norm before it
@@ -231,15 +239,22 @@ class Network(tf.Module):
             return args[0] + args[1]
         raise NotImplementedError(f"op {op!r} of node {node.name} has no TensorFlow implementation")
 
-    def _batch_norm(self, i: int, x: tf.Tensor, training: bool, relu: bool = False) -> tf.Tensor:
+    def _batch_norm(
+        self, i: int, x: tf.Tensor, training: bool, relu: bool = False, side: tf.Tensor | None = None
+    ) -> tf.Tensor:
         """Batch norm ``i``. In training with ``batch_norm_ops`` it is the engine's one fused op, with the ReLU after
-        it where ``relu``; else TensorFlow's (``relu`` is for the fused op only: the caller applies its own ReLU)."""
+        it where ``relu``, or ``relu(bn(x) + side)`` where ``side`` is given; else TensorFlow's (``relu`` and
+        ``side`` are for the fused op only: the caller applies its own ReLU)."""
         w = self.weights[i]
         c = w["beta"].shape[0]
         gamma = w["gamma"] if "gamma" in w else tf.ones([c], tf.float32)
         fmt = self.data_format
         if training:
-            if self.batch_norm_ops is not None:
+            if side is not None:
+                y, mean, variance, _ = self.batch_norm_ops.engine_batch_norm_add_relu_train(
+                    x, side, gamma, w["beta"], epsilon=BN_EPSILON
+                )
+            elif self.batch_norm_ops is not None:
                 y, mean, variance, _ = self.batch_norm_ops.engine_batch_norm_train(
                     x, gamma, w["beta"], epsilon=BN_EPSILON, relu=relu
                 )
@@ -297,6 +312,35 @@ def _relu_only_reader(graph: Graph) -> set[int]:
         for node in graph.nodes
         if node.op == "relu" and graph.nodes[node.inputs[0]].op == "bn" and readers[node.inputs[0]] == 1
     }
+
+
+class _Closer(NamedTuple):
+    """A residual block's last batch norm, its add and the ReLU after it: one engine op in training, at the add."""
+
+    bn: int
+    add: int
+    relu: int
+    bn_position: int  # which of the add's two inputs is the batch norm
+
+
+def _residual_closers(graph: Graph) -> dict[int, _Closer]:
+    """Each of those three nodes -> its :class:`_Closer`, where a ReLU is the only reader of an add of two values,
+    one of them a batch norm that nothing else reads (the other, the shortcut, may have other readers)."""
+    readers = Counter(j for node in graph.nodes for j in node.inputs)
+    found: dict[int, _Closer] = {}
+    for relu, node in enumerate(graph.nodes):
+        if node.op != "relu" or graph.nodes[node.inputs[0]].op != "add":
+            continue
+        add = node.inputs[0]
+        pair = graph.nodes[add].inputs
+        if readers[add] != 1 or len(pair) != 2 or pair[0] == pair[1]:
+            continue
+        for position, bn in enumerate(pair):
+            if graph.nodes[bn].op == "bn" and readers[bn] == 1:
+                closer = _Closer(bn, add, relu, position)
+                found.update({bn: closer, add: closer, relu: closer})
+                break
+    return found
 
 
 def _foldable(graph: Graph) -> dict[int, int]:
