@@ -95,8 +95,10 @@ def test_wrong_types_are_refused_with_the_field_named(key: str, value: Any) -> N
 @pytest.mark.parametrize(
     ("limits", "said"),
     [
-        ({"values": {"gemm_fp32_all": {"value": "200"}}}, "limits.values.gemm_fp32_all.value: expected a finite "
-         "number or null, got '200'"),
+        (
+            {"values": {"gemm_fp32_all": {"value": "200"}}},
+            "limits.values.gemm_fp32_all.value: expected a finite number or null, got '200'",
+        ),
         ({"values": {"triad_all": 31.6}}, "limits.values.triad_all: expected an object with a `value`, got 31.6"),
         ({"values": [1]}, "limits.values: expected an object of entries, got [1]"),
         ("fast", "limits: expected an object with `values`"),
