@@ -95,7 +95,8 @@ def batch_norm_kernel(flags: Namespace, graph: Graph, dtype: tf.DType) -> tuple[
 
         loaded = kernels.batch_norm()
         if loaded.ops is not None:
-            return loaded.ops, {"kernel": "engine", "why": "the engine's fused batch norm + ReLU, forward and backward"}
+            why = "the engine's fused batch norm + ReLU (+ a residual block's add), forward and backward"
+            return loaded.ops, {"kernel": "engine", "why": why}
         why = loaded.reason
     return None, {"kernel": "tensorflow", "why": f"TensorFlow's ({why})"}
 

@@ -18,8 +18,8 @@ also before a call a watchdog may have to end (``strategies.on_fatal``). A run t
   skipped_images    real data only: undecodable images skipped by the input pipeline
   warmup_settled    with --max_warmup_batches: whether the step time was steady before the limit
   python_version    the interpreter's version
-  batch_norm        TensorFlow runs: ``kernel`` (``engine``: tf_cnn_benchmarks.kernels' fused batch norm + ReLU;
-                    ``tensorflow``: TensorFlow's own; null: the model has none) and ``why``, one line
+  batch_norm        TensorFlow runs: ``kernel`` (``engine``: tf_cnn_benchmarks.kernels' fused batch norm + ReLU and
+                    residual add; ``tensorflow``: TensorFlow's own; null: the model has none) and ``why``, one line
   gpus              GPU runs only: per device, the physical GPU it ran on (CUDA_VISIBLE_DEVICES's entry, an index or
                     a UUID, else the CUDA ordinal), whether it is a logical GPU (--logical_gpus: all on one card), and
                     the model and compute capability TensorFlow reports; cuda_visible_devices: the variable as seen
