@@ -20,9 +20,38 @@ from cpubench.render.escape import plot_text
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.text import Annotation, Text  # noqa: E402
 
 ROOFLINE_PNG = "roofline.png"
 _MARKERS = {"fp32": "o", "bf16": "s", "fp16": "^"}
+
+
+def place_labels(ax: Axes, points: Sequence[Placed], steps: int = 60) -> list[Annotation]:
+    """Each point's label beside it, where it overlaps no label placed before it.
+
+    Why: figures of one model at nearby batch sizes, or of several hosts, sit within a few pixels of each other, and
+    labels printed at one fixed offset from each lie over one another unreadably. From the top point down, a label
+    that would overlap one already placed moves down (then up) in steps of its own height until it is clear, and
+    gets a thin line back to its point; past ``steps`` tries it stays at the last place tried. Call it once the
+    axes' scales, limits and layout are final: the overlap test is in display space."""
+    renderer = ax.figure.canvas.get_renderer()
+    placed: list = []
+    made: list[Annotation] = []
+    for p in sorted(points, key=lambda q: (-q.gflops, q.intensity, q.label)):
+        for k in range(steps):
+            shift = -(k + 1) // 2 if k % 2 else k // 2  # 0, -1, +1, -2, +2, ... label heights
+            line = {"arrowprops": {"arrowstyle": "-", "lw": 0.3, "color": "0.45"}} if shift else {}
+            note = ax.annotate(plot_text(p.label), (p.intensity, p.gflops), fontsize=6,
+                               xytext=(3, 3 + 7.5 * shift), textcoords="offset points", **line)  # fmt: skip
+            note.update_positions(renderer)
+            box = Text.get_window_extent(note, renderer)  # the text alone, not its line
+            if k == steps - 1 or not any(box.overlaps(b) for b in placed):
+                break
+            note.remove()
+        placed.append(box)
+        made.append(note)
+    return made
 
 
 def draw(roofs: Sequence[Roofs], points: Sequence[Placed], path: Path, title: str = "Roofline") -> Path:
@@ -50,10 +79,6 @@ def draw(roofs: Sequence[Roofs], points: Sequence[Placed], path: Path, title: st
     for p in points:
         ax.scatter([p.intensity], [p.gflops], color=colour[p.host], marker=_MARKERS.get(p.precision, "o"), s=28,
                    edgecolors="black", linewidths=0.4, zorder=3)  # fmt: skip
-    if len(points) <= 24:  # beyond that, labels would cover the roofs
-        for p in points:
-            ax.annotate(plot_text(p.label), (p.intensity, p.gflops), fontsize=6, xytext=(3, 3),
-                        textcoords="offset points")  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
@@ -63,6 +88,8 @@ def draw(roofs: Sequence[Roofs], points: Sequence[Placed], path: Path, title: st
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
+    if len(points) <= 24:  # beyond that, labels would cover the roofs
+        place_labels(ax, points)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
