@@ -150,6 +150,31 @@ def test_intensity_from_the_declaration() -> None:
     assert intensity("mobilenet", 32) == pytest.approx(27.8, abs=0.1)
 
 
+def test_roofline_labels_name_the_setting_only_where_two_points_would_share_one(tmp_path: Path) -> None:
+    """Real and synthetic data of one model, batch and mode land on one host's roofline with one label otherwise:
+    those two name their setting, the others stay short."""
+    from cpubench.analysis.cells import build_cells, runs_frame
+    from cpubench.analysis.roofline import placed
+    from cpubench.results.merge import merge
+
+    folder = write_host(tmp_path / "data", "a", fake_limits(200.0, 110.0), 1.0)
+    rec = {"schema": store.RUN_SCHEMA, "host_id": "a", "setting": "real-parameter_server-1cpus-inference",
+           "model": "resnet50", "batch_size": 32, "num_devices": 1, "repeat": 0, "status": "ok",
+           "images_per_sec": 15.0, "global_batch_size": 32, "step_times": [32 / 15.0] * 10, "run_hash": "real0",
+           "params": {"data": "real", "variable_update": "parameter_server", "num_devices": 1, "forward_only": True},
+           "threads": {"intra_effective": 2}, "cpus": [0, 1], "config_name": "t",
+           "started": "2026-01-02T00:00:00+00:00"}  # fmt: skip
+    store.append_run(tmp_path / "data", RunRecord.from_dict(rec))
+    merged = merge([folder])
+    labels = sorted(p.label for p in placed(merged, build_cells(runs_frame(merged), merged.host_ids)))
+    assert labels == [
+        "resnet50 bs32 inference bf16",
+        "resnet50 bs32 inference fp32 (real-parameter_server-1cpus-inference)",
+        "resnet50 bs32 inference fp32 (syn-parameter_server-1cpus-inference)",
+        "resnet50 bs32 training fp32",
+    ]
+
+
 def test_roofline_drawn_and_named_on_the_report_and_the_pages_index(tmp_path: Path) -> None:
     write_host(tmp_path / "data", "a", fake_limits(200.0, 110.0), 1.0)
     write_host(tmp_path / "data", "b", fake_limits(100.0, 60.0), 0.5)

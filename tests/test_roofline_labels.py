@@ -34,3 +34,20 @@ def test_labels_of_points_close_together_do_not_overlap(tmp_path: Path, monkeypa
         assert notes[p.label].xy == (p.intensity, p.gflops)
     assert sum(1 for p in crowd if notes[p.label].arrow_patch is not None) >= len(crowd) - 1
     assert notes[alone.label].arrow_patch is None
+
+
+def test_a_label_that_would_run_off_the_plot_goes_to_its_points_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figures: list = []
+    monkeypatch.setattr(roofline.plt, "close", figures.append)
+    far = [Placed("h", f"resnet50 bs{b} inference fp32 (a-long-setting-name-{b})", 90.0, 100.0 * b, "fp32")
+           for b in (1, 2)]  # fmt: skip
+    roofline.draw([Roofs("h", {"fp32": 220.0}, 30.0)], far, tmp_path / "roofline.png")
+    (ax,) = figures[0].axes
+    renderer = figures[0].canvas.get_renderer()
+    right = ax.get_window_extent(renderer).x1
+    for note in ax.texts:
+        note.update_positions(renderer)
+        box = Text.get_window_extent(note, renderer)
+        assert box.x1 <= right and note.get_horizontalalignment() == "right", note.get_text()

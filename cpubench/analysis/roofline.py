@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cpubench.analysis import efficiency
@@ -100,13 +101,15 @@ class Placed:
 
 
 def placed(merged: Any, settings: Any) -> list[Placed]:
-    """Every ok cell of the report (its median images/sec) placed by its model, batch, mode and precision."""
+    """Every ok cell of the report (its median images/sec) placed by its model, batch, mode and precision, labelled
+    with those; where two of one host's points would share a label (real and synthetic data, two frameworks, two
+    thread counts), each of those also names its setting."""
     figures = efficiency.cell_figures(settings, merged)
     first: dict[tuple[Any, ...], Any] = {}
     for m in merged.runs:
         if m.rec.ok:
             first.setdefault((m.rec.setting, m.rec.host_id, m.rec.model, m.rec.batch_size), m.rec)
-    out = []
+    out: list[tuple[str, Placed]] = []
     for setting, (_rows, cells) in settings.items():
         for (row, host), c in cells.items():
             f = figures.get((setting, row, host))
@@ -121,8 +124,9 @@ def placed(merged: Any, settings: Any) -> list[Placed]:
             if x is None:
                 continue
             label = f"{c.model} bs{batch} {'training' if training else 'inference'} {precision}"
-            out.append(Placed(host, label, x, f.achieved, precision))
-    return out
+            out.append((setting, Placed(host, label, x, f.achieved, precision)))
+    shared = Counter((p.host, p.label) for _, p in out)
+    return [replace(p, label=f"{p.label} ({setting})") if shared[p.host, p.label] > 1 else p for setting, p in out]
 
 
 def placed_points(points: Any, host: Any) -> list[Placed]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -33,19 +34,28 @@ def place_labels(ax: Axes, points: Sequence[Placed], steps: int = 60) -> list[An
     Why: figures of one model at nearby batch sizes, or of several hosts, sit within a few pixels of each other, and
     labels printed at one fixed offset from each lie over one another unreadably. From the top point down, a label
     that would overlap one already placed moves down (then up) in steps of its own height until it is clear, and
-    gets a thin line back to its point; past ``steps`` tries it stays at the last place tried. Call it once the
-    axes' scales, limits and layout are final: the overlap test is in display space."""
+    gets a thin line back to its point; past ``steps`` tries it stays at the last place tried. A label that would
+    run past the plot's right edge goes to its point's left. Call it once the axes' scales, limits and layout are
+    final: the tests are in display space."""
     renderer = ax.figure.canvas.get_renderer()
+    right_edge = ax.get_window_extent(renderer).x1
     placed: list = []
     made: list[Annotation] = []
+
+    def label(p: Placed, shift: int, left: bool) -> tuple[Annotation, Any]:
+        line = {"arrowprops": {"arrowstyle": "-", "lw": 0.3, "color": "0.45"}} if shift else {}
+        note = ax.annotate(plot_text(p.label), (p.intensity, p.gflops), fontsize=6, ha="right" if left else "left",
+                           xytext=(-3 if left else 3, 3 + 7.5 * shift), textcoords="offset points", **line)  # fmt: skip
+        note.update_positions(renderer)
+        return note, Text.get_window_extent(note, renderer)  # the text alone, not its line
+
     for p in sorted(points, key=lambda q: (-q.gflops, q.intensity, q.label)):
         for k in range(steps):
             shift = -(k + 1) // 2 if k % 2 else k // 2  # 0, -1, +1, -2, +2, ... label heights
-            line = {"arrowprops": {"arrowstyle": "-", "lw": 0.3, "color": "0.45"}} if shift else {}
-            note = ax.annotate(plot_text(p.label), (p.intensity, p.gflops), fontsize=6,
-                               xytext=(3, 3 + 7.5 * shift), textcoords="offset points", **line)  # fmt: skip
-            note.update_positions(renderer)
-            box = Text.get_window_extent(note, renderer)  # the text alone, not its line
+            note, box = label(p, shift, left=False)
+            if box.x1 > right_edge:  # it would run off the plot: to the point's left instead
+                note.remove()
+                note, box = label(p, shift, left=True)
             if k == steps - 1 or not any(box.overlaps(b) for b in placed):
                 break
             note.remove()
