@@ -16,6 +16,7 @@ and activations are left out and named as such in the table's notes.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,6 +195,11 @@ class Graph:
         return self.dense(x, self.num_classes, act=None)
 
     # -- derived figures ---------------------------------------------------------------------------------------
+    def readers(self) -> Counter[int]:
+        """Node index -> how many inputs of later nodes read its output (a node that reads it twice counts twice):
+        what a network asks before running a node inside its reader or reusing its memory."""
+        return Counter(j for node in self.nodes for j in node.inputs)
+
     def summary(self) -> dict[str, Any]:
         """Parameters, parameter memory, activation memory at batch 1 and multiply-adds, from the nodes alone.
 

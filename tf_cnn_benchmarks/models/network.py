@@ -8,7 +8,6 @@ nothing per step.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -306,7 +305,7 @@ def _pointwise_conv(x: tf.Tensor, kernel: tf.Tensor) -> tuple[tf.Tensor, object]
 
 def _relu_only_reader(graph: Graph) -> set[int]:
     """Batch norms whose only reader is a ReLU: the ReLU can run inside the batch norm, forward and backward."""
-    readers = Counter(j for node in graph.nodes for j in node.inputs)
+    readers = graph.readers()
     return {
         node.inputs[0]
         for node in graph.nodes
@@ -326,7 +325,7 @@ class _Closer(NamedTuple):
 def _residual_closers(graph: Graph) -> dict[int, _Closer]:
     """Each of those three nodes -> its :class:`_Closer`, where a ReLU is the only reader of an add of two values,
     one of them a batch norm that nothing else reads (the other, the shortcut, may have other readers)."""
-    readers = Counter(j for node in graph.nodes for j in node.inputs)
+    readers = graph.readers()
     found: dict[int, _Closer] = {}
     for relu, node in enumerate(graph.nodes):
         if node.op != "relu" or graph.nodes[node.inputs[0]].op != "add":
@@ -345,7 +344,7 @@ def _residual_closers(graph: Graph) -> dict[int, _Closer]:
 
 def _foldable(graph: Graph) -> dict[int, int]:
     """Convolution index -> index of the batch norm that is its only reader (what inference can fold)."""
-    readers = Counter(j for node in graph.nodes for j in node.inputs)
+    readers = graph.readers()
     return {
         node.inputs[0]: i
         for i, node in enumerate(graph.nodes)

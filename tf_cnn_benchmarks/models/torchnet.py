@@ -21,7 +21,6 @@ This module imports nothing from TensorFlow, so a PyTorch-only environment can u
 from __future__ import annotations
 
 import functools
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -195,7 +194,7 @@ class TorchNetwork(nn.Module):
             raise ValueError(f"graph {graph.name} has {len(inputs)} input nodes, expected 1")
         self._input = inputs[0]
         self._output = len(nodes) - 1
-        readers = Counter(j for n in nodes for j in n.inputs)
+        readers = graph.readers()
         last_use: dict[int, int] = {}
         for i, n in enumerate(nodes):
             for j in n.inputs:
