@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -23,6 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.text import Annotation, Text  # noqa: E402
+from matplotlib.transforms import Bbox  # noqa: E402
 
 ROOFLINE_PNG = "roofline.png"
 _MARKERS = {"fp32": "o", "bf16": "s", "fp16": "^"}
@@ -39,10 +39,10 @@ def place_labels(ax: Axes, points: Sequence[Placed], steps: int = 60) -> list[An
     final: the tests are in display space."""
     renderer = ax.figure.canvas.get_renderer()
     right_edge = ax.get_window_extent(renderer).x1
-    placed: list = []
+    placed: list[Bbox] = []
     made: list[Annotation] = []
 
-    def label(p: Placed, shift: int, left: bool) -> tuple[Annotation, Any]:
+    def label(p: Placed, shift: int, left: bool) -> tuple[Annotation, Bbox]:
         line = {"arrowprops": {"arrowstyle": "-", "lw": 0.3, "color": "0.45"}} if shift else {}
         note = ax.annotate(plot_text(p.label), (p.intensity, p.gflops), fontsize=6, ha="right" if left else "left",
                            xytext=(-3 if left else 3, 3 + 7.5 * shift), textcoords="offset points", **line)  # fmt: skip
