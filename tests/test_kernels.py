@@ -82,26 +82,33 @@ def test_batch_norm_kernel_matches_the_definition(ops, shape, relu):
 
 
 @needs_compiler
-@pytest.mark.parametrize("shape", [(2, 3, 3, 16), (4, 5, 5, 40), (3, 7, 1, 5)])
-def test_batch_norm_add_relu_kernel_matches_the_definition(ops, shape):
+@pytest.mark.parametrize(("shape", "copies"), [((2, 3, 3, 16), 0), ((4, 5, 5, 40), 1), ((3, 7, 1, 5), 2)])
+def test_batch_norm_add_relu_kernel_matches_the_definition(ops, shape, copies):
     """relu(bn(x) + side), a residual block's close, and its four gradients through the registered gradient equal
-    a float64 reference."""
+    a float64 reference; with copies of y, each read by its own reader, the gradients are those of y read by all
+    of them (the readers' gradients added)."""
     rng = np.random.default_rng(sum(shape))
     c = shape[-1]
     x = rng.normal(40.0, 0.5, shape).astype(np.float32)
     side = rng.normal(0, 1, shape).astype(np.float32)
-    up = rng.normal(0, 1, shape).astype(np.float32)
+    ups = [rng.normal(0, 1, shape).astype(np.float32) for _ in range(copies + 1)]
     gamma = rng.uniform(0.5, 1.5, c).astype(np.float32)
     beta = rng.normal(0, 0.5, c).astype(np.float32)
-    edge = np.abs(reference(x, up, gamma, beta, True, BN_EPSILON, side)["z"]).reshape(shape) < 1e-3
-    up[edge] = 0.0
-    want = reference(x, up, gamma, beta, True, BN_EPSILON, side)
+    edge = np.abs(reference(x, ups[0], gamma, beta, True, BN_EPSILON, side)["z"]).reshape(shape) < 1e-3
+    for up in ups:
+        up[edge] = 0.0
+    want = reference(x, np.sum(ups, axis=0), gamma, beta, True, BN_EPSILON, side)
     tx, tside, tgamma, tbeta = (tf.constant(v) for v in (x, side, gamma, beta))
     with tf.GradientTape() as tape:
         tape.watch([tx, tside, tgamma, tbeta])
-        y, mean, variance, _ = ops.engine_batch_norm_add_relu_train(tx, tside, tgamma, tbeta, epsilon=BN_EPSILON)
-        dot = tf.reduce_sum(y * up)
+        y, mean, variance, _, more = ops.engine_batch_norm_add_relu_train(
+            tx, tside, tgamma, tbeta, epsilon=BN_EPSILON, copies=copies
+        )
+        assert len(more) == copies
+        dot = tf.add_n([tf.reduce_sum(out * up) for out, up in zip([y, *more], ups, strict=True)])
     dx, dside, dgamma, dbeta = tape.gradient(dot, [tx, tside, tgamma, tbeta])
+    for out in more:
+        np.testing.assert_array_equal(out.numpy(), y.numpy())
     got = {"y": y.numpy().reshape(-1, c), "mean": mean.numpy(), "variance": variance.numpy(),
            "dx": dx.numpy().reshape(-1, c), "dside": dside.numpy().reshape(-1, c), "dgamma": dgamma.numpy(),
            "dbeta": dbeta.numpy()}  # fmt: skip
@@ -128,36 +135,47 @@ def test_batch_norm_kernel_refuses_mismatched_shapes(ops):
 def test_batch_norm_kernel_is_tensorflows_batch_norm_in_a_network(ops):
     """A small residual network trained through the kernel computes the loss and every gradient TensorFlow's own
     batch norm and ReLU compute; the training graph holds one fused op per batch norm (the block's last one with
-    its add and ReLU) and no ReLU where one was fused, and inference, bf16 and NCHW never use it."""
+    its add and ReLU) and no ReLU where one was fused; a block's output read by two layers reaches them as two
+    outputs of its op, whose gradient adds theirs (no AddN); and inference, bf16 and NCHW never use it."""
     g = Graph("bn", 8, 5)
     x = g.input()
     y = g.conv(x, 16, 3)  # conv, batch norm, ReLU: fused
     s = g.conv(y, 32, 1, act=None)  # batch norm read by the add: fused without a ReLU
     y = g.conv(y, 8, 1)
     y = g.conv(y, 32, 3, act=None)  # the block's last batch norm: fused with the add and the ReLU
-    y = g.relu(g.add(y, s))
+    y = g.relu(g.add(y, s))  # read by the next block's convolution and by its shortcut
+    z = g.conv(g.conv(y, 8, 1), 32, 3, act=None)
+    y = g.relu(g.add(y, z))  # the shortcut first: the batch norm is the add's second input
     g.logits(g.global_avgpool(y))
     images = tf.random.stateless_normal([3, 8, 8, 3], seed=[1, 2])
     labels = tf.constant([0, 4, 2])
 
     def train(net: Network) -> tuple[float, list[np.ndarray], list[str]]:
-        fn = tf.function(lambda: net(images, training=True))
-        op_types = [op.type for op in fn.get_concrete_function().graph.get_operations()]
-        with tf.GradientTape() as tape:
-            logits = net(images, training=True)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
-        return float(loss), [t.numpy() for t in tape.gradient(loss, net.trainable)], op_types
+        """The loss and gradients of one step, and the op types of that step's graph."""
+
+        def step() -> tuple[tf.Tensor, list[tf.Tensor]]:
+            with tf.GradientTape() as tape:
+                logits = net(images, training=True)
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+            return loss, tape.gradient(loss, net.trainable)
+
+        op_types = [op.type for op in tf.function(step).get_concrete_function().graph.get_operations()]
+        loss, grads = step()
+        return float(loss), [t.numpy() for t in grads], op_types
 
     plain = Network(g, seed=7)
     fused = Network(g, seed=7, batch_norm_ops=ops)
     want_loss, want, plain_ops = train(plain)
     got_loss, got, fused_ops = train(fused)
     bns = sum(1 for node in g.nodes if node.op == "bn")
-    assert bns == 4
-    assert fused_ops.count("EngineBatchNormTrain") == bns - 1 and fused_ops.count("EngineBatchNormAddReluTrain") == 1
+    assert bns == 6
+    assert fused_ops.count("EngineBatchNormTrain") == bns - 2 and fused_ops.count("EngineBatchNormAddReluTrain") == 2
+    assert fused_ops.count("EngineBatchNormAddReluTrainGrad") == 2
     assert not [t for t in fused_ops if "FusedBatchNorm" in t]
-    assert plain_ops.count("Relu") == 3 and fused_ops.count("Relu") == 0
-    assert plain_ops.count("AddV2") - fused_ops.count("AddV2") == 1  # the block's add
+    assert plain_ops.count("Relu") == 5 and fused_ops.count("Relu") == 0
+    assert fused_ops.count("ReluGrad") == 0
+    assert plain_ops.count("AddV2") - fused_ops.count("AddV2") == 2  # the blocks' adds
+    assert plain_ops.count("AddN") - fused_ops.count("AddN") == 1  # the first block's output's two gradients
     assert got_loss == pytest.approx(want_loss, rel=1e-5)
     for w, v, var in zip(want, got, fused.trainable, strict=True):
         np.testing.assert_allclose(v, w, rtol=1e-4, atol=1e-5 * float(np.abs(w).max()) + 1e-7, err_msg=var.name)

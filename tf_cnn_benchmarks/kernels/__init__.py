@@ -140,13 +140,13 @@ def _load_batch_norm() -> Loaded:
                                                       relu=op.get_attr("relu")))  # fmt: skip
 
     @tf.RegisterGradient("EngineBatchNormAddReluTrain")
-    def _add_grad(op: tf.Operation, dy: tf.Tensor, *_unused: tf.Tensor) -> tuple[tf.Tensor, ...]:
-        # y = relu(bn(x) + side): the ReLU's gradient (from y, TensorFlow's op), which the add hands to side as it
-        # is and to the batch norm, whose gradient is the plain one.
-        x, _side, gamma, beta = op.inputs
-        g = tf.raw_ops.ReluGrad(gradients=dy, features=op.outputs[0])
-        dx, dgamma, dbeta = ops.engine_batch_norm_train_grad(g, x, gamma, beta, op.outputs[1], op.outputs[3],
-                                                             relu=False)  # fmt: skip
-        return dx, g, dgamma, dbeta
+    def _add_grad(op: tf.Operation, dy: tf.Tensor, *rest: tf.Tensor | None) -> tuple[tf.Tensor, ...]:
+        # y = relu(bn(x) + side), y's copies being y again: each reader's gradient goes in as it is, and the op adds
+        # them, masks them by the ReLU, hands that to side (the add's gradient) and to the batch norm's.
+        x, _side, gamma, _beta = op.inputs
+        dys = [d for d in (dy, *rest[3:]) if d is not None]
+        dx, dside, dgamma, dbeta = ops.engine_batch_norm_add_relu_train_grad(dys, op.outputs[0], x, gamma,
+                                                                            op.outputs[1], op.outputs[3])  # fmt: skip
+        return dx, dside, dgamma, dbeta
 
     return Loaded(ops)

@@ -7,9 +7,14 @@
 // is two (the two per-channel sums, then the input gradient), with the ReLU's mask recomputed from x rather than
 // read back from memory. A residual block's last batch norm, whose output is added to the block's shortcut and
 // then goes through a ReLU, runs with both in its normalize pass, relu(bn(x) + side), where the add and the ReLU
-// would each be one more pass over memory (its gradient is TensorFlow's ReLU gradient, then the plain batch norm
-// gradient). Same arithmetic as TensorFlow's FusedBatchNormV3 in training mode (biased variance to normalize, the
-// Bessel-corrected one returned for the moving average); only the order of the sums differs.
+// would each be one more pass over memory; its gradient op adds the gradients of the output's readers (each reads
+// its own copy of the output) and applies the ReLU's mask in its first pass, where TensorFlow's AddN and ReluGrad
+// would each be a pass of their own. Same arithmetic as TensorFlow's FusedBatchNormV3 in training mode (biased
+// variance to normalize, the Bessel-corrected one returned for the moving average); only the order of the sums
+// differs.
+//
+// Outputs take an input's buffer where TensorFlow can hand it over (the input has no reader left): each element is
+// read before it is written, and writing into memory just read saves the read a fresh buffer's first write costs.
 //
 // Parallel over blocks of rows (pixels) on TensorFlow's intra-op pool: each block keeps its own per-channel sums,
 // so no two workers write the same memory, and the blocks are added in a fixed order (the result does not depend
@@ -55,7 +60,10 @@ REGISTER_OP("EngineBatchNormTrain")
     .Attr("relu: bool")
     .SetShapeFn([](shape_inference::InferenceContext* c) { return LikeThenPerChannel(c, 0); });
 
-// relu(bn(x) + side): a residual block's last batch norm with the block's add and ReLU.
+// relu(bn(x) + side): a residual block's last batch norm with the block's add and ReLU. `copies` more outputs are
+// y again (the same buffer, no copy made): a block's output read by two layers, each reading its own, gets the
+// two gradients separately, so its gradient op adds them in its first pass rather than TensorFlow adding them in
+// one more pass over memory (AddN).
 REGISTER_OP("EngineBatchNormAddReluTrain")
     .Input("x: float")
     .Input("side: float")
@@ -65,8 +73,14 @@ REGISTER_OP("EngineBatchNormAddReluTrain")
     .Output("mean: float")
     .Output("variance: float")
     .Output("inv_std: float")
+    .Output("y_copies: copies * float")
     .Attr("epsilon: float")
-    .SetShapeFn([](shape_inference::InferenceContext* c) { return LikeThenPerChannel(c, 0); });
+    .Attr("copies: int >= 0 = 0")
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      TF_RETURN_IF_ERROR(LikeThenPerChannel(c, 0));
+      for (int i = 4; i < c->num_outputs(); ++i) c->set_output(i, c->input(0));
+      return absl::OkStatus();
+    });
 
 REGISTER_OP("EngineBatchNormTrainGrad")
     .Input("dy: float")
@@ -80,6 +94,29 @@ REGISTER_OP("EngineBatchNormTrainGrad")
     .Output("dbeta: float")
     .Attr("relu: bool")
     .SetShapeFn([](shape_inference::InferenceContext* c) { return LikeThenPerChannel(c, 1); });
+
+// The gradient of relu(bn(x) + side) from the sum of dy (one gradient per reader of y): the ReLU's mask from y,
+// the add's gradient to side (dside, the masked sum) written in the same pass as the batch norm's two sums.
+REGISTER_OP("EngineBatchNormAddReluTrainGrad")
+    .Input("dy: n * float")
+    .Input("y: float")
+    .Input("x: float")
+    .Input("gamma: float")
+    .Input("mean: float")
+    .Input("inv_std: float")
+    .Output("dx: float")
+    .Output("dside: float")
+    .Output("dgamma: float")
+    .Output("dbeta: float")
+    .Attr("n: int >= 1")
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      c->set_output(0, c->input(c->num_inputs() - 4));
+      c->set_output(1, c->input(c->num_inputs() - 4));
+      const auto channels = c->Dim(c->input(c->num_inputs() - 4), -1);
+      c->set_output(2, c->Vector(channels));
+      c->set_output(3, c->Vector(channels));
+      return absl::OkStatus();
+    });
 
 // How many row blocks: a few per thread, so an uneven split or a busy core costs little.
 int64_t Blocks(OpKernelContext* ctx, int64_t rows) {
@@ -144,11 +181,17 @@ class BatchNormTrainOp : public OpKernel {
     const float* gamma = ctx->input(g).flat<float>().data();
     const float* beta = ctx->input(g + 1).flat<float>().data();
     Tensor *y_out, *mean_out, *var_out, *inv_out;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_in.shape(), &y_out));
+    // side is read by nothing after this op where TensorFlow hands its buffer over: y then takes it.
+    if (side_) {
+      OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({1}, 0, x_in.shape(), &y_out));
+    } else {
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_in.shape(), &y_out));
+    }
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({C}), &mean_out));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({C}), &var_out));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(3, TensorShape({C}), &inv_out));
     float* y = y_out->flat<float>().data();
+    for (int i = 4; i < ctx->num_outputs(); ++i) ctx->set_output(i, *y_out);
     // Sums of (x - x's first row) and of its square: shifting by a sample of each channel keeps the float sums
     // away from the cancellation that sum(x^2) - sum(x)^2 / M suffers when the mean is large against the spread.
     std::vector<double> t1, t2;
@@ -182,9 +225,9 @@ class BatchNormTrainOp : public OpKernel {
     ForBlocks(ctx, M, Blocks(ctx, M), [&](int64_t, int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const float* __restrict xr = x + r * C;
-        float* __restrict yr = y + r * C;
+        float* yr = y + r * C;  // may be side's buffer
         if (side != nullptr) {
-          const float* __restrict sr = side + r * C;
+          const float* sr = side + r * C;
           _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) {
             yr[c] = std::max(Normalized(xr[c], sc[c], sh[c]) + sr[c], 0.f);
           }
@@ -224,7 +267,7 @@ class BatchNormTrainGradOp : public OpKernel {
     const float* mean = ctx->input(4).flat<float>().data();
     const float* inv = ctx->input(5).flat<float>().data();
     Tensor *dx_out, *dgamma_out, *dbeta_out;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_in.shape(), &dx_out));
+    OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0, 1}, 0, x_in.shape(), &dx_out));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({C}), &dgamma_out));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({C}), &dbeta_out));
     std::vector<float> scale(C), shift(C);
@@ -275,9 +318,9 @@ class BatchNormTrainGradOp : public OpKernel {
       const float* __restrict q1 = k1.data();
       const float* __restrict q2 = k2.data();
       for (int64_t r = r0; r < r1; ++r) {
-        const float* __restrict xr = x + r * C;
-        const float* __restrict dr = dy + r * C;
-        float* __restrict o = dx + r * C;
+        const float* xr = x + r * C;  // dx may be dy's or x's buffer: each element is read before it is written
+        const float* dr = dy + r * C;
+        float* o = dx + r * C;
         if (relu) {
           _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) {
             const float g = Normalized(xr[c], sc[c], sh[c]) > 0.f ? dr[c] : 0.f;
@@ -294,8 +337,109 @@ class BatchNormTrainGradOp : public OpKernel {
   bool relu_;
 };
 
+// EngineBatchNormAddReluTrainGrad: pass one sums the upstream gradients, masks them by y > 0 (what TensorFlow's AddN
+// and ReluGrad would each do in a pass of their own), writes that as dside and adds up the batch norm's two sums;
+// pass two is the plain batch norm's input gradient from it.
+class BatchNormAddReluTrainGradOp : public OpKernel {
+ public:
+  explicit BatchNormAddReluTrainGradOp(OpKernelConstruction* c) : OpKernel(c) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const int n = ctx->num_inputs() - 5;
+    const Tensor& y_in = ctx->input(n);
+    const Tensor& x_in = ctx->input(n + 1);
+    OP_REQUIRES(ctx, x_in.dims() >= 1 && x_in.NumElements() > 0,
+                absl::InvalidArgumentError("batch norm + add gradient: x must be a non-empty tensor, channels last"));
+    for (int i = 0; i <= n; ++i) {
+      OP_REQUIRES(ctx, ctx->input(i).shape() == x_in.shape(),
+                  absl::InvalidArgumentError("batch norm + add gradient: each dy, y and x must have one shape"));
+    }
+    const int64_t C = x_in.dim_size(x_in.dims() - 1), M = x_in.NumElements() / C;
+    for (int i = n + 2; i < n + 5; ++i) {
+      OP_REQUIRES(ctx, ctx->input(i).NumElements() == C,
+                  absl::InvalidArgumentError("batch norm + add gradient: one value per channel expected"));
+    }
+    std::vector<const float*> dys(n);
+    for (int i = 0; i < n; ++i) dys[i] = ctx->input(i).flat<float>().data();
+    const float* y = y_in.flat<float>().data();
+    const float* x = x_in.flat<float>().data();
+    const float* gamma = ctx->input(n + 2).flat<float>().data();
+    const float* mean = ctx->input(n + 3).flat<float>().data();
+    const float* inv = ctx->input(n + 4).flat<float>().data();
+    Tensor *dx_out, *dside_out, *dgamma_out, *dbeta_out;
+    OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({n + 1}, 0, x_in.shape(), &dx_out));
+    std::vector<int> upstream(n);
+    for (int i = 0; i < n; ++i) upstream[i] = i;
+    OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output(upstream, 1, x_in.shape(), &dside_out));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({C}), &dgamma_out));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(3, TensorShape({C}), &dbeta_out));
+    float* g = dside_out->flat<float>().data();
+    std::vector<double> t1, t2;
+    ChannelSums(
+        ctx, M, C,
+        [&](int64_t r, float* __restrict a1, float* __restrict a2) {
+          const float* __restrict mn = mean;
+          const float* __restrict xr = x + r * C;
+          const float* __restrict yr = y + r * C;
+          const float* d0 = dys[0] + r * C;
+          float* gr = g + r * C;
+          if (n == 1) {
+            _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) {
+              const float v = yr[c] > 0.f ? d0[c] : 0.f;
+              gr[c] = v;
+              a1[c] += v;
+              a2[c] += v * (xr[c] - mn[c]);
+            }
+          } else if (n == 2) {
+            const float* d1 = dys[1] + r * C;
+            _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) {
+              const float v = yr[c] > 0.f ? d0[c] + d1[c] : 0.f;
+              gr[c] = v;
+              a1[c] += v;
+              a2[c] += v * (xr[c] - mn[c]);
+            }
+          } else {
+            for (int64_t c = 0; c < C; ++c) {
+              float sum = d0[c];
+              for (int i = 1; i < n; ++i) sum += dys[i][r * C + c];
+              const float v = yr[c] > 0.f ? sum : 0.f;
+              gr[c] = v;
+              a1[c] += v;
+              a2[c] += v * (xr[c] - mn[c]);
+            }
+          }
+        },
+        &t1, &t2);
+    float* dgamma = dgamma_out->flat<float>().data();
+    float* dbeta = dbeta_out->flat<float>().data();
+    std::vector<float> k0(C), k1(C), k2(C);
+    for (int64_t c = 0; c < C; ++c) {
+      dbeta[c] = static_cast<float>(t1[c]);
+      dgamma[c] = static_cast<float>(t2[c] * inv[c]);
+      k0[c] = gamma[c] * inv[c];
+      k1[c] = static_cast<float>(t1[c] / M);
+      k2[c] = static_cast<float>(t2[c] / M * inv[c] * inv[c]);
+    }
+    float* dx = dx_out->flat<float>().data();
+    ForBlocks(ctx, M, Blocks(ctx, M), [&](int64_t, int64_t r0, int64_t r1) {
+      const float* __restrict mn = mean;
+      const float* __restrict q0 = k0.data();
+      const float* __restrict q1 = k1.data();
+      const float* __restrict q2 = k2.data();
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* xr = x + r * C;
+        const float* __restrict gr = g + r * C;
+        float* o = dx + r * C;
+        _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) o[c] = q0[c] * (gr[c] - q1[c] - (xr[c] - mn[c]) * q2[c]);
+      }
+    });
+  }
+};
+
 REGISTER_KERNEL_BUILDER(Name("EngineBatchNormTrain").Device(tensorflow::DEVICE_CPU), BatchNormTrainOp);
 REGISTER_KERNEL_BUILDER(Name("EngineBatchNormAddReluTrain").Device(tensorflow::DEVICE_CPU), BatchNormTrainOp);
 REGISTER_KERNEL_BUILDER(Name("EngineBatchNormTrainGrad").Device(tensorflow::DEVICE_CPU), BatchNormTrainGradOp);
+REGISTER_KERNEL_BUILDER(Name("EngineBatchNormAddReluTrainGrad").Device(tensorflow::DEVICE_CPU),
+                        BatchNormAddReluTrainGradOp);
 
 }  // namespace

@@ -113,14 +113,16 @@ class Network(tf.Module):
         fused = training and self.batch_norm_ops is not None
         values: list[tf.Tensor | None] = [None] * len(self.graph.nodes)
         subsampled: dict[tuple[int, int], tf.Tensor] = {}  # see _subsample
+        own: dict[int, list[tf.Tensor]] = {}  # node -> one tensor per reader, taken in reading order
         for i, node in enumerate(self.graph.nodes):
-            args = [values[j] for j in node.inputs]
+            args = [own[j].pop(0) if own.get(j) else values[j] for j in node.inputs]
             closer = self._closers.get(i) if fused else None
             if closer is not None and i == closer.add:
-                x = values[self.graph.nodes[closer.bn].inputs[0]]
-                values[i] = self._batch_norm(closer.bn, x, training=True, side=args[1 - closer.bn_position])
+                x = values[closer.bn]
+                own[closer.relu] = self._residual_close(closer, x, side=args[1 - closer.bn_position])
+                values[i] = own[closer.relu][0]
             elif closer is not None:
-                values[i] = args[0] if i == closer.relu else None  # applied, or to run, in the op at the add
+                values[i] = args[0]  # the batch norm's input, or the op's output: the op runs at the add
             elif fused and node.op == "bn":
                 values[i] = self._batch_norm(i, args[0], training=True, relu=i in self._bn_relu)
             elif fused and node.op == "relu" and node.inputs[0] in self._bn_relu:
@@ -238,22 +240,33 @@ class Network(tf.Module):
             return args[0] + args[1]
         raise NotImplementedError(f"op {op!r} of node {node.name} has no TensorFlow implementation")
 
-    def _batch_norm(
-        self, i: int, x: tf.Tensor, training: bool, relu: bool = False, side: tf.Tensor | None = None
-    ) -> tf.Tensor:
+    def _track(self, i: int, mean: tf.Tensor, variance: tf.Tensor) -> None:
+        """Batch norm ``i``'s moving statistics take one training step's."""
+        w = self.weights[i]
+        w["mean"].assign(w["mean"] * BN_MOMENTUM + mean * (1 - BN_MOMENTUM))
+        w["variance"].assign(w["variance"] * BN_MOMENTUM + variance * (1 - BN_MOMENTUM))
+
+    def _residual_close(self, closer: _Closer, x: tf.Tensor, side: tf.Tensor) -> list[tf.Tensor]:
+        """``relu(bn(x) + side)`` in training, the engine's one op, as one tensor per reader of the ReLU (the same
+        buffer each): each reader's gradient then reaches the op on its own, and the op adds them in its own pass
+        (see the kernel) where TensorFlow would add them first in a pass of their own."""
+        w = self.weights[closer.bn]
+        gamma = w["gamma"] if "gamma" in w else tf.ones([w["beta"].shape[0]], tf.float32)
+        y, mean, variance, _, copies = self.batch_norm_ops.engine_batch_norm_add_relu_train(
+            x, side, gamma, w["beta"], epsilon=BN_EPSILON, copies=max(0, closer.readers - 1)
+        )
+        self._track(closer.bn, mean, variance)
+        return [y, *copies]
+
+    def _batch_norm(self, i: int, x: tf.Tensor, training: bool, relu: bool = False) -> tf.Tensor:
         """Batch norm ``i``. In training with ``batch_norm_ops`` it is the engine's one fused op, with the ReLU after
-        it where ``relu``, or ``relu(bn(x) + side)`` where ``side`` is given; else TensorFlow's (``relu`` and
-        ``side`` are for the fused op only: the caller applies its own ReLU)."""
+        it where ``relu``; else TensorFlow's (``relu`` is for the fused op only: the caller applies its own ReLU)."""
         w = self.weights[i]
         c = w["beta"].shape[0]
         gamma = w["gamma"] if "gamma" in w else tf.ones([c], tf.float32)
         fmt = self.data_format
         if training:
-            if side is not None:
-                y, mean, variance, _ = self.batch_norm_ops.engine_batch_norm_add_relu_train(
-                    x, side, gamma, w["beta"], epsilon=BN_EPSILON
-                )
-            elif self.batch_norm_ops is not None:
+            if self.batch_norm_ops is not None:
                 y, mean, variance, _ = self.batch_norm_ops.engine_batch_norm_train(
                     x, gamma, w["beta"], epsilon=BN_EPSILON, relu=relu
                 )
@@ -261,8 +274,7 @@ class Network(tf.Module):
                 y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
                     x, gamma, w["beta"], epsilon=BN_EPSILON, data_format=fmt, is_training=True
                 )
-            w["mean"].assign(w["mean"] * BN_MOMENTUM + mean * (1 - BN_MOMENTUM))
-            w["variance"].assign(w["variance"] * BN_MOMENTUM + variance * (1 - BN_MOMENTUM))
+            self._track(i, mean, variance)
             return y
         y, _, _ = tf.compat.v1.nn.fused_batch_norm(
             x,
@@ -320,6 +332,7 @@ class _Closer(NamedTuple):
     add: int
     relu: int
     bn_position: int  # which of the add's two inputs is the batch norm
+    readers: int  # of the ReLU
 
 
 def _residual_closers(graph: Graph) -> dict[int, _Closer]:
@@ -336,7 +349,7 @@ def _residual_closers(graph: Graph) -> dict[int, _Closer]:
             continue
         for position, bn in enumerate(pair):
             if graph.nodes[bn].op == "bn" and readers[bn] == 1:
-                closer = _Closer(bn, add, relu, position)
+                closer = _Closer(bn, add, relu, position, readers[relu])
                 found.update({bn: closer, add: closer, relu: closer})
                 break
     return found
