@@ -136,7 +136,8 @@ def test_batch_norm_kernel_is_tensorflows_batch_norm_in_a_network(ops):
     """A small residual network trained through the kernel computes the loss and every gradient TensorFlow's own
     batch norm and ReLU compute; the training graph holds one fused op per batch norm (the block's last one with
     its add and ReLU) and no ReLU where one was fused; a block's output read by two layers reaches them as two
-    outputs of its op, whose gradient adds theirs (no AddN); and inference, bf16 and NCHW never use it."""
+    outputs of its op, whose gradient adds theirs (no AddN), but two strided 1x1s reading one subsample of it take
+    one (no gradient of zeros for an unread copy); and inference, bf16 and NCHW never use it."""
     g = Graph("bn", 8, 5)
     x = g.input()
     y = g.conv(x, 16, 3)  # conv, batch norm, ReLU: fused
@@ -146,12 +147,15 @@ def test_batch_norm_kernel_is_tensorflows_batch_norm_in_a_network(ops):
     y = g.relu(g.add(y, s))  # read by the next block's convolution and by its shortcut
     z = g.conv(g.conv(y, 8, 1), 32, 3, act=None)
     y = g.relu(g.add(y, z))  # the shortcut first: the batch norm is the add's second input
+    p = g.conv(y, 32, 1, stride=2, act=None)  # a projection shortcut
+    z = g.conv(g.conv(y, 8, 1, stride=2), 32, 3, act=None)  # ... sharing its subsample of y with this 1x1
+    y = g.relu(g.add(z, p))
     g.logits(g.global_avgpool(y))
     images = tf.random.stateless_normal([3, 8, 8, 3], seed=[1, 2])
     labels = tf.constant([0, 4, 2])
 
-    def train(net: Network) -> tuple[float, list[np.ndarray], list[str]]:
-        """The loss and gradients of one step, and the op types of that step's graph."""
+    def train(net: Network) -> tuple[float, list[np.ndarray], list[tf.Operation]]:
+        """The loss and gradients of one step, and that step's graph's ops."""
 
         def step() -> tuple[tf.Tensor, list[tf.Tensor]]:
             with tf.GradientTape() as tape:
@@ -159,23 +163,27 @@ def test_batch_norm_kernel_is_tensorflows_batch_norm_in_a_network(ops):
                 loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
             return loss, tape.gradient(loss, net.trainable)
 
-        op_types = [op.type for op in tf.function(step).get_concrete_function().graph.get_operations()]
+        graph_ops = tf.function(step).get_concrete_function().graph.get_operations()
         loss, grads = step()
-        return float(loss), [t.numpy() for t in grads], op_types
+        return float(loss), [t.numpy() for t in grads], graph_ops
 
     plain = Network(g, seed=7)
     fused = Network(g, seed=7, batch_norm_ops=ops)
-    want_loss, want, plain_ops = train(plain)
-    got_loss, got, fused_ops = train(fused)
+    want_loss, want, plain_graph = train(plain)
+    got_loss, got, fused_graph = train(fused)
+    plain_ops, fused_ops = [op.type for op in plain_graph], [op.type for op in fused_graph]
     bns = sum(1 for node in g.nodes if node.op == "bn")
-    assert bns == 6
-    assert fused_ops.count("EngineBatchNormTrain") == bns - 2 and fused_ops.count("EngineBatchNormAddReluTrain") == 2
-    assert fused_ops.count("EngineBatchNormAddReluTrainGrad") == 2
+    assert bns == 9
+    assert fused_ops.count("EngineBatchNormTrain") == bns - 3 and fused_ops.count("EngineBatchNormAddReluTrain") == 3
     assert not [t for t in fused_ops if "FusedBatchNorm" in t]
-    assert plain_ops.count("Relu") == 5 and fused_ops.count("Relu") == 0
+    assert plain_ops.count("Relu") == 7 and fused_ops.count("Relu") == 0
     assert fused_ops.count("ReluGrad") == 0
-    assert plain_ops.count("AddV2") - fused_ops.count("AddV2") == 2  # the blocks' adds
+    assert plain_ops.count("AddV2") - fused_ops.count("AddV2") == 3  # the blocks' adds
     assert plain_ops.count("AddN") - fused_ops.count("AddN") == 1  # the first block's output's two gradients
+    closes = [op for op in fused_graph if op.type == "EngineBatchNormAddReluTrain"]
+    assert [op.get_attr("copies") for op in closes] == [1, 0, 0]
+    grads = [op for op in fused_graph if op.type == "EngineBatchNormAddReluTrainGrad"]
+    assert len(grads) == 3 and not [t for op in grads for t in op.inputs if t.op.type == "ZerosLike"]
     assert got_loss == pytest.approx(want_loss, rel=1e-5)
     for w, v, var in zip(want, got, fused.trainable, strict=True):
         np.testing.assert_allclose(v, w, rtol=1e-4, atol=1e-5 * float(np.abs(w).max()) + 1e-7, err_msg=var.name)

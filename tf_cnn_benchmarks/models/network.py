@@ -8,6 +8,7 @@ nothing per step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -192,11 +193,9 @@ class Network(tf.Module):
             return tf.cast(images, self.compute_dtype)
         if op == "conv":
             s = a["stride"]
-            # Training only, and without a bias: the custom gradient's IdentityN would stand between Conv2D and
-            # BiasAdd (and the ReLU) and keep the remapper from fusing them.
-            # A strided 1x1 is the same on every s-th pixel (see _subsample): where the size divides by the stride.
-            divides = s == 1 or all(d is not None and d % s == 0 for d in x.shape[1:3])
-            pointwise = training and not a["bias"] and tuple(a["kernel"]) == (1, 1) and divides
+            # Training only: the custom gradient's IdentityN would stand between Conv2D and BiasAdd (and the ReLU)
+            # and keep the remapper from fusing them.
+            pointwise = training and _pointwise_stride(a, x.shape[1:3]) is not None
             if pointwise and self.pointwise_weight_grad_as_matmul:
                 if s != 1:
                     x = self._subsample(subsampled, node.inputs[0], x, s)
@@ -315,6 +314,34 @@ def _pointwise_conv(x: tf.Tensor, kernel: tf.Tensor) -> tuple[tf.Tensor, object]
     return y, grad
 
 
+def _pointwise_stride(attrs: dict[str, Any], size: Sequence[int | None]) -> int | None:
+    """A 1x1 convolution's stride where it runs as :func:`_pointwise_conv` in fp32 training: no bias, and its input's
+    height and width (``size``) divide by the stride (a strided one reads every s-th pixel, see
+    ``Network._subsample``); else None."""
+    s = attrs["stride"]
+    if attrs["bias"] or tuple(attrs["kernel"]) != (1, 1):
+        return None
+    return s if s == 1 or all(d is not None and d % s == 0 for d in size) else None
+
+
+def _separate_reads(graph: Graph, j: int) -> int:
+    """How many tensors node ``j``'s readers take from it in fp32 NHWC training: one per read, except that the
+    strided 1x1 convolutions of one stride share one subsample of it (one read)."""
+    strides: set[int] = set()
+    reads = 0
+    for node in graph.nodes:
+        for k in node.inputs:
+            if k != j:
+                continue
+            s = _pointwise_stride(node.attrs, graph.nodes[j].shape[:2]) if node.op == "conv" else None
+            if s is None or s == 1:
+                reads += 1
+            elif s not in strides:
+                strides.add(s)
+                reads += 1
+    return reads
+
+
 def _relu_only_reader(graph: Graph) -> set[int]:
     """Batch norms whose only reader is a ReLU: the ReLU can run inside the batch norm, forward and backward."""
     readers = graph.readers()
@@ -332,7 +359,7 @@ class _Closer(NamedTuple):
     add: int
     relu: int
     bn_position: int  # which of the add's two inputs is the batch norm
-    readers: int  # of the ReLU
+    readers: int  # tensors the ReLU's readers take from it (see _separate_reads)
 
 
 def _residual_closers(graph: Graph) -> dict[int, _Closer]:
@@ -349,7 +376,7 @@ def _residual_closers(graph: Graph) -> dict[int, _Closer]:
             continue
         for position, bn in enumerate(pair):
             if graph.nodes[bn].op == "bn" and readers[bn] == 1:
-                closer = _Closer(bn, add, relu, position, readers[relu])
+                closer = _Closer(bn, add, relu, position, _separate_reads(graph, relu))
                 found.update({bn: closer, add: closer, relu: closer})
                 break
     return found
