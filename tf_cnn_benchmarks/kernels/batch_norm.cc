@@ -158,6 +158,45 @@ void ChannelSums(OpKernelContext* ctx, int64_t M, int64_t C, const Row& row, std
 // x * scale + shift, written once so the forward pass and the backward pass's ReLU mask round the same way.
 inline float Normalized(float x, float scale, float shift) { return std::fma(x, scale, shift); }
 
+// Pass two of a batch norm's gradient, from pass one's per-channel sums t1 = sum(g) and t2 = sum(g * (x - mean)):
+// dbeta, dgamma and dx = gamma * inv * (g - t1 / M - (x - mean) * inv^2 * t2 / M), g being dy, or dy where
+// x * scale + shift > 0 when `scale` is given (the ReLU's mask, recomputed from x). dx may be dy's or x's buffer:
+// each element is read before it is written.
+void InputGradient(OpKernelContext* ctx, int64_t M, int64_t C, const float* dy, const float* x, const float* gamma,
+                   const float* mean, const float* inv, const float* scale, const float* shift,
+                   const std::vector<double>& t1, const std::vector<double>& t2, float* dx, float* dgamma,
+                   float* dbeta) {
+  std::vector<float> k0(C), k1(C), k2(C);
+  for (int64_t c = 0; c < C; ++c) {
+    dbeta[c] = static_cast<float>(t1[c]);
+    dgamma[c] = static_cast<float>(t2[c] * inv[c]);
+    k0[c] = gamma[c] * inv[c];
+    k1[c] = static_cast<float>(t1[c] / M);
+    k2[c] = static_cast<float>(t2[c] / M * inv[c] * inv[c]);
+  }
+  ForBlocks(ctx, M, Blocks(ctx, M), [&](int64_t, int64_t r0, int64_t r1) {
+    const float* __restrict mn = mean;
+    const float* __restrict q0 = k0.data();
+    const float* __restrict q1 = k1.data();
+    const float* __restrict q2 = k2.data();
+    const float* __restrict sc = scale;
+    const float* __restrict sh = shift;
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * C;
+      const float* dr = dy + r * C;
+      float* o = dx + r * C;
+      if (sc != nullptr) {
+        _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) {
+          const float g = Normalized(xr[c], sc[c], sh[c]) > 0.f ? dr[c] : 0.f;
+          o[c] = q0[c] * (g - q1[c] - (xr[c] - mn[c]) * q2[c]);
+        }
+      } else {
+        _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) o[c] = q0[c] * (dr[c] - q1[c] - (xr[c] - mn[c]) * q2[c]);
+      }
+    }
+  });
+}
+
 // EngineBatchNormTrain, and EngineBatchNormAddReluTrain (`side`: its second input, x's shape).
 class BatchNormTrainOp : public OpKernel {
  public:
@@ -300,37 +339,8 @@ class BatchNormTrainGradOp : public OpKernel {
           }
         },
         &t1, &t2);
-    float* dgamma = dgamma_out->flat<float>().data();
-    float* dbeta = dbeta_out->flat<float>().data();
-    // dx = gamma * inv * (g - sum(g) / M - (x - mean) * inv^2 * sum(g * (x - mean)) / M)
-    std::vector<float> k0(C), k1(C), k2(C);
-    for (int64_t c = 0; c < C; ++c) {
-      dbeta[c] = static_cast<float>(t1[c]);
-      dgamma[c] = static_cast<float>(t2[c] * inv[c]);
-      k0[c] = gamma[c] * inv[c];
-      k1[c] = static_cast<float>(t1[c] / M);
-      k2[c] = static_cast<float>(t2[c] / M * inv[c] * inv[c]);
-    }
-    float* dx = dx_out->flat<float>().data();
-    ForBlocks(ctx, M, Blocks(ctx, M), [&](int64_t, int64_t r0, int64_t r1) {
-      const float* __restrict mn = mean;
-      const float* __restrict q0 = k0.data();
-      const float* __restrict q1 = k1.data();
-      const float* __restrict q2 = k2.data();
-      for (int64_t r = r0; r < r1; ++r) {
-        const float* xr = x + r * C;  // dx may be dy's or x's buffer: each element is read before it is written
-        const float* dr = dy + r * C;
-        float* o = dx + r * C;
-        if (relu) {
-          _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) {
-            const float g = Normalized(xr[c], sc[c], sh[c]) > 0.f ? dr[c] : 0.f;
-            o[c] = q0[c] * (g - q1[c] - (xr[c] - mn[c]) * q2[c]);
-          }
-        } else {
-          _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) o[c] = q0[c] * (dr[c] - q1[c] - (xr[c] - mn[c]) * q2[c]);
-        }
-      }
-    });
+    InputGradient(ctx, M, C, dy, x, gamma, mean, inv, relu ? sc : nullptr, sh, t1, t2, dx_out->flat<float>().data(),
+                  dgamma_out->flat<float>().data(), dbeta_out->flat<float>().data());
   }
 
  private:
@@ -410,29 +420,8 @@ class BatchNormAddReluTrainGradOp : public OpKernel {
           }
         },
         &t1, &t2);
-    float* dgamma = dgamma_out->flat<float>().data();
-    float* dbeta = dbeta_out->flat<float>().data();
-    std::vector<float> k0(C), k1(C), k2(C);
-    for (int64_t c = 0; c < C; ++c) {
-      dbeta[c] = static_cast<float>(t1[c]);
-      dgamma[c] = static_cast<float>(t2[c] * inv[c]);
-      k0[c] = gamma[c] * inv[c];
-      k1[c] = static_cast<float>(t1[c] / M);
-      k2[c] = static_cast<float>(t2[c] / M * inv[c] * inv[c]);
-    }
-    float* dx = dx_out->flat<float>().data();
-    ForBlocks(ctx, M, Blocks(ctx, M), [&](int64_t, int64_t r0, int64_t r1) {
-      const float* __restrict mn = mean;
-      const float* __restrict q0 = k0.data();
-      const float* __restrict q1 = k1.data();
-      const float* __restrict q2 = k2.data();
-      for (int64_t r = r0; r < r1; ++r) {
-        const float* xr = x + r * C;
-        const float* __restrict gr = g + r * C;
-        float* o = dx + r * C;
-        _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) o[c] = q0[c] * (gr[c] - q1[c] - (xr[c] - mn[c]) * q2[c]);
-      }
-    });
+    InputGradient(ctx, M, C, g, x, gamma, mean, inv, nullptr, nullptr, t1, t2, dx_out->flat<float>().data(),
+                  dgamma_out->flat<float>().data(), dbeta_out->flat<float>().data());
   }
 };
 
