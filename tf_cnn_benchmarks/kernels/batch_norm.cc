@@ -158,6 +158,13 @@ void ChannelSums(OpKernelContext* ctx, int64_t M, int64_t C, const Row& row, std
 // x * scale + shift, written once so the forward pass and the backward pass's ReLU mask round the same way.
 inline float Normalized(float x, float scale, float shift) { return std::fma(x, scale, shift); }
 
+// One element's share of pass one's two per-channel sums of a batch norm's gradient (what InputGradient takes):
+// g, and g * (x - mean).
+inline void AddToSums(float g, float x, float mean, float& s1, float& s2) {
+  s1 += g;
+  s2 += g * (x - mean);
+}
+
 // Pass two of a batch norm's gradient, from pass one's per-channel sums t1 = sum(g) and t2 = sum(g * (x - mean)):
 // dbeta, dgamma and dx = gamma * inv * (g - t1 / M - (x - mean) * inv^2 * t2 / M), g being dy, or dy where
 // x * scale + shift > 0 when `scale` is given (the ReLU's mask, recomputed from x). dx may be dy's or x's buffer:
@@ -328,14 +335,10 @@ class BatchNormTrainGradOp : public OpKernel {
           if (relu) {
             _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) {
               const float g = Normalized(xr[c], sc[c], sh[c]) > 0.f ? dr[c] : 0.f;
-              a1[c] += g;
-              a2[c] += g * (xr[c] - mn[c]);
+              AddToSums(g, xr[c], mn[c], a1[c], a2[c]);
             }
           } else {
-            _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) {
-              a1[c] += dr[c];
-              a2[c] += dr[c] * (xr[c] - mn[c]);
-            }
+            _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) AddToSums(dr[c], xr[c], mn[c], a1[c], a2[c]);
           }
         },
         &t1, &t2);
@@ -397,16 +400,14 @@ class BatchNormAddReluTrainGradOp : public OpKernel {
             _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) {
               const float v = yr[c] > 0.f ? d0[c] : 0.f;
               gr[c] = v;
-              a1[c] += v;
-              a2[c] += v * (xr[c] - mn[c]);
+              AddToSums(v, xr[c], mn[c], a1[c], a2[c]);
             }
           } else if (n == 2) {
             const float* d1 = dys[1] + r * C;
             _Pragma("GCC ivdep") for (int64_t c = 0; c < C; ++c) {
               const float v = yr[c] > 0.f ? d0[c] + d1[c] : 0.f;
               gr[c] = v;
-              a1[c] += v;
-              a2[c] += v * (xr[c] - mn[c]);
+              AddToSums(v, xr[c], mn[c], a1[c], a2[c]);
             }
           } else {
             for (int64_t c = 0; c < C; ++c) {
@@ -414,8 +415,7 @@ class BatchNormAddReluTrainGradOp : public OpKernel {
               for (int i = 1; i < n; ++i) sum += dys[i][r * C + c];
               const float v = yr[c] > 0.f ? sum : 0.f;
               gr[c] = v;
-              a1[c] += v;
-              a2[c] += v * (xr[c] - mn[c]);
+              AddToSums(v, xr[c], mn[c], a1[c], a2[c]);
             }
           }
         },
